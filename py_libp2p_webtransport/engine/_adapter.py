@@ -78,12 +78,21 @@ class AdapterBase:
     """Common half of an engine adapter; ``self._quic`` is the library connection."""
 
     name = "base"
+    # What the library raises for a call that is invalid in the current state.
+    _library_errors: tuple[type[BaseException], ...] = (AssertionError, ValueError, KeyError)
 
-    def __init__(self, config: EngineConfig, quic: Any, events: ModuleType) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        quic: Any,
+        events: ModuleType,
+        reads: ReadAccount | None = None,
+    ) -> None:
         self.config = config
         self._quic = quic
-        self._reads = ReadAccount()
-        self._host_cids: list[bytes] = [quic.host_cid]
+        self._reads = reads if reads is not None else ReadAccount()
+        self._issued_cids: list[bytes] = []
+        self._retired_cids: set[bytes] = set()
         self._closed_locally = False
         self._close_seen_on_receive = False
         self._bytes_sent = self._bytes_received = 0
@@ -191,7 +200,11 @@ class AdapterBase:
     @property
     def host_connection_ids(self) -> list[bytes]:
         """Source connection ids currently valid for this connection (routing keys)."""
-        return list(self._host_cids)
+        # ``host_cid`` is read live: qh3's zero-length-CID workaround sets it on the first
+        # datagram, so the endpoint must re-read this after feeding a new connection.
+        first: bytes = self._quic.host_cid
+        cids = [] if first in self._retired_cids else [first]
+        return cids + [c for c in self._issued_cids if c != first]
 
     @property
     def original_destination_connection_id(self) -> bytes:
@@ -203,7 +216,7 @@ class AdapterBase:
         """Run a library call, turning its assertion/value errors into ``EngineError``."""
         try:
             operation(*args)
-        except (AssertionError, ValueError, KeyError) as exc:
+        except self._library_errors as exc:
             raise EngineError(f"{self.name}: {operation.__name__}{args[:1]} failed: {exc}") from exc
 
     def _note_close_on_receive(self) -> None:
@@ -219,13 +232,14 @@ class AdapterBase:
         return StreamDataReceived(event.stream_id, data, event.end_stream)
 
     def _on_cid_issued(self, event: Any) -> ConnectionIdIssued:
-        if event.connection_id not in self._host_cids:
-            self._host_cids.append(event.connection_id)
+        if event.connection_id not in self._issued_cids:
+            self._issued_cids.append(event.connection_id)
         return ConnectionIdIssued(event.connection_id)
 
     def _on_cid_retired(self, event: Any) -> ConnectionIdRetired:
-        if event.connection_id in self._host_cids:
-            self._host_cids.remove(event.connection_id)
+        if event.connection_id in self._issued_cids:
+            self._issued_cids.remove(event.connection_id)
+        self._retired_cids.add(event.connection_id)
         return ConnectionIdRetired(event.connection_id)
 
     def _on_terminated(self, event: Any) -> ConnectionTerminated:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aioquic.quic import events as aioquic_events
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionError
 from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
@@ -142,6 +142,7 @@ class AioquicEngine(AdapterBase):
     """``QuicEngine`` over aioquic; ``consume()`` drives the receive windows."""
 
     name = "aioquic"
+    _library_errors = (QuicConnectionError, AssertionError, ValueError, KeyError)
 
     def __init__(
         self, config: EngineConfig, *, original_destination_connection_id: bytes | None = None
