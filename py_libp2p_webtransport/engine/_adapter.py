@@ -27,6 +27,23 @@ from .base import (
 )
 
 
+def check_config(config: EngineConfig) -> None:
+    """Raise ``EngineError`` for settings no engine can honour (before any library sees them)."""
+    problems = []
+    if not config.alpn_protocols:
+        problems.append("alpn_protocols is empty")
+    if config.max_datagram_size < 1200:  # RFC 9000 §14: QUIC needs 1200-byte datagrams
+        problems.append(f"max_datagram_size {config.max_datagram_size} < 1200")
+    for name in ("max_data", "max_stream_data", "idle_timeout"):
+        if getattr(config, name) <= 0:
+            problems.append(f"{name} must be > 0")
+    for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must be >= 0")
+    if problems:
+        raise EngineError("invalid EngineConfig: " + "; ".join(problems))
+
+
 class ReadAccount:
     """Per-stream bytes delivered to the application and not yet ``consume()``d.
 

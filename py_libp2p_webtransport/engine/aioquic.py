@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
 from ..errors import EngineError
-from ._adapter import AdapterBase
+from ._adapter import AdapterBase, check_config
 from .base import EngineConfig, EngineStats
 
 
@@ -147,6 +147,7 @@ class AioquicEngine(AdapterBase):
     def __init__(
         self, config: EngineConfig, *, original_destination_connection_id: bytes | None = None
     ) -> None:
+        check_config(config)
         if not config.is_client and original_destination_connection_id is None:
             raise EngineError("a server engine needs the client's original destination CID")
         quic = _ConsumeDrivenConnection(

@@ -40,11 +40,8 @@ from qh3.tls import ExtensionType, load_pem_private_key
 
 from ..errors import EngineError
 from . import qh3_zero_length_cid as zero_cid
-from ._adapter import AdapterBase, ReadAccount
+from ._adapter import AdapterBase, ReadAccount, check_config
 from .base import Address, EngineConfig, EngineStats
-
-# Unread bytes above which we stop taking events from the core (per connection).
-DEFAULT_RECV_BUDGET = 32 * 1024 * 1024
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
 _ENDING_STATES = frozenset({"closing", "draining", "terminated"})
@@ -270,19 +267,17 @@ class Qh3Engine(AdapterBase):
         config: EngineConfig,
         *,
         original_destination_connection_id: bytes | None = None,
-        recv_budget: int = DEFAULT_RECV_BUDGET,
     ) -> None:
+        check_config(config)
         if not config.is_client and original_destination_connection_id is None:
             raise EngineError("a server engine needs the client's original destination CID")
-        if recv_budget < 0:
-            raise EngineError(f"recv_budget must be >= 0, not {recv_budget}")
         reads = ReadAccount()
         quic = _Qh3Connection(
             configuration=_configuration(config),
             original_destination_connection_id=original_destination_connection_id,
             max_streams_bidi=config.max_streams_bidi,
             max_streams_uni=config.max_streams_uni,
-            recv_budget=recv_budget,
+            recv_budget=config.recv_budget,
             unread=reads,
         )
         super().__init__(config, quic, qh3_events, reads)

@@ -236,6 +236,25 @@ def test_server_needs_certificate_and_dcid(engine_name: str, cert: ServerCertifi
     assert engine.original_destination_connection_id == b"12345678"
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"alpn_protocols": ()},
+        {"max_datagram_size": 1199},
+        {"max_data": 0},
+        {"max_stream_data": -1},
+        {"idle_timeout": 0},
+        {"max_streams_bidi": -1},
+        {"max_datagram_frame_size": -1},
+        {"recv_budget": -1},
+    ],
+)
+def test_invalid_config_gives_engine_error(engine_name: str, bad: dict[str, object]) -> None:
+    config = replace(EngineConfig(is_client=True), **bad)  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match=f"invalid EngineConfig: {next(iter(bad))}"):
+        create_engine(engine_name, config)
+
+
 def test_bad_certificate_bytes_give_engine_error(engine_name: str) -> None:
     server = EngineConfig(is_client=False, certificate_der=b"junk", private_key_der=b"junk")
     with pytest.raises(EngineError):
@@ -248,4 +267,3 @@ def test_operations_on_unknown_streams_give_engine_error(pair: EnginePair) -> No
         pair.client.engine.send_stream_data(1 + 4 * 50, b"x")
     with pytest.raises(EngineError):
         pair.client.engine.stop_stream(2, 0)  # our own unidirectional stream: nothing to stop
-    _ = replace  # keep the import for readers extending configs
