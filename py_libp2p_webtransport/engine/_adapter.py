@@ -44,6 +44,41 @@ def check_config(config: EngineConfig) -> None:
         raise EngineError("invalid EngineConfig: " + "; ".join(problems))
 
 
+def require_private_api(library: str, version: str, cls: type, names: tuple[str, ...]) -> None:
+    """Raise ``EngineError`` naming what is missing if ``cls`` lacks a private API we patch."""
+    missing = [name for name in names if not callable(getattr(cls, name, None))]
+    if missing:
+        raise EngineError(
+            f"{library} {version} lacks {', '.join(missing)} that this adapter relies on "
+            f"(tested: aioquic 1.7.2, qh3 2.1.0); choose the other engine or a tested version"
+        )
+
+
+def der_certificate(data: bytes) -> bytes:
+    """The certificate as DER; PEM input (one certificate) is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+def der_private_key(data: bytes) -> bytes:
+    """The private key as PKCS#8 DER; PEM input is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        key = load_pem_private_key(data, None)
+        return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    return data
+
+
 class ReadAccount:
     """Per-stream bytes delivered to the application and not yet ``consume()``d.
 

@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+import qh3
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -40,7 +41,14 @@ from qh3.tls import ExtensionType, load_pem_private_key
 
 from ..errors import EngineError
 from . import qh3_zero_length_cid as zero_cid
-from ._adapter import AdapterBase, ReadAccount, check_config
+from ._adapter import (
+    AdapterBase,
+    ReadAccount,
+    check_config,
+    der_certificate,
+    der_private_key,
+    require_private_api,
+)
 from .base import Address, EngineConfig, EngineStats
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
@@ -204,6 +212,18 @@ class _Qh3Connection(QuicConnection):
             super()._learn_remote_source_cid(data)
 
 
+# qh3 facade methods _Qh3Connection overrides or calls (guarded by test_private_api_qh3.py).
+_PATCHED = (
+    "_create_core",
+    "_create_tls",
+    "_drain_core",
+    "_learn_remote_source_cid",
+    "_call_core",
+    "_require_core",
+    "_normalize_address",
+)
+
+
 def _with_stream_limits(encoded: bytes, bidi: int, uni: int, capacity: int) -> bytes:
     """Transport parameters ``encoded`` with our initial_max_streams_{bidi,uni}."""
     parameters = pull_quic_transport_parameters(_hazmat.Buffer(data=encoded))
@@ -243,10 +263,10 @@ def _configuration(config: EngineConfig) -> QuicConfiguration:
         if config.certificate_der is None or config.private_key_der is None:
             raise EngineError("a server engine needs certificate_der and private_key_der")
         try:
-            key = load_der_private_key(config.private_key_der, None)
+            key = load_der_private_key(der_private_key(config.private_key_der), None)
             pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
             quic_config.private_key = load_pem_private_key(pem)
-            quic_config.certificate = _hazmat.Certificate(config.certificate_der)
+            quic_config.certificate = _hazmat.Certificate(der_certificate(config.certificate_der))
         except Exception as exc:  # qh3's native loaders raise their own exception types
             raise EngineError(f"unusable server certificate or key: {exc}") from exc
     if config.qlog_dir is not None:
@@ -269,6 +289,7 @@ class Qh3Engine(AdapterBase):
         original_destination_connection_id: bytes | None = None,
     ) -> None:
         check_config(config)
+        require_private_api("qh3", qh3.__version__, QuicConnection, _PATCHED)
         if not config.is_client and original_destination_connection_id is None:
             raise EngineError("a server engine needs the client's original destination CID")
         reads = ReadAccount()

@@ -255,6 +255,44 @@ def test_invalid_config_gives_engine_error(engine_name: str, bad: dict[str, obje
         create_engine(engine_name, config)
 
 
+def test_pem_certificate_and_key_are_accepted(engine_name: str, cert: ServerCertificate) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem_cert = x509.load_der_x509_certificate(cert.certificate_der).public_bytes(
+        serialization.Encoding.PEM
+    )
+    pem_key = serialization.load_der_private_key(cert.private_key_der, None).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    pair = EnginePair(
+        engine_name,
+        engine_name,
+        ServerCertificate(pem_cert, pem_key),
+    )
+    pair.handshake()
+    assert pair.client.engine.peer_certificate_der() == cert.certificate_der
+
+
+def test_missing_private_api_gives_engine_error(
+    engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine_name == "aioquic":
+        from aioquic.quic.connection import QuicConnection
+
+        monkeypatch.delattr(QuicConnection, "_write_stream_limits")
+        missing = "_write_stream_limits"
+    else:
+        from qh3.quic.connection import QuicConnection as Qh3Connection
+
+        monkeypatch.delattr(Qh3Connection, "_drain_core")
+        missing = "_drain_core"
+    with pytest.raises(EngineError, match=f"lacks {missing}"):
+        create_engine(engine_name, EngineConfig(is_client=True))
+
+
 def test_bad_certificate_bytes_give_engine_error(engine_name: str) -> None:
     server = EngineConfig(is_client=False, certificate_der=b"junk", private_key_der=b"junk")
     with pytest.raises(EngineError):
