@@ -24,6 +24,9 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet -e '.[test]'
 "$PY" setup.py --quiet build_ext --inplace
 
+step "Browsers and the browser test client (tests/browser)"
+bash scripts/setup-browsers.sh
+
 if [ -f scripts/setup-interop-clients.sh ]; then
     step "Independent WebTransport clients (interop tests)"
     bash scripts/setup-interop-clients.sh
