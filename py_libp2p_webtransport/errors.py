@@ -150,5 +150,20 @@ class HandshakeError(DialError):
     """The Noise handshake failed (bad message, bad signature, timeout on the server side)."""
 
 
+class InvalidCertificate(DialError):
+    """The server's certificate breaks the WebTransport rules (key, validity, not valid now)."""
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+class AddressError(WebTransportError, ValueError):
+    """A multiaddr is not a well-formed WebTransport address."""
+
+
+class InvalidCerthash(AddressError):
+    """A certhash is not valid multibase, or not a SHA-256 multihash of 32 bytes."""
+
+
 class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
