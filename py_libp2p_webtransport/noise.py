@@ -30,7 +30,7 @@ from libp2p.crypto.serialization import deserialize_public_key
 from libp2p.peer.id import ID
 from noise.connection import Keypair, NoiseConnection
 
-from .errors import CerthashMismatch, DialTimeout, HandshakeError, PeerIdMismatch
+from .errors import CerthashMismatch, DialError, DialTimeout, HandshakeError, PeerIdMismatch
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -401,15 +401,19 @@ class HandshakeStream(Protocol):
 
 
 async def drive_handshake(
-    stream: HandshakeStream, handshake: NoiseHandshake, timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    stream: HandshakeStream,
+    handshake: NoiseHandshake,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> NoiseResult:
     """Run ``handshake`` over ``stream``, never reading past its last message.
 
-    A handshake that takes longer than ``timeout`` seconds raises ``DialTimeout`` on the
-    initiator and ``HandshakeError`` on the responder.
+    A handshake that takes longer than ``timeout`` seconds (``None``: no limit) raises
+    ``DialTimeout`` on the initiator and ``HandshakeError`` on the responder. A failing stream
+    (reset, closed, broken) becomes a ``HandshakeError`` whose ``__cause__`` is the stream's error,
+    so a dialer only ever sees ``DialError`` subclasses.
     """
     try:
-        with trio.fail_after(timeout if timeout > 0 else math.inf):
+        with trio.fail_after(math.inf if timeout is None else timeout):
             while True:
                 out = handshake.data_to_send()
                 if out:
@@ -423,6 +427,10 @@ async def drive_handshake(
     except trio.TooSlowError as exc:
         error = DialTimeout if handshake.is_initiator else HandshakeError
         raise error(f"the Noise handshake did not finish within {timeout} s") from exc
+    except DialError:
+        raise
+    except Exception as exc:  # the stream failed under us
+        raise HandshakeError(f"the handshake stream failed: {exc!r}") from exc
 
 
 async def handshake_outbound(
@@ -431,7 +439,7 @@ async def handshake_outbound(
     *,
     dialed_certhashes: Iterable[bytes] = (),
     expected_peer: ID | None = None,
-    timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> NoiseResult:
     """Client side: authenticate the server and check its certhash list; returns the server."""
     handshake = NoiseHandshake.initiator(
@@ -445,7 +453,7 @@ async def handshake_inbound(
     private_key: PrivateKey,
     *,
     certhashes: Iterable[bytes] = (),
-    timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> NoiseResult:
     """Server side: list ``certhashes`` in message 2; returns the authenticated client."""
     handshake = NoiseHandshake.responder(private_key, certhashes=certhashes)

@@ -405,3 +405,39 @@ async def test_stall_after_message_1_times_out(autojump_clock: trio.testing.Mock
         await handshake_inbound(StreamAdapter(server_stream), ed25519_pair().private_key, timeout=5)
     while not client.is_complete:  # message 2 was sent before the stall, and is valid
         client.receive_data(await client_stream.receive_some(client.bytes_needed))
+
+
+class FailingStream:
+    """A stream whose reads fail the way a reset or broken stream does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.written = b""
+
+    async def read(self, n: int) -> bytes:
+        raise self.error
+
+    async def write(self, data: bytes) -> None:
+        self.written += data
+
+
+@pytest.mark.parametrize(
+    "error",
+    [trio.BrokenResourceError("gone"), trio.ClosedResourceError(), ConnectionResetError()],
+    ids=["broken", "closed", "reset"],
+)
+async def test_stream_failure_becomes_handshake_error(error: Exception) -> None:
+    stream = FailingStream(error)
+    with pytest.raises(HandshakeError) as excinfo:
+        await handshake_outbound(stream, ed25519_pair().private_key, dialed_certhashes=[H1])
+    assert excinfo.value.__cause__ is error
+    assert stream.written, "message 1 went out before the read failed"
+
+
+async def test_no_timeout_when_none(autojump_clock: trio.testing.MockClock) -> None:
+    _client_stream, server_stream = trio.testing.memory_stream_pair()
+    with trio.move_on_after(3600) as scope:
+        await handshake_inbound(
+            StreamAdapter(server_stream), ed25519_pair().private_key, timeout=None
+        )
+    assert scope.cancelled_caught, "only the outer hour-long limit ended the wait"
