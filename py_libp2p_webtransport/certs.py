@@ -171,6 +171,7 @@ class CertManager:
         self._stagger = _stagger_ms(private_key)
         self._cache: dict[int, DerivedCertificate] = {}
         self._index = self._index_at(clock())
+        self._unreported_rotation = False
         self._fill()
 
     def _index_at(self, now: float) -> int:
@@ -192,14 +193,23 @@ class CertManager:
         for stale in [i for i in self._cache if not self._index - 1 <= i <= self._index + 1]:
             del self._cache[stale]
 
-    def maybe_rotate(self) -> bool:
-        """Switch certificates if the clock passed ``next_rotation``; True when they changed."""
+    def _rotate_if_due(self) -> None:
         index = self._index_at(self._clock())
-        if index == self._index:
-            return False
-        self._index = index
-        self._fill()
-        return True
+        if index != self._index:
+            self._index = index
+            self._unreported_rotation = True
+            self._fill()
+
+    def maybe_rotate(self) -> bool:
+        """Switch certificates if the clock passed ``next_rotation``.
+
+        Returns True when the certificates changed since the previous call, including a switch
+        that ``current()`` already made for a new connection, so the caller never misses an
+        address update.
+        """
+        self._rotate_if_due()
+        rotated, self._unreported_rotation = self._unreported_rotation, False
+        return rotated
 
     @property
     def next_rotation(self) -> float:
@@ -208,7 +218,7 @@ class CertManager:
 
     def current_certificate(self) -> DerivedCertificate:
         """The certificate to serve now (rotating first if due)."""
-        self.maybe_rotate()
+        self._rotate_if_due()
         return self._certificate(self._index)
 
     def current(self) -> tuple[bytes, bytes]:

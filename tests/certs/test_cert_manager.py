@@ -108,6 +108,17 @@ def test_current_rotates_lazily_for_new_connections() -> None:
     _check_invariants(manager, clock.now)
 
 
+def test_rotation_done_by_current_is_still_reported_once() -> None:
+    clock = FakeClock(T0)
+    manager = CertManager(HOST_KEY, clock=clock)
+    old = manager.advertised_certhashes()
+    clock.now = manager.next_rotation
+    manager.current()  # a connection arrives first and triggers the switch
+    assert manager.maybe_rotate() is True, "the listener must still learn the addresses changed"
+    assert manager.maybe_rotate() is False
+    assert manager.advertised_certhashes() != old
+
+
 def test_restart_gives_same_hashes() -> None:
     clock = FakeClock(T0 + 5 * DAY)
     first = CertManager(HOST_KEY, clock=clock)
