@@ -12,7 +12,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ def missing_browser_piece(browser: str) -> str | None:
     if shutil.which("node") is None:
         return "node (Node.js 20+) is not installed"
     if shutil.which(BROWSER_BINARIES[browser]) is None:
-        return f"{BROWSER_BINARIES[browser]} is not installed (apt-get install {BROWSER_BINARIES[browser]})"
+        name = BROWSER_BINARIES[browser]
+        return f"{name} is not installed (apt-get install {name})"
     if not (BROWSER_DIR / "node_modules").is_dir():
         return "tests/browser/node_modules is missing (cd tests/browser && npm ci)"
     if not BUNDLE.is_file():
@@ -80,7 +81,9 @@ class BrowserReport:
         return f"runner error: {error}\nsteps: {steps}\nbrowser log (tail):\n{logs}"
 
 
-async def run_browser(browser: str, steps: list[dict[str, Any]], timeout: float = 90) -> BrowserReport:
+async def run_browser(
+    browser: str, steps: list[dict[str, Any]], timeout: float = 90
+) -> BrowserReport:
     """Run a plan in a fresh headless ``browser``; bounded by ``timeout`` seconds."""
     require_browser(browser)
     plan = json.dumps({"steps": steps})
@@ -99,11 +102,10 @@ StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 @dataclass
 class ServedHost:
-    """A py-libp2p host with our transport, listening on loopback; ``events`` records server-side observations."""
+    """A py-libp2p host with our transport, listening on loopback."""
 
     host: Any
     addrs: list[str]
-    events: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def webtransport_addr(self) -> str:
@@ -142,5 +144,3 @@ async def served_host(
             host.set_stream_handler(TProtocol(proto), handler)
         addrs = [str(a) for a in host.get_addrs()]
         yield ServedHost(host=host, addrs=addrs)
-
-

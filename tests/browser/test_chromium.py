@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import trio
+from browser_harness import ServedHost, run_browser, served_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.stream.net_stream import INetStream
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
-
-from browser_harness import ServedHost, run_browser, served_host
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"
@@ -32,7 +31,10 @@ async def test_dial_reports_progress(engine: str) -> None:
         assert dial["remotePeer"] == str(served.host.get_id())
         # js-libp2p's WebTransport dial goes through these phases, in order.
         phases = [p for p in dial["progress"] if p.startswith("webtransport:")]
-        assert phases[:2] == ["webtransport:wait-for-session", "webtransport:open-authentication-stream"]
+        assert phases[:2] == [
+            "webtransport:wait-for-session",
+            "webtransport:open-authentication-stream",
+        ]
         assert "webtransport:close-authentication-stream" in phases
 
 
@@ -93,7 +95,11 @@ async def test_browser_reset_is_seen_as_reset(engine: str) -> None:
         seen.set()
 
     async with served_host(engine, {"/test/observe-reset/1.0.0": observe}) as served:
-        steps = [dial_step(served), {"op": "resetStream", "protocol": "/test/observe-reset/1.0.0"}, {"op": "sleep", "ms": 500}]
+        steps = [
+            dial_step(served),
+            {"op": "resetStream", "protocol": "/test/observe-reset/1.0.0"},
+            {"op": "sleep", "ms": 500},
+        ]
         report = await run_browser(BROWSER, steps)
         report.ok_step("resetStream")
         with trio.fail_after(10):
@@ -138,7 +144,9 @@ async def test_reconnect_after_restart_with_old_multiaddr(engine: str) -> None:
     port_addr = f"/ip4/127.0.0.1/udp/{old_port}/quic-v1/webtransport"
     async with served_host(engine, key_pair=key_pair, listen=port_addr) as second:
         assert second.webtransport_addr == old_addr
-        report = await run_browser(BROWSER, [{"op": "dial", "addr": old_addr}, {"op": "ping", "count": 3}])
+        report = await run_browser(
+            BROWSER, [{"op": "dial", "addr": old_addr}, {"op": "ping", "count": 3}]
+        )
         report.ok_step("ping")
 
 
@@ -151,7 +159,9 @@ async def test_wrong_certhash_fails_with_a_certificate_error(engine: str) -> Non
         parts[i + 1] = bogus
         if "certhash" in parts[i + 2 :]:
             parts[i + 2 + parts[i + 2 :].index("certhash") + 1] = bogus
-        report = await run_browser(BROWSER, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}])
+        report = await run_browser(
+            BROWSER, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}]
+        )
         dial = report.step("dial")
         assert not dial["ok"]
         logs = "\n".join(report.raw.get("logs", []))
