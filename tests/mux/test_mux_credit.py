@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from types import ModuleType
 
 import pytest
@@ -248,3 +249,37 @@ def test_send_credit_rejects_bad_counts(mux_module: ModuleType) -> None:
     with pytest.raises(TypeError):
         credit.on_sent(1.0)
     assert (credit.sent, credit.limit) == (0, 10)
+
+
+# --- RecvBuffer and ReceiveCredit together, as the session layer uses them ----------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_slow_reader_holds_sender_to_one_window(mux_module: ModuleType, seed: int) -> None:
+    """A sender using all its credit against a slow reader never overruns one window of memory."""
+    rng = random.Random(seed)
+    window = 4096
+    buf = mux_module.RecvBuffer(limit=window)  # a hard cap equal to the window must never trip
+    recv = mux_module.ReceiveCredit(window)
+    send = mux_module.SendCredit(window)
+    payload = rng.randbytes(200_000)
+    sent = 0
+    got = bytearray()
+    while len(got) < len(payload):
+        # Sender: packets of up to 1200 bytes while credit lasts.
+        for _ in range(rng.randint(0, 6)):
+            n = min(1200, send.available, len(payload) - sent)
+            if n == 0:
+                break
+            send.on_sent(n)
+            buf.append(payload[sent : sent + n])
+            sent += n
+            recv.on_received(sent)
+        assert buf.size == recv.buffered <= window
+        # Reader: a small, irregular read; the consumed bytes return credit to the sender.
+        got += buf.read(rng.randint(0, 700))
+        new_limit = recv.on_consumed(buf.take_consumed())
+        if new_limit is not None:
+            send.on_limit(new_limit)  # the MAX_STREAM_DATA frame arrives
+    assert bytes(got) == payload
+    assert recv.limit - recv.consumed <= window
