@@ -86,7 +86,7 @@ class BufferLimitExceeded(WebTransportError):
 
 
 class StreamReset(WebTransportError):
-    """A stream was reset; ``error_code`` is the WebTransport application code (already unmapped)."""
+    """A stream was reset; ``error_code`` is the WebTransport application code (unmapped)."""
 
     def __init__(self, stream_id: int, error_code: int, remote: bool = True) -> None:
         who = "peer" if remote else "local side"
