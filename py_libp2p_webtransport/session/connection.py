@@ -682,6 +682,8 @@ class WebTransportH3:
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Write payload on a WebTransport stream (``end_stream`` sends FIN)."""
         stream = self._live_stream(stream_id)
+        if stream.send_done:  # a peer's uni stream, or FIN/reset already sent
+            raise LocalProtocolError(f"stream {stream_id} cannot be written to")
         self._engine.send_stream_data(stream_id, data, end_stream)
         if end_stream:
             stream.send_done = True
