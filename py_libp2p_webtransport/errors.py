@@ -152,3 +152,10 @@ class HandshakeError(DialError):
 
 class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
+
+
+# --- endpoint ----------------------------------------------------------------------------------
+
+
+class MalformedPacket(WebTransportError):
+    """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
