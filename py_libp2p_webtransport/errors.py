@@ -114,7 +114,7 @@ class EngineError(WebTransportError):
 # --- dial / listen errors (OpenConnectionError so py-libp2p's swarm handles them) ---------------
 
 
-class DialError(OpenConnectionError, WebTransportError):  # type: ignore[misc]
+class DialError(OpenConnectionError, WebTransportError):
     """A dial failed; subclasses say why."""
 
 
