@@ -147,6 +147,7 @@ class Endpoint:
         _check_options(engine, server_config, max_half_open, handshake_timeout)
         self.stats = EndpointStats()
         self._sock = sock
+        self._fd = sock.fileno()
         self._udp: ModuleType = udp if udp is not None else _udp
         self._engine_name = engine
         self._server_config = server_config
@@ -291,9 +292,9 @@ class Endpoint:
             self._wait_scope = cs
             try:
                 if self._backlog:
-                    await trio.lowlevel.wait_writable(self._sock)
+                    await trio.lowlevel.wait_writable(self._fd)
                 else:
-                    await trio.lowlevel.wait_readable(self._sock)
+                    await trio.lowlevel.wait_readable(self._fd)
             finally:
                 self._wait_scope = None
 
