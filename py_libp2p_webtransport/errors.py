@@ -167,3 +167,10 @@ class InvalidCerthash(AddressError):
 
 class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
+
+
+# --- endpoint ----------------------------------------------------------------------------------
+
+
+class MalformedPacket(WebTransportError):
+    """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
