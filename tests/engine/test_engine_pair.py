@@ -212,6 +212,23 @@ def test_consume_rejects_more_than_delivered(pair: EnginePair) -> None:
         pair.srv.engine.consume(sid, 1)
 
 
+def test_read_accounting_forgets_finished_streams(pair: EnginePair) -> None:
+    pair.auto_consume = False
+    engine = pair.client.engine
+    ended, reset = engine.get_next_available_stream_id(), 4 + engine.get_next_available_stream_id()
+    engine.send_stream_data(ended, b"abc", end_stream=True)
+    engine.send_stream_data(reset, b"defg")
+    pair.run(lambda: len(pair.srv.stream_bytes(reset)) == 4)
+    engine.reset_stream(reset, 9)
+    pair.run(lambda: bool(pair.srv.of_type(StreamReset)))
+    server = pair.srv.engine
+    assert (server.unread_bytes(ended), server.unread_bytes(reset)) == (3, 4)
+    server.consume(ended, 3)
+    server.consume(reset, 4)
+    assert server._reads._unread == {}  # type: ignore[attr-defined]  # nothing left behind
+    assert server.unread_bytes() == 0
+
+
 def test_available_engines_and_unknown_name() -> None:
     assert set(available_engines()) == {"qh3", "aioquic"}
     with pytest.raises(EngineError, match="unknown QUIC engine 'quiche'"):
