@@ -78,7 +78,6 @@ class _Qh3Connection(QuicConnection):
         self.wt_recv_budget = recv_budget
         self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
         self.wt_zero_length_peer_cid = False
-        self.wt_budget_pauses = 0
 
     # --- budget ---------------------------------------------------------------------------------
     def wt_over_budget(self) -> bool:
@@ -87,8 +86,6 @@ class _Qh3Connection(QuicConnection):
     def _drain_core(self) -> None:
         core = self._core
         if self.wt_over_budget() and core is not None and core.state not in _ENDING_STATES:
-            if core.has_events:
-                self.wt_budget_pauses += 1
             return  # leave events (and so credit) in the core until the reader catches up
         super()._drain_core()
 
