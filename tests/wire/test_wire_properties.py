@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
-from py_libp2p_webtransport.errors import ProtocolError
+from py_libp2p_webtransport.errors import ProtocolError, WebTransportError
 
 # Default runs stay quick; the slow variant digs deeper. No deadline: tests never time things.
 QUICK = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -248,6 +248,26 @@ def differential(data: bytes, cuts: list[int]) -> None:
         for cls in ("FrameReader", "CapsuleReader"):
             c_trace = reader_trace(getattr(_wire_c, cls)(16), pieces)
             assert c_trace == reader_trace(getattr(_wire_py, cls)(16), pieces), (cls, offset)
+
+
+@QUICK
+@given(data=st.one_of(hostile_bytes, st.binary(max_size=64)), cuts=cut_lists)
+def test_hostile_bytes_give_only_typed_errors(
+    wire_module: ModuleType, data: bytes, cuts: list[int]
+) -> None:
+    # Never an IndexError, ValueError, OverflowError...: only the package's own errors.
+    calls: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+    for offset in range(len(data) + 1):
+        calls += [(getattr(wire_module, name), (data, offset)) for name in PARSERS_WITH_OFFSET]
+        calls += [(wire_module.decode_settings, (data[offset:],))]
+        calls += [(wire_module.decode_close_session, (data[offset:],))]
+        for reader in (wire_module.FrameReader(16), wire_module.CapsuleReader(16)):
+            calls += [(reader.feed, (piece,)) for piece in split(data[offset:], cuts)]
+    for func, args in calls:
+        try:
+            func(*args)
+        except WebTransportError:
+            pass  # any other exception propagates and fails the test
 
 
 @pytest.mark.c_extension
