@@ -339,6 +339,22 @@ def test_drain_capsule(engine_name: str) -> None:
     assert pair.server.take() == [SessionDraining(sid)]
 
 
+def test_goaway_drains_the_session(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)  # control stream is the client's first uni stream: id 2
+    sid = connect(pair, peer, chromium_connect())
+    assert pair.server.h3 is not None
+    pair.server.take()
+    pair.server.h3.accept_session(sid)
+    pair.pump()
+    pair.server.take()
+    # GREASE frame (skipped), then GOAWAY, on the control stream.
+    peer.send(2, frame(0x21 + 0x1F * 2, b"xyz") + frame(0x7, varint(0)))
+    pair.pump()
+    assert pair.server.take() == [SessionDraining(sid)]
+    assert peer.close_code() is None
+
+
 # ---- malformed input: connection errors ----------------------------------------
 
 
@@ -363,6 +379,10 @@ MALFORMED = {
     ),
     "data-on-control": (
         [("uni", _control(settings_frame({0x33: 1}) + frame(0x0, b"x")))],
+        H3ErrorCode.H3_FRAME_UNEXPECTED,
+    ),
+    "http2-frame-on-control": (
+        [("uni", _control(settings_frame({0x33: 1}) + frame(0x6, b"12345678")))],
         H3ErrorCode.H3_FRAME_UNEXPECTED,
     ),
     "duplicate-control-stream": (
