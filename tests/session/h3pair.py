@@ -158,6 +158,7 @@ class Pair:
             self._drain(self.client)
             self._drain(self.server)
             if moved:
+                self.now += 0.0001  # a loopback-ish 100 µs per flight (lets pacers move on)
                 continue
             # Quiet: fire engine timers that are due soon (delayed ACKs, PTO), never idle timeouts.
             sides = [s for s in (self.client, self.server) if s.engine is not None]
@@ -165,7 +166,8 @@ class Pair:
             soon = [t for t in timers if t <= self.now + 1.0]
             if not soon:
                 return
-            self.now = max(self.now, min(soon))
+            # At least 1 µs: an engine may round a timer it was just handed down and not fire.
+            self.now = max(self.now + 1e-6, min(soon))
             for side in sides:
                 timer = side.engine.get_timer()
                 if timer is not None and timer <= self.now:

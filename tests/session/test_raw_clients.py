@@ -311,6 +311,43 @@ def test_close_capsule_from_client_ends_streams_with_session_gone(engine_name: s
     assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
 
 
+def test_reset_of_connect_stream_closes_the_session(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + b"\x00", uni=False)
+    pair.pump()
+    pair.server.take()
+    peer.engine.reset_stream(sid, H3ErrorCode.H3_REQUEST_CANCELLED)
+    pair.pump()
+    [closed] = pair.server.take()
+    assert isinstance(closed, SessionClosed)
+    assert (closed.session_id, closed.error_code, closed.remote) == (sid, 0, True)
+    assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
+
+
+def test_client_gives_up_before_the_answer(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)
+    sid = connect(pair, peer, chromium_connect())
+    assert [type(e) for e in pair.server.take()] == [SessionRequested]
+    peer.send(sid, b"", end=True)
+    pair.pump()
+    assert pair.server.take() == [SessionClosed(sid, 0, "", True)]
+    # No response can follow a cancelled request: the server resets its side.
+    assert peer.signals(sid) == [("reset", H3ErrorCode.H3_REQUEST_CANCELLED)]
+
+
+def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name, H3Config(max_frame_payload=1000))
+    peer.send(0, frame(0x21, b"x" * 1200))  # a big (GREASE) frame before any SETTINGS
+    pair.pump()
+    assert peer.signals(0) == [
+        ("reset", H3ErrorCode.H3_EXCESSIVE_LOAD),
+        ("stop", H3ErrorCode.H3_EXCESSIVE_LOAD),
+    ]
+    assert peer.close_code() is None
+
+
 def test_fin_on_connect_stream_closes_the_session(engine_name: str) -> None:
     pair, peer = raw_client(engine_name)
     sid = establish_raw(pair, peer, GO_V011_SETTINGS)
@@ -402,6 +439,7 @@ MALFORMED = {
     "bad-session-id-uni": ([("uni", WT_UNI + b"\x02data")], H3ErrorCode.H3_ID_ERROR),
     "truncated-request-frame": ([("bidi-fin", b"\x01\x32abc")], H3ErrorCode.H3_FRAME_ERROR),
     "settings-on-request-stream": ([("bidi", frame(0x4, b""))], H3ErrorCode.H3_FRAME_UNEXPECTED),
+    "oversized-headers": ([("bidi", b"\x01" + varint(70000) + b"x" * 100)], 0x107),
     "undecodable-headers": ([("bidi", frame(0x1, b"\x00\x00\xff\xff"))], 0x200),
 }
 

@@ -190,3 +190,11 @@ def test_server_streams_that_break_the_rules(
     pair.pump()
     assert [(type(e), e.error_code) for e in pair.client.take()] == [(ConnectionClosed, code)]
     assert peer.close_code() == code
+
+
+def test_connect_stream_reset_before_answer_rejects(engine_name: str) -> None:
+    pair, peer = raw_server(engine_name)
+    sid = connect(pair, peer, OUR_SERVER)
+    peer.engine.reset_stream(sid, H3ErrorCode.H3_REQUEST_REJECTED)
+    pair.pump()
+    assert pair.client.take() == [SessionRejected(sid, 0, "CONNECT reset (0x10b)")]
