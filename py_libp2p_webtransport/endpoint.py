@@ -523,6 +523,11 @@ class Endpoint:
 
     def _route(self, data: bytes, addr: Address, now: float) -> EndpointConnection | None:
         """The connection a datagram belongs to, a new one for a valid Initial, or None."""
+        # Fast path for the bulk of traffic: a short header (fixed bit set) with a known id.
+        if len(data) > HOST_CID_LENGTH and data[0] & 0xC0 == 0x40:
+            conn = self._routes.get(data[1 : 1 + HOST_CID_LENGTH])
+            if conn is not None:
+                return conn
         try:
             header = parse_header(data, HOST_CID_LENGTH)
         except MalformedPacket as exc:

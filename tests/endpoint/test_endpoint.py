@@ -442,3 +442,39 @@ async def test_connect_needs_client_config(engine_name, certificate) -> None:  #
     with pytest.raises(ValueError):
         client.connect(("127.0.0.1", 9), server_config(certificate))
     client.close()
+
+
+async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """A close from one side reaches the other's handler; both connections end and unroute."""
+    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            await handler.handshake.wait()
+            (server_conn,) = handlers
+            conn.engine.close(0x1234, "bye")
+            conn.transmit_soon()
+            await server_conn.closed_event.wait()
+            (event,) = [
+                e for e in handlers[server_conn].events if isinstance(e, ConnectionTerminated)
+            ]
+            assert event.remote and event.error_code == 0x1234
+            await conn.closed_event.wait()  # after the closing period, on the pump's timer
+            assert not client.connections and not server.connections
+            assert not client._routes and not server._routes
+            client.close()
+            server.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="4 MiB exceeds the unprivileged rmem_max cap")
+async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no-untyped-def]
+    endpoint = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            # Linux reports twice the requested size (bookkeeping overhead).
+            assert endpoint._sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
+    finally:
+        endpoint.close()
