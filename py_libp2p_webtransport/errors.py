@@ -86,7 +86,7 @@ class BufferLimitExceeded(WebTransportError):
 
 
 class StreamReset(WebTransportError):
-    """A stream was reset; ``error_code`` is the WebTransport application code (already unmapped)."""
+    """A stream was reset; ``error_code`` is the WebTransport application code (unmapped)."""
 
     def __init__(self, stream_id: int, error_code: int, remote: bool = True) -> None:
         who = "peer" if remote else "local side"
@@ -148,6 +148,21 @@ class Unreachable(DialError):
 
 class HandshakeError(DialError):
     """The Noise handshake failed (bad message, bad signature, timeout on the server side)."""
+
+
+class InvalidCertificate(DialError):
+    """The server's certificate breaks the WebTransport rules (key, validity, not valid now)."""
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+class AddressError(WebTransportError, ValueError):
+    """A multiaddr is not a well-formed WebTransport address."""
+
+
+class InvalidCerthash(AddressError):
+    """A certhash is not valid multibase, or not a SHA-256 multihash of 32 bytes."""
 
 
 class ListenError(WebTransportError):
