@@ -59,7 +59,12 @@ class ConnectionHandler(Protocol):
     def handle_engine_events(
         self, conn: EndpointConnection, events: list[EngineEvent], now: float
     ) -> None:
-        """The engine produced ``events`` (in order); called once per pump turn at most."""
+        """The engine produced ``events`` (in order), or datagrams arrived for this connection.
+
+        Called at most once per pump turn (more only if events keep appearing while it
+        transmits). ``events`` may be empty after a receive: acknowledgements free send buffer
+        space, so this is where blocked writers re-check ``engine.send_buffer_size()``.
+        """
 
     def get_timer(self) -> float | None:
         """An extra deadline of the handler, or None."""
@@ -111,6 +116,7 @@ class EndpointConnection:
         self._pending_events: list[EngineEvent] = []  # popped, not yet handed to the handler
         self._terminated = False
         self._is_server = False
+        self._received = False  # datagrams arrived this turn: the handler hears of it
         self._handshake_deadline: float | None = None  # server side, until the handshake ends
 
     def transmit_soon(self) -> None:
@@ -358,6 +364,7 @@ class Endpoint:
             except Exception as exc:
                 self._fail(conn, now, exc)
                 continue
+            conn._received = True
             touched.add(conn)
 
     def _run_timers(self, now: float, touched: set[EndpointConnection]) -> None:
@@ -427,8 +434,11 @@ class Endpoint:
 
     def _deliver_events(self, conn: EndpointConnection, now: float) -> None:
         handler = conn.handler
-        if handler is None or not conn._pending_events:
+        if handler is None:
             return  # without a handler yet, the events wait for it
+        if not conn._pending_events and not conn._received:
+            return
+        conn._received = False
         events = conn._pending_events
         conn._pending_events = []
         self._call_handler(conn, handler.handle_engine_events, conn, events, now)

@@ -478,3 +478,42 @@ async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no
             assert endpoint._sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
     finally:
         endpoint.close()
+
+
+async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledgements carry no event, yet the handler is called so blocked writers resume."""
+    server, handlers = await _echo_server(
+        "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
+    )
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+
+    class WriterHandler(CollectHandler):
+        stream_id = -1
+        drained = trio.Event()
+        empty_calls = 0
+
+        def handle_engine_events(self, conn, events, now):  # type: ignore[no-untyped-def]
+            super().handle_engine_events(conn, events, now)
+            self.empty_calls += not events
+            if self.stream_id >= 0 and conn.engine.send_buffer_size(self.stream_id) == 0:
+                self.drained.set()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn = client.connect(server.local_address, CLIENT_CONFIG)
+            handler = WriterHandler()
+            conn.handler = handler
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            conn.engine.send_stream_data(sid, os.urandom(200_000))
+            handler.stream_id = sid
+            assert conn.engine.send_buffer_size(sid) == 200_000
+            conn.transmit_soon()
+            await handler.drained.wait()  # set only from inside a handler call
+            assert handler.empty_calls > 0
+            (server_handler,) = handlers.values()
+            assert len(server_handler.data[sid]) == 200_000
+            client.close()
+            server.close()
