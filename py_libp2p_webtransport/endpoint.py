@@ -366,6 +366,10 @@ class Endpoint:
                 continue
             conn._received = True
             touched.add(conn)
+            if not conn.handshake_completed:
+                # An engine may settle its own ids on its first datagram (qh3's zero-length-CID
+                # workaround takes the client's pick as ours): route whatever it reports now.
+                self._add_routes(conn, conn.engine.host_connection_ids)
 
     def _run_timers(self, now: float, touched: set[EndpointConnection]) -> None:
         timers = self._timers
