@@ -517,3 +517,66 @@ async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certi
             assert len(server_handler.data[sid]) == 200_000
             client.close()
             server.close()
+
+
+class _StingyUdp:
+    """A `_udp` twin whose kernel takes at most 3 datagrams per call (as with a full buffer).
+
+    Loopback UDP never pushes back, so this wraps the real twin to make every send partial:
+    the endpoint must keep the rest, wait until writable and send it in order, dropping nothing.
+    """
+
+    def __init__(self, real: ModuleType) -> None:
+        self.real = real
+        self.partial_sends = 0
+        self.recv_batch = real.recv_batch
+        self.enable_gro = real.enable_gro
+        self.gso_supported = real.gso_supported
+
+    def send_batch(self, sock, datagrams, addr, gso=True):  # type: ignore[no-untyped-def]
+        if len(datagrams) > 3:
+            self.partial_sends += 1
+        return self.real.send_batch(sock, datagrams[:3], addr, gso)
+
+
+async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    stingy = _StingyUdp(udp)
+    server, _ = await _echo_server("127.0.0.1", engine_name, stingy, certificate)  # type: ignore[arg-type]
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=stingy)  # type: ignore[arg-type]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            data = os.urandom(300_000)
+            conn.engine.send_stream_data(sid, data, end_stream=True)
+            conn.transmit_soon()
+            await handler.finished_event(sid).wait()
+            assert bytes(handler.data[sid]) == data
+            assert stingy.partial_sends > 0
+            assert client.stats.send_blocked > 0 and server.stats.send_blocked > 0
+            assert not client._backlog
+            client.close()
+            server.close()
+
+
+async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """A client on a dual-stack socket dials an IPv4 literal (sent v4-mapped)."""
+    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("::", 0, engine=engine_name, udp=udp, dual_stack=True)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            assert conn.remote_address == ("::ffff:127.0.0.1", server.local_address[1], 0, 0)
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            conn.engine.send_stream_data(sid, b"mapped", end_stream=True)
+            conn.transmit_soon()
+            await handler.finished_event(sid).wait()
+            assert bytes(handler.data[sid]) == b"mapped"
+            client.close()
+            server.close()
