@@ -167,3 +167,10 @@ class InvalidCerthash(AddressError):
 
 class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
+
+
+# --- perf protocol --------------------------------------------------------------------------------
+
+
+class PerfError(WebTransportError):
+    """A ``/perf/1.0.0`` exchange broke the protocol (short request header, wrong byte count)."""
