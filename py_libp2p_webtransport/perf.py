@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
-from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.network.stream.exceptions import StreamEOF, StreamReset
+from libp2p.transport.quic.exceptions import QUICStreamClosedError
 from libp2p.peer.id import ID
 
 from .errors import PerfError
@@ -61,6 +62,13 @@ async def _read_chunk(stream: INetStream, size: int) -> bytes:
         return await stream.read(size)
     except StreamEOF:
         return b""
+    except StreamReset as exc:
+        # py-libp2p 0.8's QUIC stream raises QUICStreamClosedError (wrapped as StreamReset) from
+        # a read once both directions ended with FIN: that is EOF, a real reset raises
+        # QUICStreamResetError instead.
+        if isinstance(exc.__cause__, QUICStreamClosedError):
+            return b""
+        raise
 
 
 async def _write_zeros(

@@ -1,7 +1,7 @@
 """Real py-libp2p host pairs on loopback for the perf tests.
 
 ``host_pair`` yields (server, client) connected hosts over each transport that is available:
-py-libp2p's TCP always, and this package's WebTransport once ``transport.py`` exists.
+py-libp2p's TCP and QUIC always, and this package's WebTransport once ``transport.py`` exists.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ else:
 
 TRANSPORTS = [
     pytest.param("tcp"),
+    pytest.param("quic"),  # py-libp2p's own QUIC: its EOF-after-both-FINs quirk (see perf.py)
     *(
         pytest.param(
             f"webtransport-{engine}",
@@ -42,6 +43,9 @@ def _make_host(kind: str) -> tuple[IHost, Multiaddr]:
     if kind == "tcp":
         addr = Multiaddr("/ip4/127.0.0.1/tcp/0")
         return new_host(key_pair=kp, listen_addrs=[addr]), addr
+    if kind == "quic":
+        addr = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")
+        return new_host(key_pair=kp, enable_quic=True, listen_addrs=[addr]), addr
     engine = kind.split("-", 1)[1]
     addr = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
     transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine))
