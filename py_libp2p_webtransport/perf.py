@@ -28,8 +28,8 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
-from libp2p.transport.quic.exceptions import QUICStreamClosedError
 from libp2p.peer.id import ID
+from libp2p.transport.quic.exceptions import QUICStreamClosedError
 
 from .errors import PerfError
 
