@@ -169,6 +169,13 @@ class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
 
 
+# --- endpoint ----------------------------------------------------------------------------------
+
+
+class MalformedPacket(WebTransportError):
+    """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
+
+
 # --- perf protocol --------------------------------------------------------------------------------
 
 
