@@ -68,6 +68,11 @@ class WebTransportH3(Http3Base):
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
+    @property
+    def live_streams(self) -> int:
+        """WebTransport streams with a direction still open (for metrics and tests)."""
+        return len(self._wt)
+
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must run next (SETTINGS deadline, held-stream deadlines)."""
         if self._closed:
@@ -103,6 +108,8 @@ class WebTransportH3(Http3Base):
                 )
                 if event.end_stream:
                     stream.recv_done = True
+                    if stream.send_done:
+                        self._forget(event.stream_id, stream)
                 return
         try:
             if isinstance(event, eng.StreamDataReceived):
@@ -181,6 +188,9 @@ class WebTransportH3(Http3Base):
         stream_id = req.session_id
         if req.state is State.DEAD:
             self._engine.consume(stream_id, len(data))
+            if end:
+                req.recv_done = True
+                self._drop_if_finished(req)
             return
         for frame_type, payload in req.frames.feed(data):
             if frame_type == FrameType.DATA:
@@ -200,6 +210,7 @@ class WebTransportH3(Http3Base):
                     f"request stream {stream_id} ended inside a frame", H3ErrorCode.H3_FRAME_ERROR
                 )
             self._on_request_fin(req)
+            self._drop_if_finished(req)
 
     def _on_request_headers(self, req: RequestStream, block: bytes) -> None:
         control, headers = self._codec.decode(req.session_id, block)
@@ -291,6 +302,12 @@ class WebTransportH3(Http3Base):
             req.state = State.DEAD  # a request stream that ended before its HEADERS
         req.recv_done = True
 
+    def _drop_if_finished(self, req: RequestStream) -> None:
+        """Forget a request stream that never became the session once both sides ended it,
+        so a peer cannot grow our tables with refused requests."""
+        if req.state is State.DEAD and req.fin_sent and req.session_id != self._session_id:
+            del self._requests[req.session_id]
+
     def _answer(self, req: RequestStream, status: int, fin: bool) -> None:
         block = self._codec.encode(req.session_id, build_response(status))
         frame = _wire.encode_frame(FrameType.HEADERS, block)
@@ -316,10 +333,7 @@ class WebTransportH3(Http3Base):
         req.state = State.ESTABLISHED
         self._events.append(SessionEstablished(req.session_id))
         for held in self._pending.pop_session(req.session_id):
-            self._adopt(held.stream_id, req, held.bidirectional)
-            if held.chunks or held.ended:
-                event = StreamDataReceived(held.stream_id, held.payload(), held.ended)
-                self._events.append(event)
+            self._adopt(held.stream_id, req, held.bidirectional, held.payload(), held.ended)
 
     def _session_ended(self, req: RequestStream, code: int, message: str, remote: bool) -> None:
         """The session is over: end its streams with WT_SESSION_GONE and report it once."""
@@ -352,9 +366,7 @@ class WebTransportH3(Http3Base):
         req = self._requests.get(session_id)
         state = req.state if req is not None else None
         if req is not None and state is State.ESTABLISHED:
-            self._adopt(stream_id, req, bidi)
-            if rest or end:
-                self._events.append(StreamDataReceived(stream_id, rest, end))
+            self._adopt(stream_id, req, bidi, rest, end)
         elif state in (State.CLOSED, State.DEAD):
             code = _GONE if state is State.CLOSED else _BUFFER_REJECTED
             self._reject_held(stream_id, bidi, len(rest), code)
@@ -363,10 +375,20 @@ class WebTransportH3(Http3Base):
         else:
             self._reject_held(stream_id, bidi, len(rest), _BUFFER_REJECTED)
 
-    def _adopt(self, stream_id: int, req: RequestStream, bidi: bool) -> None:
-        self._wt[stream_id] = WtStream(req.session_id, bidi, send_done=not bidi)
+    def _adopt(
+        self, stream_id: int, req: RequestStream, bidi: bool, payload: bytes, end: bool
+    ) -> None:
+        """Make a peer stream live in an established session and deliver what it carried."""
+        stream = WtStream(req.session_id, bidi, send_done=not bidi)
+        self._wt[stream_id] = stream
         req.streams.add(stream_id)
         self._events.append(StreamOpened(req.session_id, stream_id, bidi))
+        if payload or end:
+            self._events.append(StreamDataReceived(stream_id, payload, end))
+        if end:
+            stream.recv_done = True
+            if stream.send_done:
+                self._forget(stream_id, stream)
 
     def _reject_held(self, stream_id: int, bidi: bool, held_bytes: int, code: int) -> None:
         """Refuse a peer WT stream; its bytes so far and later are drained, not delivered."""
@@ -385,6 +407,8 @@ class WebTransportH3(Http3Base):
         if stream is not None:
             stream.recv_done = True
             self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
+            if stream.send_done:
+                self._forget(stream_id, stream)
             return
         held = self._pending.pop(stream_id)
         if held is not None:
@@ -398,6 +422,7 @@ class WebTransportH3(Http3Base):
                 self._events.append(SessionRejected(stream_id, 0, f"CONNECT reset (0x{code:x})"))
             else:
                 self._session_ended(req, 0, f"CONNECT stream reset (0x{code:x})", remote=True)
+            self._drop_if_finished(req)
             return
         self._check_critical_reset(stream_id)
 
@@ -504,21 +529,43 @@ class WebTransportH3(Http3Base):
             raise LocalProtocolError(f"stream {stream_id} cannot be written to")
         self._engine.send_stream_data(stream_id, data, end_stream)
         if end_stream:
-            stream.send_done = True
+            self._send_finished(stream_id, stream)
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
-        """RESET_STREAM with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
-        stream = self._live_stream(stream_id)
-        if not stream.send_done:
+        """RESET_STREAM with WebTransport application code ``error_code`` (mapped to HTTP/3).
+
+        A no-op when the sending side is already finished or the stream is gone.
+        """
+        self._check_open()
+        stream = self._wt.get(stream_id)
+        if stream is not None and not stream.send_done:
             self._reset(stream_id, _wire.wt_to_h3_error(error_code))
-            stream.send_done = True
+            self._send_finished(stream_id, stream)
 
     def stop_sending(self, stream_id: int, error_code: int = 0) -> None:
-        """STOP_SENDING with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
-        stream = self._live_stream(stream_id)
-        if not stream.recv_done:
+        """STOP_SENDING with WebTransport application code ``error_code`` (mapped to HTTP/3).
+
+        A no-op when the receiving side is already finished or the stream is gone.
+        """
+        self._check_open()
+        stream = self._wt.get(stream_id)
+        if stream is not None and not stream.recv_done:
             self._stop(stream_id, _wire.wt_to_h3_error(error_code))
             stream.recv_done = True
+            if stream.send_done:
+                self._forget(stream_id, stream)
+
+    def _send_finished(self, stream_id: int, stream: WtStream) -> None:
+        stream.send_done = True
+        if stream.recv_done:
+            self._forget(stream_id, stream)
+
+    def _forget(self, stream_id: int, stream: WtStream) -> None:
+        """Both directions are over: drop the stream (late frames for it are drained)."""
+        del self._wt[stream_id]
+        req = self._requests.get(stream.session_id)
+        if req is not None:
+            req.streams.discard(stream_id)
 
     def consume(self, stream_id: int, n: int) -> None:
         """The application read ``n`` payload bytes of ``stream_id``: return the credit."""

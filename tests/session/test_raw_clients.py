@@ -199,6 +199,17 @@ def test_bad_paths_get_a_final_status(engine_name: str, path: bytes, status: byt
     assert peer.ended(sid)
 
 
+def test_refused_requests_are_forgotten(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)
+    for _ in range(10):
+        stream = peer.open(peer.headers(0, chromium_connect(b"/nope")), uni=False, end=True)
+        pair.pump()
+        assert peer.ended(stream)
+    assert pair.server.h3 is not None
+    assert pair.server.h3._requests == {}  # noqa: SLF001  (no state kept per refused request)
+
+
 def test_second_connect_is_answered_429(engine_name: str) -> None:
     pair, peer = raw_client(engine_name)
     establish_raw(pair, peer, CHROMIUM_SETTINGS)

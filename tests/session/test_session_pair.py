@@ -227,3 +227,30 @@ def test_quic_close_ends_the_session(engine_name: str) -> None:
     assert isinstance(server_events[1], ConnectionClosed)
     assert (server_events[1].error_code, server_events[1].remote) == (0x100, True)
     assert len(server_events) == 2
+
+
+def test_finished_streams_are_forgotten(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
+    streams = [client.open_stream(sid) for _ in range(20)]
+    streams += [client.open_stream(sid, bidirectional=False) for _ in range(5)]
+    for stream in streams:
+        client.send_stream_data(stream, b"req", end_stream=True)
+    pair.pump()
+    assert server.live_streams == 20  # the bidi ones still have the server's direction open
+    assert client.live_streams == 20
+    for stream in streams[:20]:
+        server.send_stream_data(stream, b"resp", end_stream=True)
+    pair.pump()
+    assert (client.live_streams, server.live_streams) == (0, 0)
+    # Late signals for finished streams are no-ops, writes are refused.
+    client.reset_stream(streams[0], 1)
+    client.stop_sending(streams[0], 1)
+    with pytest.raises(LocalProtocolError):
+        client.send_stream_data(streams[0], b"late")
+    pair.pump()
+    assert pair.server.take()[-1] == StreamDataReceived(streams[-1], b"req", True)
+    assert pair.client.take()[-1] == StreamDataReceived(streams[19], b"resp", True)
+    assert pair.client.take() == [] and pair.server.take() == []
