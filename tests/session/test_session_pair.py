@@ -254,3 +254,28 @@ def test_finished_streams_are_forgotten(engine_name: str) -> None:
     assert pair.server.take()[-1] == StreamDataReceived(streams[-1], b"req", True)
     assert pair.client.take()[-1] == StreamDataReceived(streams[19], b"resp", True)
     assert pair.client.take() == [] and pair.server.take() == []
+
+
+def test_bad_local_arguments_raise_before_anything_is_sent(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client = pair.client.h3
+    assert client is not None
+    stream = client.open_stream(sid)
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid, 0, "x" * 1025)  # the close message is capped at 1024 bytes
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid, 1 << 32)  # session codes are 32-bit
+    with pytest.raises(LocalProtocolError):
+        client.reset_stream(stream, 1 << 32)  # so are stream codes
+    with pytest.raises(LocalProtocolError):
+        client.open_stream(sid + 4)  # no such session
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid + 4)
+    # Nothing of the above reached the wire: the session and the stream still work.
+    client.send_stream_data(stream, b"still here", end_stream=True)
+    pair.pump()
+    assert pair.server.take() == [
+        StreamOpened(sid, stream, True),
+        StreamDataReceived(stream, b"still here", True),
+    ]
