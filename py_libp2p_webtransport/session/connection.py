@@ -276,19 +276,21 @@ class WebTransportH3(Http3Base):
         if req.state not in (State.REQUESTED, State.ESTABLISHED):
             return
         try:
-            capsules = req.capsules.feed(chunk)
+            for capsule_type, value in req.capsules.feed(chunk):
+                if capsule_type == CapsuleType.CLOSE_WEBTRANSPORT_SESSION:
+                    code, message = _wire.decode_close_session(value)
+                    self._session_ended(req, code, message, remote=True)
+                    return
+                if capsule_type == CapsuleType.DRAIN_WEBTRANSPORT_SESSION and not req.draining:
+                    req.draining = True
+                    self._events.append(SessionDraining(req.session_id))
         except RemoteProtocolError as exc:
+            # A malformed capsule is a stream error on the CONNECT stream (RFC 9297 §3.3),
+            # which ends the session; the QUIC connection lives on.
+            self._reset(req.session_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._stop(req.session_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            req.fin_sent = req.recv_done = True
             self._session_ended(req, 0, f"malformed capsule: {exc}", remote=True)
-            self._abort_request(req, H3ErrorCode.H3_MESSAGE_ERROR)
-            return
-        for capsule_type, value in capsules:
-            if capsule_type == CapsuleType.CLOSE_WEBTRANSPORT_SESSION:
-                code, message = _wire.decode_close_session(value)
-                self._session_ended(req, code, message, remote=True)
-                return
-            if capsule_type == CapsuleType.DRAIN_WEBTRANSPORT_SESSION and not req.draining:
-                req.draining = True
-                self._events.append(SessionDraining(req.session_id))
 
     def _on_request_fin(self, req: RequestStream) -> None:
         if req.state in (State.REQUESTED, State.ESTABLISHED):

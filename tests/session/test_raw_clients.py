@@ -378,6 +378,31 @@ def test_server_close_capsule_bytes(engine_name: str) -> None:
     assert peer.ended(sid)
 
 
+@pytest.mark.parametrize(
+    "capsule",
+    [bytes.fromhex("6843 02 0000"), bytes.fromhex("6843 05 00000000 ff")],
+    ids=["close-too-short", "close-bad-utf8"],
+)
+def test_malformed_close_capsule_is_a_stream_error(engine_name: str, capsule: bytes) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + b"\x00", uni=False)
+    pair.pump()
+    pair.server.take()
+    peer.send(sid, frame(0x0, capsule))
+    pair.pump()
+    [closed] = pair.server.take()
+    assert isinstance(closed, SessionClosed)
+    assert (closed.session_id, closed.error_code, closed.remote) == (sid, 0, True)
+    assert closed.message.startswith("malformed capsule")
+    assert peer.signals(sid) == [
+        ("reset", H3ErrorCode.H3_MESSAGE_ERROR),
+        ("stop", H3ErrorCode.H3_MESSAGE_ERROR),
+    ]
+    assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
+    assert peer.close_code() is None
+
+
 def test_drain_capsule(engine_name: str) -> None:
     pair, peer = raw_client(engine_name)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
