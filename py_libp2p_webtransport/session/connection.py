@@ -103,6 +103,9 @@ class WebTransportH3(Http3Base):
         if type(event) is eng.StreamDataReceived:
             stream = self._wt.get(event.stream_id)
             if stream is not None:
+                if stream.stopped:  # in flight before our STOP_SENDING: drain, don't deliver
+                    self._drain_stopped(event.stream_id, stream, len(event.data), event.end_stream)
+                    return
                 self._events.append(
                     StreamDataReceived(event.stream_id, event.data, event.end_stream)
                 )
@@ -356,6 +359,9 @@ class WebTransportH3(Http3Base):
                 self._reset(stream_id, _GONE)
             if not stream.recv_done:
                 self._stop(stream_id, _GONE)
+                stream.stopped = True
+            if stream.stopped:
+                self._ignore_stream(stream_id)  # drain what is still in flight
         req.streams.clear()
         self._reject_held_session(req.session_id, _GONE)
         self._events.append(SessionClosed(req.session_id, code, message, remote))
@@ -408,7 +414,10 @@ class WebTransportH3(Http3Base):
         stream = self._wt.get(stream_id)
         if stream is not None:
             stream.recv_done = True
-            self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
+            if stream.stopped:  # the expected answer to our STOP_SENDING: nothing to report
+                stream.stopped = False
+            else:
+                self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
             if stream.send_done:
                 self._forget(stream_id, stream)
             return
@@ -553,7 +562,7 @@ class WebTransportH3(Http3Base):
         stream = self._wt.get(stream_id)
         if stream is not None and not stream.recv_done:
             self._stop(stream_id, _wire.wt_to_h3_error(error_code))
-            stream.recv_done = True
+            stream.recv_done = stream.stopped = True
             if stream.send_done:
                 self._forget(stream_id, stream)
 
@@ -562,9 +571,18 @@ class WebTransportH3(Http3Base):
         if stream.recv_done:
             self._forget(stream_id, stream)
 
+    def _drain_stopped(self, stream_id: int, stream: WtStream, n: int, end: bool) -> None:
+        self._engine.consume(stream_id, n)
+        if end:
+            stream.stopped = False
+            if stream.send_done:
+                self._forget(stream_id, stream)
+
     def _forget(self, stream_id: int, stream: WtStream) -> None:
-        """Both directions are over: drop the stream (late frames for it are drained)."""
+        """Both directions are over for us: drop the stream; what is in flight is drained."""
         del self._wt[stream_id]
+        if stream.stopped:
+            self._ignore_stream(stream_id)
         req = self._requests.get(stream.session_id)
         if req is not None:
             req.streams.discard(stream_id)

@@ -359,6 +359,44 @@ def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
     assert peer.close_code() is None
 
 
+def test_data_in_flight_after_close_is_drained(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + b"\x00first", uni=False)
+    uni = peer.open(WT_UNI + b"\x00first", uni=True)
+    pair.pump()
+    pair.server.take()
+    assert pair.server.h3 is not None
+    pair.server.h3.close_session(sid, 9, "")
+    # Sent before the client learns of the close: must be drained, never parsed as new streams.
+    peer.send(wt, b"\x01\x05later")
+    peer.send(uni, b"\x00\x04later", end=True)
+    pair.pump()
+    assert pair.server.take() == [SessionClosed(sid, 9, "", False)]
+    assert peer.close_code() is None
+
+
+def test_data_after_stop_sending_is_drained(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + varint(sid) + b"first", uni=False)
+    uni = peer.open(WT_UNI + varint(sid) + b"first", uni=True)
+    pair.pump()
+    pair.server.take()
+    assert pair.server.h3 is not None
+    pair.server.h3.stop_sending(wt, 3)
+    pair.server.h3.stop_sending(uni, 3)
+    peer.send(wt, b"\x00\x04later")  # in flight before the STOP_SENDING arrives
+    peer.send(uni, b"\x01\x05later")
+    pair.pump()
+    assert pair.server.take() == []
+    assert peer.close_code() is None
+    # The stopped stream still carries the server's direction.
+    pair.server.h3.send_stream_data(wt, b"reply", end_stream=True)
+    pair.pump()
+    assert peer.data(wt) == b"reply" and peer.ended(wt)
+
+
 def test_fin_on_connect_stream_closes_the_session(engine_name: str) -> None:
     pair, peer = raw_client(engine_name)
     sid = establish_raw(pair, peer, GO_V011_SETTINGS)

@@ -158,17 +158,34 @@ def test_reset_and_stop_codes_are_mapped_both_ways(engine_name: str, code: int) 
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
+    reset, stopped = client.open_stream(sid), client.open_stream(sid)
+    client.send_stream_data(reset, b"x")
+    client.send_stream_data(stopped, b"y")
+    pair.pump()
+    pair.server.take()
+    raw = WT_FIRST + code + code // 0x1E
+    client.reset_stream(reset, code)
+    server.stop_sending(stopped, code)
+    pair.pump()
+    assert pair.server.take() == [StreamReset(reset, code, raw)]
+    assert pair.client.take() == [StopSendingReceived(stopped, code, raw)]
+
+
+def test_reset_answering_our_stop_sending_is_not_reported(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
     stream = client.open_stream(sid)
     client.send_stream_data(stream, b"x")
     pair.pump()
-    pair.client.take()
     pair.server.take()
-    raw = WT_FIRST + code + code // 0x1E
-    client.reset_stream(stream, code)
-    server.stop_sending(stream, code)
+    server.stop_sending(stream, 5)
     pair.pump()
-    assert pair.server.take() == [StreamReset(stream, code, raw)]
-    assert pair.client.take() == [StopSendingReceived(stream, code, raw)]
+    assert pair.client.take() == [StopSendingReceived(stream, 5, WT_FIRST + 5)]
+    client.reset_stream(stream, 5)  # what a peer does on STOP_SENDING (RFC 9000 §3.5)
+    pair.pump()
+    assert pair.server.take() == []
 
 
 def test_close_by_client(engine_name: str) -> None:
