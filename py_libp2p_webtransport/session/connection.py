@@ -480,26 +480,36 @@ class WebTransportH3(Http3Base):
         req.state = State.SENT
 
     def accept_session(self, session_id: int) -> None:
-        """Server: answer a ``SessionRequested`` with 200; ``SessionEstablished`` follows."""
+        """Server: answer a ``SessionRequested`` with 200; ``SessionEstablished`` follows.
+
+        A no-op when the client gave up first or the connection is gone (``SessionClosed`` /
+        ``ConnectionClosed`` is reported instead).
+        """
         req = self._requested(session_id)
-        self._answer(req, 200, fin=False)
-        self._establish(req)
+        if req is not None:
+            self._answer(req, 200, fin=False)
+            self._establish(req)
 
     def reject_session(self, session_id: int, status: int) -> None:
-        """Server: answer a ``SessionRequested`` with a non-2xx ``status`` and end the stream."""
+        """Server: answer a ``SessionRequested`` with a non-2xx ``status`` and end the stream.
+
+        A no-op, like ``accept_session``, when the request is already gone.
+        """
         if not 300 <= status <= 599:
             raise LocalProtocolError(f"rejection status must be 3xx-5xx, got {status}")
         req = self._requested(session_id)
-        self._answer(req, status, fin=True)
-        req.state = State.DEAD
-        self._session_id = None
-        self._reject_held_session(session_id)
+        if req is not None:
+            self._answer(req, status, fin=True)
+            req.state = State.DEAD
+            self._session_id = None
+            self._reject_held_session(session_id)
 
-    def _requested(self, session_id: int) -> RequestStream:
-        self._check_open()
+    def _requested(self, session_id: int) -> RequestStream | None:
         req = self._requests.get(session_id)
-        if self._is_client or req is None or req.state is not State.REQUESTED:
+        if self._is_client or req is None or req.state in (State.ESTABLISHED, State.DEAD):
             raise LocalProtocolError(f"no pending session request {session_id}")
+        if self._closed or req.state is State.CLOSED:
+            return None  # the peer or the connection ended it first: nothing to answer
         return req
 
     def close_session(self, session_id: int, error_code: int = 0, message: str = "") -> None:

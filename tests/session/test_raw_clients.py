@@ -346,6 +346,12 @@ def test_client_gives_up_before_the_answer(engine_name: str) -> None:
     assert pair.server.take() == [SessionClosed(sid, 0, "", True)]
     # No response can follow a cancelled request: the server resets its side.
     assert peer.signals(sid) == [("reset", H3ErrorCode.H3_REQUEST_CANCELLED)]
+    # An application that answers late (same batch of events) is not an error.
+    assert pair.server.h3 is not None
+    pair.server.h3.accept_session(sid)
+    pair.server.h3.reject_session(sid, 403)
+    pair.pump()
+    assert pair.server.take() == [] and peer.data(sid) == b""
 
 
 def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
