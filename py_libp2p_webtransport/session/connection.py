@@ -184,6 +184,8 @@ class WebTransportH3(Http3Base):
             req.held_bytes += len(data)
             if req.held_bytes > self._config.max_frame_payload:
                 self._abort_request(req, H3ErrorCode.H3_EXCESSIVE_LOAD)
+                self._engine.consume(req.session_id, req.held_bytes)
+                req.held.clear()
             return
         self._feed_request(req, data, end)
 
@@ -268,8 +270,7 @@ class WebTransportH3(Http3Base):
         if status < 200:
             return  # interim response; the final one follows
         if status >= 300:
-            req.state = State.DEAD
-            self._reject_held_session(req.session_id)
+            self._give_up(req)
             self._events.append(SessionRejected(req.session_id, status, f"HTTP status {status}"))
             return
         self._establish(req)
@@ -296,16 +297,24 @@ class WebTransportH3(Http3Base):
             self._session_ended(req, 0, f"malformed capsule: {exc}", remote=True)
 
     def _on_request_fin(self, req: RequestStream) -> None:
+        req.recv_done = True
         if req.state in (State.REQUESTED, State.ESTABLISHED):
             self._session_ended(req, 0, "", remote=True)  # FIN = session closed (draft §5)
         elif req.state is State.SENT:
-            req.state = State.DEAD
+            self._give_up(req)
             self._events.append(
                 SessionRejected(req.session_id, 0, "stream ended without a response")
             )
-        elif req.state is State.HEADERS:
-            req.state = State.DEAD  # a request stream that ended before its HEADERS
-        req.recv_done = True
+        elif req.state is State.HEADERS:  # ended before its HEADERS (RFC 9114 §4.1)
+            self._abort_request(req, H3ErrorCode.H3_REQUEST_INCOMPLETE)
+
+    def _give_up(self, req: RequestStream) -> None:
+        """Client: the session did not open; finish our side of the CONNECT stream."""
+        req.state = State.DEAD
+        if not req.fin_sent:
+            self._engine.send_stream_data(req.session_id, b"", end_stream=True)
+            req.fin_sent = True
+        self._reject_held_session(req.session_id)
 
     def _drop_if_finished(self, req: RequestStream) -> None:
         """Forget a request stream that never became the session once both sides ended it,
@@ -429,7 +438,7 @@ class WebTransportH3(Http3Base):
         if req is not None:
             req.recv_done = True
             if req.state is State.SENT:
-                req.state = State.DEAD
+                self._give_up(req)
                 self._events.append(SessionRejected(stream_id, 0, f"CONNECT reset (0x{code:x})"))
             else:
                 self._session_ended(req, 0, f"CONNECT stream reset (0x{code:x})", remote=True)

@@ -354,6 +354,15 @@ def test_client_gives_up_before_the_answer(engine_name: str) -> None:
     assert pair.server.take() == [] and peer.data(sid) == b""
 
 
+def test_request_without_headers_is_incomplete(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)
+    stream = peer.open(frame(0x21, b"grease"), uni=False, end=True)
+    pair.pump()
+    assert peer.signals(stream) == [("reset", H3ErrorCode.H3_REQUEST_INCOMPLETE)]
+    assert pair.server.take() == [] and peer.close_code() is None
+
+
 def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
     pair, peer = raw_client(engine_name, H3Config(max_frame_payload=1000))
     peer.send(0, frame(0x21, b"x" * 1200))  # a big (GREASE) frame before any SETTINGS

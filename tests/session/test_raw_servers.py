@@ -120,6 +120,7 @@ def test_non_2xx_rejects(engine_name: str) -> None:
     sid = connect(pair, peer, OUR_SERVER)
     answer(pair, peer, sid, b"404", end=True)
     assert pair.client.take() == [SessionRejected(sid, 404, "HTTP status 404")]
+    assert peer.ended(sid)  # the client finished its side of the CONNECT stream
 
 
 def test_malformed_response_rejects_and_resets(engine_name: str) -> None:
