@@ -42,6 +42,7 @@ def connect(pair: Pair, peer: RawPeer, settings: dict[int, int]) -> int:
 def request_headers(peer: RawPeer, sid: int) -> list[tuple[bytes, bytes]]:
     [(frame_type, block)] = split_frames(peer.data(sid))
     assert frame_type == 0x1
+    assert block[:2] == b"\x00\x00"  # Required Insert Count 0, Base 0: no dynamic table
     return peer.decode_headers(sid, block)
 
 
