@@ -10,7 +10,14 @@ no polling loop.
 Datagrams are routed by destination connection id (``quic_header``). A datagram for an unknown id
 creates a connection only if it is a version 1 Initial in a datagram of at least 1200 bytes and
 the number of half-open connections is under its bound; everything else is dropped and counted in
-``Endpoint.stats`` (each kind logged once).
+``Endpoint.stats`` (each kind logged once). Accepted connections that do not finish their QUIC
+handshake within ``handshake_timeout`` are dropped, so junk cannot hold half-open slots.
+
+Contract with the layer above: whoever owns a connection sets ``conn.handler`` at once (in
+``on_connection`` for servers, right after ``connect()`` for clients). Handler callbacks run
+inside the pump and must not block. Code outside the pump that writes to an engine, closes it,
+or changes the handler's ``get_timer()`` calls ``conn.transmit_soon()``; many calls in one trio
+tick cost one transmit.
 """
 
 from __future__ import annotations
@@ -66,7 +73,8 @@ class ConnectionHandler(Protocol):
         """
 
     def get_timer(self) -> float | None:
-        """An extra deadline of the handler, or None."""
+        """An extra deadline of the handler, or None (re-read after every callback and after
+        ``transmit_soon()``)."""
 
     def handle_timer(self, now: float) -> None:
         """The handler's deadline passed."""
