@@ -382,7 +382,7 @@ cdef Py_ssize_t _send_items(int fd, list items, Py_ssize_t n, sockaddr_storage *
                 j = i + 1
                 if gso and size > 0:
                     total = size
-                    while (j < n and j - i < GSO_MAX_SEGS and iov[j].iov_len <= <size_t>size
+                    while (j < n and j - i < GSO_MAX_SEGS and 0 < iov[j].iov_len <= <size_t>size
                            and total + <Py_ssize_t>iov[j].iov_len <= GSO_MAX_BYTES):
                         total += iov[j].iov_len
                         j += 1

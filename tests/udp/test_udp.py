@@ -77,6 +77,31 @@ def test_mixed_batch_arrives_intact_and_in_order(udp_module, pair, gso) -> None:
     assert all(len(a) == len(src) for _, a in got)
 
 
+RUN_SHAPES = {
+    "equal-then-empty": [b"a" * 5, b"b" * 5, b""],
+    "short-then-empty": [b"a" * 5, b"", b"c" * 5],
+    "shorter-last": [b"a" * 100] * 3 + [b"b" * 10, b"c" * 100],
+    "longer-after-run": [b"a" * 10] * 3 + [b"b" * 11],
+    "segment-limit": [bytes([i]) * 50 for i in range(200)],  # > 64 segments per message
+    "byte-limit": [bytes([i]) * 1452 for i in range(100)],  # > 64 KiB per message
+    "max-datagram": [b"m" * 65507, b"n" * 65507, b"o"],  # IPv4's largest UDP payload
+    "all-empty": [b"", b"", b""],
+}
+
+
+@pytest.mark.parametrize("shape", list(RUN_SHAPES), ids=list(RUN_SHAPES))
+@pytest.mark.parametrize("gso", [True, False], ids=["gso", "no-gso"])
+def test_segmentation_run_shapes(udp_module, pair, shape, gso) -> None:  # type: ignore[no-untyped-def]
+    """Where GSO runs start and end (equal sizes, shorter last, empty, limits) loses nothing."""
+    sender, receiver = pair
+    datagrams = RUN_SHAPES[shape]
+    assert udp_module.send_batch(sender, datagrams, receiver.getsockname(), gso=gso) == len(
+        datagrams
+    )
+    got = _recv_all(udp_module, receiver, len(datagrams))
+    assert [d for d, _ in got] == datagrams
+
+
 @pytest.mark.parametrize("sender_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
 @pytest.mark.parametrize("receiver_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
 def test_cross_twin(sender_mod, receiver_mod, pair) -> None:  # type: ignore[no-untyped-def]
