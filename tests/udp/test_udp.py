@@ -225,6 +225,40 @@ def test_bad_address_is_rejected(udp_module, addr) -> None:  # type: ignore[no-u
         s.close()
 
 
+@pytest.mark.parametrize(
+    "addr",
+    [
+        ("::1", 9, -1, 0),
+        ("::1", 9, 1 << 20, 0),
+        ("::1", 9, 0, 1 << 32),
+        ("::1", 9, 0, -1),
+        ("::1", 9, "0", 0),
+        ("::1", 9, 0, None),
+    ],
+)
+def test_bad_ipv6_flowinfo_or_scope(udp_module, addr) -> None:  # type: ignore[no-untyped-def]
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(ValueError):
+            udp_module.send_batch(s, [b"x"], addr)
+    finally:
+        s.close()
+
+
+def test_ipv6_four_tuple_is_used(udp_module) -> None:  # type: ignore[no-untyped-def]
+    r = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    r.bind(("::1", 0))
+    r.setblocking(False)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        host, port = r.getsockname()[:2]
+        assert udp_module.send_batch(s, [b"four"], (host, port, 0, 0)) == 1
+        assert [d for d, _ in _recv_all(udp_module, r, 1)] == [b"four"]
+    finally:
+        r.close()
+        s.close()
+
+
 def test_ipv6_address_on_ipv4_socket(udp_module) -> None:  # type: ignore[no-untyped-def]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
