@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
 
@@ -350,3 +352,38 @@ def test_would_block_returns_count_and_drops_nothing(udp_module) -> None:  # typ
     finally:
         for s in (sender, peer, listener):
             s.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.one_of(st.integers(0, 40), st.sampled_from([0, 1, 1200, 1452, 1500, 9000])),
+        max_size=150,
+    ),
+    gso=st.booleans(),
+    v6=st.booleans(),
+)
+def test_any_batch_round_trips_across_twins(sizes: list[int], gso: bool, v6: bool) -> None:
+    """Any mix of sizes, sent by either twin, arrives intact and in order at the other."""
+    family, host = (socket.AF_INET6, "::1") if v6 else (socket.AF_INET, "127.0.0.1")
+    twins = _twins()
+    datagrams = [bytes([i % 256]) * n for i, n in enumerate(sizes)]
+    for sender_mod in twins:
+        for receiver_mod in twins:
+            socks = []
+            for _ in range(2):
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                s.bind((host, 0))
+                socks.append(s)
+            sender, receiver = socks
+            try:
+                receiver_mod.enable_gro(receiver)
+                dest = receiver.getsockname()
+                assert sender_mod.send_batch(sender, datagrams, dest, gso=gso) == len(datagrams)
+                got = _recv_all(receiver_mod, receiver, len(datagrams))
+                assert [d for d, _ in got] == datagrams
+            finally:
+                for s in socks:
+                    s.close()
