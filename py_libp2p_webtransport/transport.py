@@ -165,7 +165,7 @@ class WebTransportTransport(ITransport):
                 host = "::" if family == socket.AF_INET6 else "0.0.0.0"
                 try:
                     endpoint = await Endpoint.bind(host, 0, engine=self.engine_name)
-                except OSError as error:
+                except (OSError, ListenError) as error:
                     raise Unreachable(f"cannot open a UDP socket: {error}") from error
                 nursery = await self._get_nursery()
                 nursery.start_soon(endpoint.run)
@@ -276,23 +276,23 @@ class WebTransportTransport(ITransport):
     async def _noise_initiator(
         self, stream: WebTransportStream, expected_peer: ID | None, certhashes: Sequence[bytes]
     ) -> tuple[ID, PublicKey]:
-        result = await noise.handshake_initiator(
+        result = await noise.handshake_outbound(
             stream,
             self.private_key,
-            expected_peer=expected_peer,
             dialed_certhashes=certhashes,
+            expected_peer=expected_peer,
             timeout=self.config.handshake_timeout,
         )
-        return result.peer_id, result.public_key
+        return result.remote_peer_id, result.remote_public_key
 
     async def _noise_responder(self, stream: WebTransportStream) -> tuple[ID, PublicKey]:
-        result = await noise.handshake_responder(
+        result = await noise.handshake_inbound(
             stream,
             self.private_key,
             certhashes=self.cert_manager.noise_certhashes(),
             timeout=self.config.handshake_timeout,
         )
-        return result.peer_id, result.public_key
+        return result.remote_peer_id, result.remote_public_key
 
     # --- shutdown -----------------------------------------------------------------------------
 

@@ -7,10 +7,9 @@ import os
 
 import pytest
 import trio
+from wt_helpers import peer_info, wt_host
 
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
-
-from .conftest import peer_info, wt_host
 
 SIZE = 100 * 1024 * 1024
 CHUNK = 256 * 1024

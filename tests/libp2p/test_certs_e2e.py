@@ -7,11 +7,10 @@ import time
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from multiaddr import Multiaddr
+from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
-
-from .conftest import peer_info, transport_of, wt_addrs, wt_host
 
 
 class FakeClock:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import trio
 from multiaddr import Multiaddr
+from wt_helpers import wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
-
-from .conftest import wt_host
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
+from wt_helpers import transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.config import WebTransportConfig
@@ -26,12 +27,27 @@ from py_libp2p_webtransport.errors import (
 from py_libp2p_webtransport.listener import WebTransportListener
 from py_libp2p_webtransport.transport import WebTransportTransport
 
-from .conftest import transport_of, wt_addrs, wt_host
-
 
 def _certhash_of(der_like: bytes) -> bytes:
     """A well-formed sha2-256 multihash that no server certificate has."""
     return wt_multiaddr.certhash_multihash(der_like)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, its causes, and the errors a py-libp2p MultiError carries, depth first."""
+    out: list[BaseException] = []
+    todo: list[BaseException] = [error]
+    while todo:
+        err = todo.pop()
+        if err in out:
+            continue
+        out.append(err)
+        if err.__cause__ is not None:
+            todo.append(err.__cause__)
+        for arg in getattr(err, "args", ()):
+            if isinstance(arg, list):
+                todo.extend(a for a in arg if isinstance(a, BaseException))
+    return out
 
 
 async def test_missing_certhash(engine: str) -> None:
@@ -55,12 +71,7 @@ async def test_wrong_certhash(engine: str) -> None:
             # Through the host the swarm wraps it, keeping ours as the cause.
             with pytest.raises(SwarmException) as info:
                 await client.connect(PeerInfo(server.get_id(), [wrong]))
-            chain = []
-            err: BaseException | None = info.value
-            while err is not None:
-                chain.append(err)
-                err = err.__cause__
-            assert any(isinstance(e, CerthashMismatch) for e in chain)
+            assert any(isinstance(e, CerthashMismatch) for e in _causes(info.value))
 
 
 async def test_extra_dialed_certhash_not_in_server_list(engine: str) -> None:
@@ -153,9 +164,7 @@ async def test_private_network_is_refused(engine: str) -> None:
     await transport.close()
 
 
-async def test_non_2xx_is_session_rejected(
-    engine: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_non_2xx_is_session_rejected(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server answering the CONNECT with 404 (wrong path) gives SessionRejected."""
     from py_libp2p_webtransport import transport as transport_module
 

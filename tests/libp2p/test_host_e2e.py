@@ -15,12 +15,11 @@ from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
+from wt_helpers import peer_info, wt_addrs, wt_host
 
 from py_libp2p_webtransport.conn import WebTransportConnection
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
 from py_libp2p_webtransport.stream import WebTransportStream
-
-from .conftest import peer_info, wt_addrs, wt_host
 
 RESET_PROTOCOL = TProtocol("/test/reset/1.0.0")
 HALF_CLOSE_PROTOCOL = TProtocol("/test/half-close/1.0.0")

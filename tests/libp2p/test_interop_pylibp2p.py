@@ -22,8 +22,7 @@ from libp2p.identity.identify.identify import ID as IDENTIFY
 from libp2p.identity.identify.identify import parse_identify_response
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
-
-from .conftest import LISTEN_V4, wt_addrs, wt_host
+from wt_helpers import LISTEN_V4, read_to_end, wt_addrs, wt_host
 
 pytestmark = pytest.mark.interop
 
@@ -32,10 +31,8 @@ STORE_ECHO = TProtocol("/test/store-echo/1.0.0")
 
 async def store_echo_handler(stream: INetStream) -> None:
     """Read until EOF (keeping up with the sender), then send it all back and close."""
-    data = bytearray()
-    while chunk := await stream.read(1 << 20):
-        data += chunk
-    await stream.write(bytes(data))
+    data = await read_to_end(stream)
+    await stream.write(data)
     await stream.close()
 
 
@@ -57,20 +54,14 @@ async def _exercise(client: IHost, server: IHost, addrs: list[Multiaddr]) -> Non
     assert len(rtts) == 3
 
     stream = await client.new_stream(server.get_id(), [IDENTIFY])
-    response = bytearray()
-    while chunk := await stream.read(1 << 16):
-        response += chunk
-    identify = parse_identify_response(bytes(response))
+    identify = parse_identify_response(await read_to_end(stream))
     assert identify.public_key == server.get_public_key().serialize()
 
     payload = os.urandom(1 << 20)
     stream = await client.new_stream(server.get_id(), [STORE_ECHO])
     await stream.write(payload)
     await stream.close_write()  # type: ignore[attr-defined]
-    echoed = bytearray()
-    while chunk := await stream.read(1 << 20):
-        echoed += chunk
-    assert bytes(echoed) == payload
+    assert await read_to_end(stream) == payload
 
 
 async def test_their_client_dials_our_listener(engine: str) -> None:

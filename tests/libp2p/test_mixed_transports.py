@@ -11,11 +11,10 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.transport.quic.transport import QUICTransport
 from libp2p.transport.tcp.tcp import TCP
 from multiaddr import Multiaddr
+from wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
 
 from py_libp2p_webtransport.conn import WebTransportConnection
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
-
-from .conftest import LISTEN_V6, peer_info, wt_addrs, wt_host
 
 
 def _has_ipv6_loopback() -> bool:
@@ -33,10 +32,7 @@ async def _echo(client, peer_id, payload: bytes) -> bytes:  # type: ignore[no-un
     stream = await client.new_stream(peer_id, [ECHO_PROTOCOL])
     await stream.write(payload)
     await stream.close()
-    out = bytearray()
-    while chunk := await stream.read(1 << 16):
-        out += chunk
-    return bytes(out)
+    return await read_to_end(stream)
 
 
 async def test_beside_tcp_and_quic(engine: str) -> None:
