@@ -314,6 +314,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     async def accept_stream(self) -> IMuxedStream:
         """Wait for the next stream the peer opened; ``MuxedConnUnavailable`` once closed."""
+        return await self.accept_wt_stream()
+
+    async def accept_wt_stream(self) -> WebTransportStream:
+        """``accept_stream`` with the concrete stream type."""
         try:
             return await self._accept_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):

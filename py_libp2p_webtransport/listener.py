@@ -169,10 +169,10 @@ class WebTransportListener(IListener):
                 await conn.session_ready.wait()
                 if conn.is_closed:
                     return
-                stream = await conn.accept_stream()
+                stream = await conn.accept_wt_stream()
                 result = await transport._noise_responder(stream)
                 await stream.close()
-                await stream.close_read()  # type: ignore[attr-defined]
+                await stream.close_read()
         except trio.TooSlowError:
             logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())
             await conn.close()
