@@ -158,7 +158,7 @@ class QuicEngine(Protocol):
     def stop_stream(self, stream_id: int, error_code: int) -> None: ...
 
     def send_buffer_size(self, stream_id: int) -> int:
-        """Bytes queued on ``stream_id`` that the peer has not acknowledged (for write backpressure)."""
+        """Bytes queued on ``stream_id`` not yet acknowledged (for write backpressure)."""
 
     def consume(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of ``stream_id``: credit may now return to the peer."""
