@@ -38,7 +38,7 @@ from .config import WebTransportConfig
 from .conn import WebTransportConnection
 from .constants import WELL_KNOWN_PATH
 from .endpoint import Endpoint
-from .engine import DEFAULT_ENGINE
+from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
 from .errors import (
     DialError,
@@ -67,7 +67,7 @@ class WebTransportTransport(ITransport):
         self.private_key = private_key
         self.config = config or WebTransportConfig()
         self.local_peer = ID.from_pubkey(private_key.get_public_key())
-        self.engine_name = self.config.engine or DEFAULT_ENGINE
+        self.engine_name = self.config.engine or default_engine()
         self.cert_manager: CertManager = self.config.cert_manager or CertManager(
             private_key, clock=self.config.clock
         )
@@ -308,6 +308,14 @@ class WebTransportTransport(ITransport):
         for endpoint in self._client_endpoints.values():
             endpoint.close()
         self._client_endpoints.clear()
+
+
+def default_engine() -> str:
+    """The package's default engine if installed, else the first installed one."""
+    installed = available_engines()
+    if DEFAULT_ENGINE in installed or not installed:
+        return DEFAULT_ENGINE  # an uninstalled default fails later with a clear EngineError
+    return installed[0]
 
 
 def _authority(host: str, port: int) -> str:
