@@ -6,6 +6,7 @@ import os
 
 import pytest
 import trio
+import trio.testing
 from libp2p.custom_types import TProtocol
 from libp2p.host.ping import PingService
 from libp2p.identity.identify.identify import ID as IDENTIFY
@@ -15,7 +16,7 @@ from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
-from wt_helpers import peer_info, wt_addrs, wt_host
+from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport.conn import WebTransportConnection
 from py_libp2p_webtransport.perf import ECHO_PROTOCOL
@@ -188,3 +189,49 @@ async def test_local_reset_code_reaches_peer(engine: str) -> None:
             await raw.reset(7)
             await done.wait()
             assert len(seen) == 1 and isinstance(seen[0], StreamReset)
+
+
+SLOW_PROTOCOL = TProtocol("/test/slow-reader/1.0.0")
+
+
+async def test_writer_waits_for_a_slow_reader(engine: str) -> None:
+    """A reader that does not read holds the writer back: nothing is queued without bound, and
+    everything arrives once the reader catches up."""
+    total = 32 * 1024 * 1024
+    chunk = 64 * 1024
+    start_reading = trio.Event()
+    done = trio.Event()
+    received: list[bytes] = []
+
+    async def slow_handler(stream: NetStream) -> None:
+        await start_reading.wait()
+        received.append(await read_all(stream))
+        done.set()
+
+    with trio.fail_after(120):
+        async with wt_host(engine) as server, wt_host(engine) as client:
+            server.set_stream_handler(SLOW_PROTOCOL, slow_handler)
+            await client.connect(peer_info(server))
+            stream = await client.new_stream(server.get_id(), [SLOW_PROTOCOL])
+            written = 0
+            block = os.urandom(chunk)
+
+            async def writer() -> None:
+                nonlocal written
+                while written < total:
+                    await stream.write(block)
+                    written += chunk
+                await stream.close()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+                # Stuck: at most the peer's receive window plus our send-buffer bound in flight.
+                # (qh3 can only bound unread data per connection, by max_data: see engine/qh3.py.)
+                config = transport_of(client).config
+                held = config.max_stream_data + (config.max_data if engine == "qh3" else 0)
+                assert written < total
+                assert written <= held + config.write_buffer_limit + chunk
+                start_reading.set()
+            await done.wait()
+    assert received == [block * (total // chunk)]

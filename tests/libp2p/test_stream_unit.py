@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
+import trio.testing
 from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamReset
 
 from py_libp2p_webtransport.config import WebTransportConfig
