@@ -16,6 +16,7 @@ from typing import Any
 
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 
 PERF_PROTOCOL = TProtocol("/perf/1.0.0")
@@ -27,10 +28,20 @@ _CHUNK = 64 * 1024
 _ZEROS = bytes(_CHUNK)
 
 
+async def _read(stream: Any, n: int) -> bytes:
+    """``stream.read(n)`` with ``b""`` at the end, whichever way the muxer signals it (ours
+    returns ``b""``; yamux and py-libp2p's QUIC/WebTransport raise ``StreamEOF``)."""
+    try:
+        data: bytes = await stream.read(n)
+    except StreamEOF:
+        return b""
+    return data
+
+
 async def _read_exact(stream: Any, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
-        chunk = await stream.read(n - len(buf))
+        chunk = await _read(stream, n - len(buf))
         if not chunk:
             raise EOFError(f"stream ended after {len(buf)} of {n} bytes")
         buf += chunk
@@ -39,7 +50,7 @@ async def _read_exact(stream: Any, n: int) -> bytes:
 
 async def _drain(stream: Any) -> int:
     total = 0
-    while chunk := await stream.read(1 << 20):
+    while chunk := await _read(stream, 1 << 20):
         total += len(chunk)
     return total
 
@@ -69,7 +80,7 @@ async def perf_handler(stream: INetStream) -> None:
 async def echo_handler(stream: INetStream) -> None:
     """Echo everything back until EOF, then close."""
     try:
-        while chunk := await stream.read(1 << 20):
+        while chunk := await _read(stream, 1 << 20):
             await stream.write(chunk)
         await stream.close()
     except Exception:
@@ -99,7 +110,7 @@ async def perf_client(host: IHost, peer_id: ID, upload: int, download: int) -> P
     await stream.write(struct.pack(">Q", download))
     await _send_zeros(stream, upload)
     await stream.close_write()  # type: ignore[attr-defined]
-    first = await stream.read(1 << 20) if download else b""
+    first = await _read(stream, 1 << 20) if download else b""
     uploaded = time.perf_counter()
     received = len(first) + await _drain(stream) if download else await _drain(stream)
     done = time.perf_counter()

@@ -88,3 +88,13 @@ async def test_ipv6(engine: str) -> None:
                 assert str(Multiaddr(str(conns[0].get_transport_addresses()[0]))).startswith(
                     "/ip6/::1/udp/"
                 )
+
+
+async def test_dial_dns4_localhost(engine: str) -> None:
+    """``/dns4/localhost/...`` resolves before dialing (SNI is the name)."""
+    with trio.fail_after(30):
+        async with wt_host(engine) as server, wt_host(engine) as client:
+            (addr,) = wt_addrs(server)
+            dns = Multiaddr(str(addr).replace("/ip4/127.0.0.1/", "/dns4/localhost/"))
+            await client.connect(peer_info(server, [dns]))
+            assert await _echo(client, server.get_id(), b"by name") == b"by name"
