@@ -36,7 +36,8 @@ from multiaddr import Multiaddr  # noqa: E402
 
 from py_libp2p_webtransport import IMPLEMENTATION  # noqa: E402
 from py_libp2p_webtransport.config import WebTransportConfig  # noqa: E402
-from py_libp2p_webtransport.perf import perf_client, register_handlers  # noqa: E402
+from py_libp2p_webtransport.perf import run_perf  # noqa: E402
+from py_libp2p_webtransport.services import register_handlers  # noqa: E402
 from py_libp2p_webtransport.transport import WebTransportTransport  # noqa: E402
 
 LISTEN = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
@@ -85,10 +86,10 @@ async def measure(kind: str, size: int, dials: int, pings: int) -> dict[str, Any
         await stream.close()
         result["ping_rtt_ms_median"] = statistics.median(rtts) * 1e3
 
-        up = await perf_client(client, server.get_id(), upload=size, download=0)
-        result["upload_MBps"] = size / up.upload_seconds / 1e6
-        down = await perf_client(client, server.get_id(), upload=0, download=size)
-        result["download_MBps"] = size / (down.upload_seconds + down.download_seconds) / 1e6
+        up = await run_perf(client, server.get_id(), size, 0)
+        result["upload_MBps"] = up.upload_mb_per_s
+        down = await run_perf(client, server.get_id(), 0, size)
+        result["download_MBps"] = down.download_mb_per_s
     for t in (server_t, client_t):
         close = getattr(t, "close", None)
         if close is not None:

@@ -1,5 +1,6 @@
 """``py-libp2p-webtransport``: the command line.
 
+``py-libp2p-webtransport perf MULTIADDR`` measures a ``/perf/1.0.0`` server (``cli_perf.py``).
 ``py-libp2p-webtransport serve`` starts a libp2p host on a WebTransport address that serves
 ping, identify, ``/echo/1.0.0`` and ``/perf/1.0.0``, prints its full multiaddrs (one per line,
 ready to paste into a browser node) and runs until Ctrl-C or SIGTERM.
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import trio
 from libp2p.crypto.keys import KeyPair, PrivateKey
+
+from .cli_perf import add_perf_parser
 
 PROG = "py-libp2p-webtransport"
 
@@ -57,7 +60,7 @@ async def serve(args: argparse.Namespace) -> int:
     from multiaddr import Multiaddr
 
     from .config import WebTransportConfig
-    from .perf import register_handlers
+    from .services import register_handlers
     from .transport import WebTransportTransport
 
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="logging level (default WARNING)",
     )
+    add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli_perf.py)
     return parser
 
 
@@ -111,13 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``py-libp2p-webtransport`` script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, getattr(args, "log_level", "WARNING")),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     if args.command == "serve":
         return trio.run(serve, args)
-    return 2
+    status: int = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -174,3 +174,10 @@ class ListenError(WebTransportError):
 
 class MalformedPacket(WebTransportError):
     """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
+
+
+# --- perf protocol --------------------------------------------------------------------------------
+
+
+class PerfError(WebTransportError):
+    """A ``/perf/1.0.0`` exchange broke the protocol (short request header, wrong byte count)."""

@@ -121,10 +121,6 @@ class WebTransportTransport(ITransport):
         certificate_der = private_key_der = None
         if not is_client:
             certificate_der, private_key_der = self.cert_manager.current()
-        extra: dict[str, Any] = {}
-        if "recv_budget" in EngineConfig.__dataclass_fields__:  # engine branch not merged yet
-            # qh3 can only bound unread data per connection: hold it to the connection window.
-            extra["recv_budget"] = cfg.max_data
         return EngineConfig(
             is_client=is_client,
             alpn_protocols=("h3",),
@@ -138,7 +134,8 @@ class WebTransportTransport(ITransport):
             max_stream_data=cfg.max_stream_data,
             max_streams_bidi=cfg.max_streams_bidi,
             idle_timeout=cfg.idle_timeout,
-            **extra,
+            # qh3 can only bound unread data per connection: hold it to the connection window.
+            recv_budget=cfg.max_data,
         )
 
     async def _get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:

@@ -19,9 +19,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
-# Editable install with the test extras; then compile the twins in place so the source tree
-# imports them (the tests import the package from this checkout).
-"$PY" -m pip install --quiet -e '.[test]'
+# The build tools live in the venv so the twins can be rebuilt in place after an edit.
+"$PY" -m pip install --quiet "setuptools>=77" "Cython>=3.1,<4" wheel
+# Editable install with the test extras (compiles the twins into the source tree, which the
+# tests import); build_ext --inplace then only recompiles what changed since.
+"$PY" -m pip install --quiet --no-build-isolation -e '.[test]'
 "$PY" setup.py --quiet build_ext --inplace
 
 step "Browsers and the browser test client (tests/browser)"

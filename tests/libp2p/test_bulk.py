@@ -9,7 +9,7 @@ import pytest
 import trio
 from wt_helpers import peer_info, wt_host
 
-from py_libp2p_webtransport.perf import ECHO_PROTOCOL
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
 
 SIZE = 100 * 1024 * 1024
 CHUNK = 256 * 1024

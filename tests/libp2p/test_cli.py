@@ -13,7 +13,7 @@ from multiaddr import Multiaddr
 from wt_helpers import wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
-from py_libp2p_webtransport.perf import ECHO_PROTOCOL
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ from multiaddr import Multiaddr
 from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.perf import ECHO_PROTOCOL
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.stream import WebTransportStream
 
 RESET_PROTOCOL = TProtocol("/test/reset/1.0.0")

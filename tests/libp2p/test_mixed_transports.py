@@ -14,7 +14,7 @@ from multiaddr import Multiaddr
 from wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
 
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.perf import ECHO_PROTOCOL
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
 
 
 def _has_ipv6_loopback() -> bool:

@@ -16,7 +16,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
 from py_libp2p_webtransport.config import WebTransportConfig
-from py_libp2p_webtransport.perf import register_handlers
+from py_libp2p_webtransport.services import register_handlers
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 ENGINES = ["qh3", "aioquic"]
