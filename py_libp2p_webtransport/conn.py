@@ -332,8 +332,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             try:
                 self._h3.close_session(session_id, 0, "")
                 self._ep_conn.transmit_soon()
-                # Give the capsule a moment to be acknowledged so the peer sees a clean close.
-                with trio.move_on_after(self.config.close_linger):
+                # Give the capsule a moment to be acknowledged so the peer sees a clean close;
+                # shielded so a cancelled caller still closes the connection below.
+                with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
                     while not self._closed and self._send_buffer_size(session_id) > 0:
                         await self._progress.wait()
             except Exception:  # the session may already be gone; closing must not fail

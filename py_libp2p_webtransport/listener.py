@@ -103,15 +103,14 @@ class WebTransportListener(IListener):
         if self._closed:
             return
         self._closed = True
-        if self._cancel_scope is not None:
-            self._cancel_scope.cancel()
-        for conn in list(self._connections):
-            try:
-                await conn.close()
-            except Exception:  # keep closing the others
-                logger.debug("closing %r failed", conn, exc_info=True)
+        # Sessions first (close capsules go out while the pump still runs), then the socket.
+        async with trio.open_nursery() as nursery:
+            for conn in list(self._connections):
+                nursery.start_soon(_close_quietly, conn)
         if self._endpoint is not None:
             self._endpoint.close()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
 
     # --- certificates -------------------------------------------------------------------------
 
@@ -199,3 +198,10 @@ class WebTransportListener(IListener):
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
+
+
+async def _close_quietly(conn: WebTransportConnection) -> None:
+    try:
+        await conn.close()
+    except Exception:  # keep closing the others
+        logger.debug("closing %r failed", conn, exc_info=True)

@@ -305,8 +305,9 @@ class WebTransportTransport(ITransport):
         self._closed = True
         for listener in self._listeners:
             await listener.close()
-        for conn in list(self._connections):
-            await conn.close()
+        async with trio.open_nursery() as nursery:
+            for conn in list(self._connections):
+                nursery.start_soon(conn.close)
         for endpoint in self._client_endpoints.values():
             endpoint.close()
         self._client_endpoints.clear()
