@@ -28,96 +28,7 @@ IMPLEMENTATION = "cython"
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 
-cdef extern from *:
-    """
-    #include <errno.h>
-    #include <string.h>
-    #include <stdint.h>
-    #include <sys/types.h>
-    #include <sys/socket.h>
-    #include <netinet/in.h>
-    #include <arpa/inet.h>
-
-    #ifndef SOL_UDP
-    #define SOL_UDP 17
-    #endif
-    #ifndef UDP_SEGMENT
-    #define UDP_SEGMENT 103
-    #endif
-    #ifndef UDP_GRO
-    #define UDP_GRO 104
-    #endif
-    #ifdef __linux__
-    #define PW_IS_LINUX 1
-    #else
-    #define PW_IS_LINUX 0
-    /* No mmsg calls here: emulate them with one recvmsg/sendmsg per message. */
-    struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
-    static int recvmmsg(int fd, struct mmsghdr *m, unsigned int n, int flags, void *t) {
-        unsigned int i;
-        (void)t;
-        for (i = 0; i < n; i++) {
-            ssize_t r = recvmsg(fd, &m[i].msg_hdr, flags);
-            if (r < 0) return i ? (int)i : -1;
-            m[i].msg_len = (unsigned int)r;
-        }
-        return (int)n;
-    }
-    static int sendmmsg(int fd, struct mmsghdr *m, unsigned int n, int flags) {
-        unsigned int i;
-        for (i = 0; i < n; i++) {
-            ssize_t r = sendmsg(fd, &m[i].msg_hdr, flags);
-            if (r < 0) return i ? (int)i : -1;
-            m[i].msg_len = (unsigned int)r;
-        }
-        return (int)n;
-    }
-    #endif
-
-    /* Room for one int (GRO) or uint16 (GSO) control message. */
-    #define PW_CTL_SPACE CMSG_SPACE(sizeof(int))
-
-    static int pw_errno(void) { return errno; }
-    static int pw_would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
-
-    static int pw_gro_size(struct msghdr *h) {
-        struct cmsghdr *c;
-        int v;
-        if (h->msg_controllen == 0) return 0;
-        for (c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
-            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-                memcpy(&v, CMSG_DATA(c), sizeof(int));
-                return v;
-            }
-        }
-        return 0;
-    }
-
-    static void pw_set_gso(struct msghdr *h, char *ctl, uint16_t seg) {
-        struct cmsghdr *c;
-        memset(ctl, 0, PW_CTL_SPACE);
-        h->msg_control = ctl;
-        h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-        c = CMSG_FIRSTHDR(h);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        memcpy(CMSG_DATA(c), &seg, sizeof(uint16_t));
-    }
-
-    static int pw_gso_probe(int fd) {
-        int v = 0;
-        socklen_t len = sizeof(v);
-        if (!PW_IS_LINUX) return 0;
-        return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
-    }
-
-    static int pw_gro_enable(int fd) {
-        int one = 1;
-        if (!PW_IS_LINUX) return 0;
-        return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
-    }
-    """
+cdef extern from "udp_compat.h":
     int PW_IS_LINUX
     int PW_CTL_SPACE
     int EINTR
@@ -146,7 +57,7 @@ cdef extern from *:
         size_t msg_controllen
         int msg_flags
 
-    struct mmsghdr:
+    struct pw_mmsghdr:  # struct mmsghdr where the kernel has it
         msghdr msg_hdr
         unsigned int msg_len
 
@@ -174,8 +85,8 @@ cdef extern from *:
         in6_addr sin6_addr
         unsigned int sin6_scope_id
 
-    int recvmmsg(int fd, mmsghdr *msgs, unsigned int vlen, int flags, void *timeout)
-    int sendmmsg(int fd, mmsghdr *msgs, unsigned int vlen, int flags)
+    int pw_recvmmsg(int fd, pw_mmsghdr *msgs, unsigned int vlen, int flags)
+    int pw_sendmmsg(int fd, pw_mmsghdr *msgs, unsigned int vlen, int flags)
     int getsockname(int fd, sockaddr *addr, socklen_t *len)
     int inet_pton(int af, const char *src, void *dst)
     const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
@@ -361,7 +272,7 @@ def recv_batch(sock, int max_datagrams=64, int bufsize=65536):
 
 
 cdef list _recv_into(int fd, char *buf, int bufsize, int max_datagrams):
-    cdef mmsghdr msgs[BATCH]
+    cdef pw_mmsghdr msgs[BATCH]
     cdef iovec iov[BATCH]
     cdef sockaddr_storage names[BATCH]
     cdef unsigned long long ctl[BATCH][CTL_WORDS]
@@ -375,14 +286,14 @@ cdef list _recv_into(int fd, char *buf, int bufsize, int max_datagrams):
         for i in range(want):
             iov[i].iov_base = buf + <size_t>i * bufsize
             iov[i].iov_len = bufsize
-            memset(&msgs[i], 0, sizeof(mmsghdr))
+            memset(&msgs[i], 0, sizeof(pw_mmsghdr))
             msgs[i].msg_hdr.msg_name = &names[i]
             msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage)
             msgs[i].msg_hdr.msg_iov = &iov[i]
             msgs[i].msg_hdr.msg_iovlen = 1
             msgs[i].msg_hdr.msg_control = <char *>ctl[i]
             msgs[i].msg_hdr.msg_controllen = PW_CTL_SPACE
-        n = recvmmsg(fd, msgs, want, MSG_DONTWAIT, NULL)
+        n = pw_recvmmsg(fd, msgs, want, MSG_DONTWAIT)
         if n < 0:
             e = pw_errno()
             if e == EINTR:
@@ -447,7 +358,7 @@ cdef Py_ssize_t _send_items(int fd, list items, Py_ssize_t n, sockaddr_storage *
                             socklen_t destlen, bint gso) except -1:
     cdef iovec *iov = <iovec *>PyMem_Malloc(sizeof(iovec) * n)
     cdef Py_ssize_t *first = <Py_ssize_t *>PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1))
-    cdef mmsghdr msgs[BATCH]
+    cdef pw_mmsghdr msgs[BATCH]
     cdef unsigned long long ctl[BATCH][CTL_WORDS]
     cdef Py_ssize_t i, j, size, m, sent = 0, msg_at = 0, count, total
     cdef int r, e, k, want
@@ -477,7 +388,7 @@ cdef Py_ssize_t _send_items(int fd, list items, Py_ssize_t n, sockaddr_storage *
                         j += 1
                         if iov[j - 1].iov_len < <size_t>size:
                             break  # a shorter datagram ends the run
-                memset(&msgs[m], 0, sizeof(mmsghdr))
+                memset(&msgs[m], 0, sizeof(pw_mmsghdr))
                 msgs[m].msg_hdr.msg_name = dest
                 msgs[m].msg_hdr.msg_namelen = destlen
                 msgs[m].msg_hdr.msg_iov = &iov[i]
@@ -489,7 +400,7 @@ cdef Py_ssize_t _send_items(int fd, list items, Py_ssize_t n, sockaddr_storage *
             first[m] = i
             if m == 0:
                 return sent
-            r = sendmmsg(fd, msgs, m, MSG_DONTWAIT)
+            r = pw_sendmmsg(fd, msgs, m, MSG_DONTWAIT)
             if r < 0:
                 e = pw_errno()
                 if e == EINTR:

@@ -13,7 +13,12 @@ from cpython.bytearray cimport (
     PyByteArray_GET_SIZE,
     PyByteArray_Resize,
 )
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memmove
 
@@ -151,9 +156,15 @@ def decode_varint(data, Py_ssize_t offset=0):
     cdef Py_buffer view
     if offset < 0:
         raise LocalProtocolError(f"negative offset {offset}")
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    end = read_varint(<const unsigned char*>view.buf, view.len, offset, &value)
-    PyBuffer_Release(&view)
+    if PyBytes_CheckExact(data):
+        # The common case, without the cost of acquiring a buffer.
+        end = read_varint(
+            <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), offset, &value
+        )
+    else:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        end = read_varint(<const unsigned char*>view.buf, view.len, offset, &value)
+        PyBuffer_Release(&view)
     if end < 0:
         raise NeedMoreData("truncated varint")
     return value, end

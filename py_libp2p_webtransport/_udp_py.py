@@ -40,6 +40,8 @@ _IS_LINUX = sys.platform.startswith("linux")
 # Room for one UDP_GRO control message (an int segment size).
 _GRO_ANCBUF = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
+# Windows has no MSG_DONTWAIT: there the socket itself must be non-blocking (as trio's are).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def _as_socket(sock: socket.socket | int) -> tuple[socket.socket, bool]:
@@ -153,11 +155,9 @@ def recv_batch(
         while reads < max_datagrams:
             try:
                 if _GRO_ANCBUF:
-                    data, ancdata, _flags, addr = s.recvmsg(
-                        bufsize, _GRO_ANCBUF, socket.MSG_DONTWAIT
-                    )
+                    data, ancdata, _flags, addr = s.recvmsg(bufsize, _GRO_ANCBUF, _DONTWAIT)
                 else:  # pragma: no cover  (platforms without ancillary data support)
-                    data, addr = s.recvfrom(bufsize)
+                    data, addr = s.recvfrom(bufsize, _DONTWAIT)
                     ancdata = []
             except InterruptedError:
                 continue
@@ -198,7 +198,7 @@ def send_batch(
         n = len(datagrams)
         while sent < n:
             try:
-                s.sendto(datagrams[sent], socket.MSG_DONTWAIT, dest)
+                s.sendto(datagrams[sent], _DONTWAIT, dest)
             except InterruptedError:
                 continue
             except OSError as exc:

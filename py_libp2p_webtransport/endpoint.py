@@ -15,8 +15,6 @@ the number of half-open connections is under its bound; everything else is dropp
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import socket
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from typing import Protocol
 import trio
 
 from . import _udp
+from .deadlines import DeadlineHeap
 from .engine import DEFAULT_ENGINE, available_engines, create_engine
 from .engine.base import (
     Address,
@@ -59,7 +58,12 @@ class ConnectionHandler(Protocol):
     def handle_engine_events(
         self, conn: EndpointConnection, events: list[EngineEvent], now: float
     ) -> None:
-        """The engine produced ``events`` (in order); called once per pump turn at most."""
+        """The engine produced ``events`` (in order), or datagrams arrived for this connection.
+
+        Called at most once per pump turn (more only if events keep appearing while it
+        transmits). ``events`` may be empty after a receive: acknowledgements free send buffer
+        space, so this is where blocked writers re-check ``engine.send_buffer_size()``.
+        """
 
     def get_timer(self) -> float | None:
         """An extra deadline of the handler, or None."""
@@ -107,10 +111,10 @@ class EndpointConnection:
         self.handshake_completed = False
         self._endpoint = endpoint
         self._cids: set[bytes] = set()  # routing keys that point at this connection
-        self._deadline: float | None = None  # the deadline of its live heap entry
         self._pending_events: list[EngineEvent] = []  # popped, not yet handed to the handler
         self._terminated = False
         self._is_server = False
+        self._received = False  # datagrams arrived this turn: the handler hears of it
         self._handshake_deadline: float | None = None  # server side, until the handshake ends
 
     def transmit_soon(self) -> None:
@@ -160,8 +164,7 @@ class Endpoint:
         self._connections: set[EndpointConnection] = set()
         self._half_open = 0
         self._dirty: set[EndpointConnection] = set()
-        self._timers: list[tuple[float, int, EndpointConnection]] = []
-        self._timer_seq = itertools.count()
+        self._timers: DeadlineHeap[EndpointConnection] = DeadlineHeap()
         self._backlog: list[tuple[list[bytes], Address]] = []  # unsent after EAGAIN, in order
         self._wait_scope: trio.CancelScope | None = None
         self._closing = False
@@ -287,7 +290,7 @@ class Endpoint:
         if self._dirty:
             await trio.lowlevel.checkpoint()  # let writers of this tick finish first
             return
-        deadline = self._next_deadline()
+        deadline = self._timers.next_deadline()
         with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
             self._wait_scope = cs
             try:
@@ -337,17 +340,24 @@ class Endpoint:
                 break
             if not batch:
                 break
-            stats = self.stats
-            stats.datagrams_received += len(batch)
+            self.stats.datagrams_received += len(batch)
+            nbytes = 0
+            last_conn: EndpointConnection | None = None
+            last_addr: Address | None = None
+            last_list: list[bytes] = []
             for data, addr in batch:
-                stats.bytes_received += len(data)
+                nbytes += len(data)
                 conn = self._route(data, addr, now)
-                if conn is not None:
-                    key = (conn, addr)
-                    if key in inbox:
-                        inbox[key].append(data)
-                    else:
-                        inbox[key] = [data]
+                if conn is None:
+                    continue
+                # Runs of datagrams from one peer are the common case: skip the dict then.
+                if conn is last_conn and (addr is last_addr or addr == last_addr):
+                    last_list.append(data)
+                    continue
+                last_list = inbox.setdefault((conn, addr), [])
+                last_list.append(data)
+                last_conn, last_addr = conn, addr
+            self.stats.bytes_received += nbytes
             if len(batch) < RECV_BATCH:
                 break
         for (conn, addr), datagrams in inbox.items():
@@ -358,15 +368,15 @@ class Endpoint:
             except Exception as exc:
                 self._fail(conn, now, exc)
                 continue
+            conn._received = True
             touched.add(conn)
+            if not conn.handshake_completed:
+                # An engine may settle its own ids on its first datagram (qh3's zero-length-CID
+                # workaround takes the client's pick as ours): route whatever it reports now.
+                self._add_routes(conn, conn.engine.host_connection_ids)
 
     def _run_timers(self, now: float, touched: set[EndpointConnection]) -> None:
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            deadline, _, conn = heapq.heappop(timers)
-            if conn.closed or conn._deadline != deadline:
-                continue  # stale entry (lazy deletion)
-            conn._deadline = None
+        for conn in self._timers.pop_due(now):
             hs = conn._handshake_deadline
             if hs is not None and hs <= now and not conn.handshake_completed:
                 # A handshake that never finishes (garbage Initial, vanished client) frees its
@@ -427,8 +437,11 @@ class Endpoint:
 
     def _deliver_events(self, conn: EndpointConnection, now: float) -> None:
         handler = conn.handler
-        if handler is None or not conn._pending_events:
+        if handler is None:
             return  # without a handler yet, the events wait for it
+        if not conn._pending_events and not conn._received:
+            return
+        conn._received = False
         events = conn._pending_events
         conn._pending_events = []
         self._call_handler(conn, handler.handle_engine_events, conn, events, now)
@@ -498,31 +511,17 @@ class Endpoint:
             extra = handler.get_timer()
             if extra is not None and (deadline is None or extra < deadline):
                 deadline = extra
-        if deadline == conn._deadline:
-            return
-        conn._deadline = deadline
-        if deadline is not None:
-            heapq.heappush(self._timers, (deadline, next(self._timer_seq), conn))
-            if len(self._timers) > 4 * len(self._connections) + 64:
-                self._compact_timers()
-
-    def _compact_timers(self) -> None:
-        self._timers = [e for e in self._timers if not e[2].closed and e[2]._deadline == e[0]]
-        heapq.heapify(self._timers)
-
-    def _next_deadline(self) -> float | None:
-        timers = self._timers
-        while timers:
-            deadline, _, conn = timers[0]
-            if not conn.closed and conn._deadline == deadline:
-                return deadline
-            heapq.heappop(timers)
-        return None
+        self._timers.set(conn, deadline)
 
     # ---- routing ---------------------------------------------------------------------------
 
     def _route(self, data: bytes, addr: Address, now: float) -> EndpointConnection | None:
         """The connection a datagram belongs to, a new one for a valid Initial, or None."""
+        # Fast path for the bulk of traffic: a short header (fixed bit set) with a known id.
+        if len(data) > HOST_CID_LENGTH and data[0] & 0xC0 == 0x40:
+            conn = self._routes.get(data[1 : 1 + HOST_CID_LENGTH])
+            if conn is not None:
+                return conn
         try:
             header = parse_header(data, HOST_CID_LENGTH)
         except MalformedPacket as exc:
@@ -555,11 +554,16 @@ class Endpoint:
             return None
         return self._accept(header.destination_cid, addr)
 
-    def _accept(self, odcid: bytes, addr: Address) -> EndpointConnection:
+    def _accept(self, odcid: bytes, addr: Address) -> EndpointConnection | None:
         assert self._server_config is not None
-        quic = create_engine(
-            self._engine_name, self._server_config, original_destination_connection_id=odcid
-        )
+        try:
+            quic = create_engine(
+                self._engine_name, self._server_config, original_destination_connection_id=odcid
+            )
+        except Exception as exc:  # e.g. an unusable certificate: refuse, keep serving
+            self.stats.engine_errors += 1
+            self._log_once("accept_error", "cannot create a server connection: %r", exc)
+            return None
         conn = EndpointConnection(self, quic, addr)
         conn._is_server = True
         conn._handshake_deadline = trio.current_time() + self._handshake_timeout
@@ -631,7 +635,7 @@ class Endpoint:
         for cid in list(conn._cids):
             self._remove_route(conn, cid)
         conn.closed = True
-        conn._deadline = None
+        self._timers.discard(conn)
         self._connections.discard(conn)
         self._dirty.discard(conn)
         conn.closed_event.set()

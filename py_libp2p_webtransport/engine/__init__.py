@@ -33,7 +33,7 @@ DEFAULT_ENGINE = "qh3"
 
 # engine name -> (adapter module, adapter class, library it needs)
 _ENGINES = {
-    # "qh3": ("qh3", "Qh3Engine", "qh3"),
+    "qh3": ("qh3", "Qh3Engine", "qh3"),
     "aioquic": ("aioquic", "AioquicEngine", "aioquic"),
 }
 

@@ -27,6 +27,58 @@ from .base import (
 )
 
 
+def check_config(config: EngineConfig) -> None:
+    """Raise ``EngineError`` for settings no engine can honour (before any library sees them)."""
+    problems = []
+    if not config.alpn_protocols:
+        problems.append("alpn_protocols is empty")
+    if config.max_datagram_size < 1200:  # RFC 9000 §14: QUIC needs 1200-byte datagrams
+        problems.append(f"max_datagram_size {config.max_datagram_size} < 1200")
+    for name in ("max_data", "max_stream_data", "idle_timeout"):
+        if getattr(config, name) <= 0:
+            problems.append(f"{name} must be > 0")
+    for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must be >= 0")
+    if problems:
+        raise EngineError("invalid EngineConfig: " + "; ".join(problems))
+
+
+def require_private_api(library: str, version: str, cls: type, names: tuple[str, ...]) -> None:
+    """Raise ``EngineError`` naming what is missing if ``cls`` lacks a private API we patch."""
+    missing = [name for name in names if not callable(getattr(cls, name, None))]
+    if missing:
+        raise EngineError(
+            f"{library} {version} lacks {', '.join(missing)} that this adapter relies on "
+            f"(tested: aioquic 1.7.2, qh3 2.1.0); choose the other engine or a tested version"
+        )
+
+
+def der_certificate(data: bytes) -> bytes:
+    """The certificate as DER; PEM input (one certificate) is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+def der_private_key(data: bytes) -> bytes:
+    """The private key as PKCS#8 DER; PEM input is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        key = load_pem_private_key(data, None)
+        return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    return data
+
+
 class ReadAccount:
     """Per-stream bytes delivered to the application and not yet ``consume()``d.
 
@@ -78,12 +130,21 @@ class AdapterBase:
     """Common half of an engine adapter; ``self._quic`` is the library connection."""
 
     name = "base"
+    # What the library raises for a call that is invalid in the current state.
+    _library_errors: tuple[type[BaseException], ...] = (AssertionError, ValueError, KeyError)
 
-    def __init__(self, config: EngineConfig, quic: Any, events: ModuleType) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        quic: Any,
+        events: ModuleType,
+        reads: ReadAccount | None = None,
+    ) -> None:
         self.config = config
         self._quic = quic
-        self._reads = ReadAccount()
-        self._host_cids: list[bytes] = [quic.host_cid]
+        self._reads = reads if reads is not None else ReadAccount()
+        self._issued_cids: list[bytes] = []
+        self._retired_cids: set[bytes] = set()
         self._closed_locally = False
         self._close_seen_on_receive = False
         self._bytes_sent = self._bytes_received = 0
@@ -191,7 +252,11 @@ class AdapterBase:
     @property
     def host_connection_ids(self) -> list[bytes]:
         """Source connection ids currently valid for this connection (routing keys)."""
-        return list(self._host_cids)
+        # ``host_cid`` is read live: qh3's zero-length-CID workaround sets it on the first
+        # datagram, so the endpoint must re-read this after feeding a new connection.
+        first: bytes = self._quic.host_cid
+        cids = [] if first in self._retired_cids else [first]
+        return cids + [c for c in self._issued_cids if c != first]
 
     @property
     def original_destination_connection_id(self) -> bytes:
@@ -203,7 +268,7 @@ class AdapterBase:
         """Run a library call, turning its assertion/value errors into ``EngineError``."""
         try:
             operation(*args)
-        except (AssertionError, ValueError, KeyError) as exc:
+        except self._library_errors as exc:
             raise EngineError(f"{self.name}: {operation.__name__}{args[:1]} failed: {exc}") from exc
 
     def _note_close_on_receive(self) -> None:
@@ -219,13 +284,14 @@ class AdapterBase:
         return StreamDataReceived(event.stream_id, data, event.end_stream)
 
     def _on_cid_issued(self, event: Any) -> ConnectionIdIssued:
-        if event.connection_id not in self._host_cids:
-            self._host_cids.append(event.connection_id)
+        if event.connection_id not in self._issued_cids:
+            self._issued_cids.append(event.connection_id)
         return ConnectionIdIssued(event.connection_id)
 
     def _on_cid_retired(self, event: Any) -> ConnectionIdRetired:
-        if event.connection_id in self._host_cids:
-            self._host_cids.remove(event.connection_id)
+        if event.connection_id in self._issued_cids:
+            self._issued_cids.remove(event.connection_id)
+        self._retired_cids.add(event.connection_id)
         return ConnectionIdRetired(event.connection_id)
 
     def _on_terminated(self, event: Any) -> ConnectionTerminated:

@@ -18,15 +18,22 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import aioquic
 from aioquic.quic import events as aioquic_events
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionError
 from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
 from ..errors import EngineError
-from ._adapter import AdapterBase
+from ._adapter import (
+    AdapterBase,
+    check_config,
+    der_certificate,
+    der_private_key,
+    require_private_api,
+)
 from .base import EngineConfig, EngineStats
 
 
@@ -109,6 +116,10 @@ class _ConsumeDrivenConnection(QuicConnection):
             self.wt_connection_consumed += receiver.highest_offset - receiver.starting_offset()
 
 
+# aioquic methods _ConsumeDrivenConnection overrides (their absence would silently disable it).
+_PATCHED = ("_write_stream_limits", "_write_connection_limits", "_handle_reset_stream_frame")
+
+
 def _configuration(config: EngineConfig) -> QuicConfiguration:
     quic_config = QuicConfiguration(
         is_client=config.is_client,
@@ -127,8 +138,12 @@ def _configuration(config: EngineConfig) -> QuicConfiguration:
         if config.certificate_der is None or config.private_key_der is None:
             raise EngineError("a server engine needs certificate_der and private_key_der")
         try:
-            quic_config.certificate = x509.load_der_x509_certificate(config.certificate_der)
-            quic_config.private_key = load_der_private_key(config.private_key_der, None)
+            quic_config.certificate = x509.load_der_x509_certificate(
+                der_certificate(config.certificate_der)
+            )
+            quic_config.private_key = load_der_private_key(
+                der_private_key(config.private_key_der), None
+            )
         except ValueError as exc:
             raise EngineError(f"unusable server certificate or key: {exc}") from exc
     if config.qlog_dir is not None:
@@ -142,10 +157,13 @@ class AioquicEngine(AdapterBase):
     """``QuicEngine`` over aioquic; ``consume()`` drives the receive windows."""
 
     name = "aioquic"
+    _library_errors = (QuicConnectionError, AssertionError, ValueError, KeyError)
 
     def __init__(
         self, config: EngineConfig, *, original_destination_connection_id: bytes | None = None
     ) -> None:
+        check_config(config)
+        require_private_api("aioquic", aioquic.__version__, QuicConnection, _PATCHED)
         if not config.is_client and original_destination_connection_id is None:
             raise EngineError("a server engine needs the client's original destination CID")
         quic = _ConsumeDrivenConnection(

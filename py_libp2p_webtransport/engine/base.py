@@ -41,6 +41,9 @@ class EngineConfig:
     max_streams_uni: int = 128
     idle_timeout: float = 30.0
     max_datagram_frame_size: int = 65536  # > 0: WebTransport clients require datagram support
+    # qh3 only: stop taking data from the engine while more than this many delivered bytes are
+    # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.
+    recv_budget: int = 32 * 1024 * 1024
     qlog_dir: str | None = None
 
 

@@ -12,19 +12,16 @@ draft-ietf-webtrans-http3 02 and 15/16; shared requirements checklist §D, §E, 
 
 from __future__ import annotations
 
-from collections import deque
-
 from .. import _wire
-from ..constants import CapsuleType, FrameType, H3ErrorCode, StreamType
+from ..constants import CapsuleType, FrameType, H3ErrorCode
 from ..engine import base as eng
-from ..errors import LocalProtocolError, MessageError, NeedMoreData, RemoteProtocolError
+from ..errors import LocalProtocolError, MessageError, RemoteProtocolError
 from .config import H3Config
 from .events import (
     ConnectionClosed,
     SessionClosed,
     SessionDraining,
     SessionEstablished,
-    SessionEvent,
     SessionRejected,
     SessionRequested,
     StopSendingReceived,
@@ -33,87 +30,43 @@ from .events import (
     StreamReset,
 )
 from .headers import (
-    HeaderCodec,
     build_request,
     build_response,
     parse_request,
     parse_response,
     request_status,
 )
+from .http3 import Http3Base
 from .pending import PendingStreams
-from .settings import (
-    choose_client_protocol,
-    client_settings,
-    server_settings,
-    validate_peer_settings,
-)
-from .streams import Incoming, Kind, RequestStream, State, WtStream
+from .settings import choose_client_protocol
+from .streams import RequestStream, State, WtStream
 
 _GONE = H3ErrorCode.WT_SESSION_GONE
 _BUFFER_REJECTED = H3ErrorCode.WT_BUFFERED_STREAM_REJECTED
-# Frame types a request stream or the control stream must never carry (RFC 9114 §7.2, §11.2.1:
-# the HTTP/2-only types are reserved and forbidden).
-_HTTP2_ONLY_FRAMES = frozenset({0x2, 0x6, 0x8, 0x9})
 _OVER = frozenset({State.DEAD})
+# Frame types only the control stream may carry (RFC 9114 §7.2). HTTP/2-only types and a 0x41
+# signal inside a stream are refused by _wire.FrameReader itself.
 _CONTROL_ONLY_FRAMES = frozenset(
     {FrameType.CANCEL_PUSH, FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID}
 )
 
 
-class WebTransportH3:
+class WebTransportH3(Http3Base):
     """The HTTP/3 + WebTransport state machine of one QUIC connection (client or server)."""
 
     def __init__(
         self, engine: eng.QuicEngine, *, is_client: bool, config: H3Config | None = None
     ) -> None:
-        self._engine = engine
-        self._is_client = is_client
-        self._config = config if config is not None else H3Config()
-        self._codec = HeaderCodec()
-        self._events: deque[SessionEvent] = deque()
+        super().__init__(engine, is_client=is_client, config=config)
+        cfg = self._config
         self._pending = PendingStreams(
-            self._config.pending_stream_timeout,
-            self._config.max_pending_streams,
-            self._config.max_pending_bytes,
+            cfg.pending_stream_timeout, cfg.max_pending_streams, cfg.max_pending_bytes
         )
         self._wt: dict[int, WtStream] = {}  # every live WebTransport stream (hot path)
-        self._incoming: dict[int, Incoming] = {}  # peer streams that are not WT streams
         self._requests: dict[int, RequestStream] = {}  # CONNECT streams, by session id
         self._session_id: int | None = None  # the one session of this connection
-        self._peer_settings: dict[int, int] | None = None
-        self._settings_deadline: float | None = None
-        self._local_decoder_stream: int | None = None
-        self._critical_local: set[int] = set()  # our control and QPACK streams
-        self._seen_uni: set[int] = set()  # peer's control / QPACK stream types already opened
-        self._closed = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
-
-    def initialize(self, now: float) -> None:
-        """Open our control and QPACK streams and send SETTINGS (call once, first)."""
-        cfg = self._config
-        settings = client_settings(cfg) if self._is_client else server_settings(cfg)
-        control = self._open_uni(StreamType.CONTROL)
-        payload = _wire.encode_settings(settings)
-        self._engine.send_stream_data(control, _wire.encode_frame(FrameType.SETTINGS, payload))
-        self._open_uni(StreamType.QPACK_ENCODER)
-        self._local_decoder_stream = self._open_uni(StreamType.QPACK_DECODER)
-        self._settings_deadline = now + cfg.settings_timeout
-
-    def _open_uni(self, stream_type: int) -> int:
-        stream_id = self._engine.get_next_available_stream_id(is_unidirectional=True)
-        self._engine.send_stream_data(stream_id, _wire.encode_varint(stream_type))
-        self._critical_local.add(stream_id)
-        return stream_id
-
-    @property
-    def peer_settings(self) -> dict[int, int] | None:
-        """The peer's SETTINGS once received (read-only view for logs and tests)."""
-        return None if self._peer_settings is None else dict(self._peer_settings)
-
-    def next_event(self) -> SessionEvent | None:
-        """Pop the oldest pending event, or None."""
-        return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must run next (SETTINGS deadline, held-stream deadlines)."""
@@ -129,8 +82,7 @@ class WebTransportH3:
         """Reject held streams whose deadline passed; close if the peer's SETTINGS are late."""
         if self._closed:
             return
-        deadline = self._settings_deadline
-        if self._peer_settings is None and deadline is not None and now >= deadline:
+        if self._settings_overdue(now):
             self._connection_error(H3ErrorCode.H3_MISSING_SETTINGS, "no SETTINGS from the peer")
             return
         for held in self._pending.pop_expired(now):
@@ -172,12 +124,6 @@ class WebTransportH3:
             self._events.append(SessionClosed(req.session_id, 0, event.reason, event.remote))
         self._events.append(ConnectionClosed(event.error_code, event.reason, event.remote))
 
-    def _connection_error(self, code: int, reason: str) -> None:
-        """Close the QUIC connection with an HTTP/3 error code (RFC 9114 §8)."""
-        self._engine.close(code, reason)
-        self._closed = True
-        self._events.append(ConnectionClosed(code, reason, False))
-
     # ---- stream data dispatch ------------------------------------------------------------------
 
     def _on_stream_data(self, stream_id: int, data: bytes, end: bool, now: float) -> None:
@@ -192,137 +138,20 @@ class WebTransportH3:
         if req is not None:
             self._on_request_data(req, data, end)
             return
-        incoming = self._incoming.get(stream_id)
-        if incoming is None:
-            if self._is_local(stream_id):
-                # A stream of ours we already let go of (its session is gone): drain it.
-                self._engine.consume(stream_id, len(data))
-                return
-            incoming = Incoming(Kind.UNI_HEADER if stream_id & 2 else Kind.BIDI_HEADER)
-            self._incoming[stream_id] = incoming
-        kind = incoming.kind
-        if kind is Kind.UNI_HEADER or kind is Kind.BIDI_HEADER:
-            incoming.buf += data
-            self._parse_stream_start(stream_id, incoming, end, now)
-        elif kind is Kind.CONTROL:
-            self._on_control_data(stream_id, incoming, data, end)
-        else:  # QPACK streams carry nothing we act on (capacity 0); ignored streams are drained
-            if end and kind is Kind.QPACK:
-                raise RemoteProtocolError(
-                    "peer closed a QPACK stream", H3ErrorCode.H3_CLOSED_CRITICAL_STREAM
-                )
-            self._engine.consume(stream_id, len(data))
-            if end:
-                del self._incoming[stream_id]
+        self._on_incoming_data(stream_id, data, end, now)
 
-    def _is_local(self, stream_id: int) -> bool:
-        return (stream_id & 1) == (0 if self._is_client else 1)
+    # ---- HTTP/3 hooks --------------------------------------------------------------------------
 
-    def _parse_stream_start(self, stream_id: int, inc: Incoming, end: bool, now: float) -> None:
-        """Read a peer stream's type (uni) or first varint (bidi) and route the stream."""
-        buf = inc.buf
-        try:
-            if inc.kind is Kind.UNI_HEADER:
-                stream_type, session_id, offset = _wire.parse_uni_stream_type(buf)
-            else:
-                stream_type, session_id, offset = _wire.parse_bidi_stream_start(buf)
-        except NeedMoreData:
-            if end:  # the stream ended inside its header: nothing to route
-                del self._incoming[stream_id]
-                self._engine.consume(stream_id, len(buf))
-            return
-        inc.buf = b""
-        if session_id is not None:  # 0x54 / 0x41 <session id>: a WebTransport stream
-            del self._incoming[stream_id]
-            _wire.check_session_id(session_id)
-            self._engine.consume(stream_id, offset)
-            is_bidi = inc.kind is Kind.BIDI_HEADER
-            self._on_wt_stream(stream_id, session_id, is_bidi, buf[offset:], end, now)
-        elif inc.kind is Kind.BIDI_HEADER:
-            del self._incoming[stream_id]
-            if self._is_client:  # server-initiated bidi streams exist only for WebTransport
-                raise RemoteProtocolError(
-                    f"server bidi stream {stream_id} is not a WebTransport stream",
-                    H3ErrorCode.H3_STREAM_CREATION_ERROR,
-                )
-            req = RequestStream(stream_id, State.HEADERS, self._config.max_frame_payload)
-            self._requests[stream_id] = req
-            self._on_request_data(req, buf, end)
-        else:
-            self._on_uni_stream_type(stream_id, inc, stream_type, buf[offset:], end)
-            self._engine.consume(stream_id, offset)
+    def _on_goaway(self) -> None:
+        req = self._session()
+        if req is not None and req.state is State.ESTABLISHED and not req.draining:
+            req.draining = True
+            self._events.append(SessionDraining(req.session_id))
 
-    def _on_uni_stream_type(
-        self, stream_id: int, inc: Incoming, stream_type: int, rest: bytes, end: bool
-    ) -> None:
-        if stream_type in (StreamType.CONTROL, StreamType.QPACK_ENCODER, StreamType.QPACK_DECODER):
-            if stream_type in self._seen_uni:  # RFC 9114 §6.2.1, RFC 9204 §4.2
-                raise RemoteProtocolError(
-                    f"second uni stream of type {stream_type}", H3ErrorCode.H3_STREAM_CREATION_ERROR
-                )
-            self._seen_uni.add(stream_type)
-            inc.kind = Kind.CONTROL if stream_type == StreamType.CONTROL else Kind.QPACK
-            if inc.kind is Kind.CONTROL:
-                inc.reader = _wire.FrameReader(max_payload=self._config.max_frame_payload)
-        elif stream_type == StreamType.PUSH:
-            # We never send MAX_PUSH_ID, and only servers push (RFC 9114 §4.6, §6.2.2).
-            code = (
-                H3ErrorCode.H3_ID_ERROR if self._is_client else H3ErrorCode.H3_STREAM_CREATION_ERROR
-            )
-            raise RemoteProtocolError("unexpected push stream", code)
-        else:  # unknown or GREASE stream types must be ignored (RFC 9114 §6.2.3)
-            inc.kind = Kind.IGNORED
-            self._stop(stream_id, H3ErrorCode.H3_STREAM_CREATION_ERROR)
-        self._on_stream_data_known(stream_id, inc, rest, end)
-
-    def _on_stream_data_known(self, stream_id: int, inc: Incoming, data: bytes, end: bool) -> None:
-        if inc.kind is Kind.CONTROL:
-            self._on_control_data(stream_id, inc, data, end)
-        elif data or end:
-            self._on_stream_data(stream_id, data, end, 0.0)
-
-    # ---- control stream ------------------------------------------------------------------------
-
-    def _on_control_data(self, stream_id: int, inc: Incoming, data: bytes, end: bool) -> None:
-        assert inc.reader is not None
-        for frame_type, payload in inc.reader.feed(data):
-            self._on_control_frame(frame_type, payload)
-            if self._closed:
-                return
-        self._engine.consume(stream_id, len(data))
-        if end:
-            raise RemoteProtocolError(
-                "peer closed its control stream", H3ErrorCode.H3_CLOSED_CRITICAL_STREAM
-            )
-
-    def _on_control_frame(self, frame_type: int, payload: bytes) -> None:
-        if self._peer_settings is None:
-            if frame_type != FrameType.SETTINGS:
-                raise RemoteProtocolError(
-                    f"control stream starts with frame 0x{frame_type:x}, not SETTINGS",
-                    H3ErrorCode.H3_MISSING_SETTINGS,
-                )
-            settings = _wire.decode_settings(payload)
-            validate_peer_settings(settings)
-            self._peer_settings = settings
-            self._on_peer_settings()
-            return
-        unexpected = (
-            frame_type in (FrameType.SETTINGS, FrameType.DATA, FrameType.HEADERS)
-            or frame_type in (FrameType.PUSH_PROMISE, FrameType.WEBTRANSPORT_STREAM)
-            or frame_type in _HTTP2_ONLY_FRAMES
-            or (frame_type == FrameType.MAX_PUSH_ID and self._is_client)
-        )
-        if unexpected:
-            raise RemoteProtocolError(
-                f"frame 0x{frame_type:x} on the control stream", H3ErrorCode.H3_FRAME_UNEXPECTED
-            )
-        if frame_type == FrameType.GOAWAY:
-            req = self._session()
-            if req is not None and req.state is State.ESTABLISHED and not req.draining:
-                req.draining = True
-                self._events.append(SessionDraining(req.session_id))
-        # CANCEL_PUSH, MAX_PUSH_ID (server side) and unknown/GREASE frames: nothing to do.
+    def _on_request_stream(self, stream_id: int, data: bytes, end: bool) -> None:
+        req = RequestStream(stream_id, State.HEADERS, self._config.max_frame_payload)
+        self._requests[stream_id] = req
+        self._on_request_data(req, data, end)
 
     def _on_peer_settings(self) -> None:
         assert self._peer_settings is not None
@@ -358,12 +187,7 @@ class WebTransportH3:
                 self._on_request_body(req, payload)
             elif frame_type == FrameType.HEADERS:
                 self._on_request_headers(req, payload)
-            elif frame_type == FrameType.WEBTRANSPORT_STREAM:
-                # 0x41 is only valid as the first bytes of a stream (draft-16 §4.2).
-                raise RemoteProtocolError(
-                    "0x41 inside a request stream", H3ErrorCode.H3_FRAME_ERROR
-                )
-            elif frame_type in _CONTROL_ONLY_FRAMES or frame_type in _HTTP2_ONLY_FRAMES:
+            elif frame_type in _CONTROL_ONLY_FRAMES:
                 raise RemoteProtocolError(
                     f"frame 0x{frame_type:x} on a request stream", H3ErrorCode.H3_FRAME_UNEXPECTED
                 )
@@ -550,7 +374,7 @@ class WebTransportH3:
         if bidi:
             self._reset(stream_id, code)
         self._engine.consume(stream_id, held_bytes)
-        self._incoming[stream_id] = Incoming(Kind.IGNORED)
+        self._ignore_stream(stream_id)
 
     def _reject_held_session(self, session_id: int, code: int = _BUFFER_REJECTED) -> None:
         for held in self._pending.pop_session(session_id):
@@ -575,20 +399,14 @@ class WebTransportH3:
             else:
                 self._session_ended(req, 0, f"CONNECT stream reset (0x{code:x})", remote=True)
             return
-        inc = self._incoming.pop(stream_id, None)
-        if inc is not None and inc.kind in (Kind.CONTROL, Kind.QPACK):
-            raise RemoteProtocolError(
-                "peer reset a critical stream", H3ErrorCode.H3_CLOSED_CRITICAL_STREAM
-            )
+        self._check_critical_reset(stream_id)
 
     def _on_stop_sending(self, stream_id: int, code: int) -> None:
         stream = self._wt.get(stream_id)
         if stream is not None:
             self._events.append(StopSendingReceived(stream_id, _wire.h3_to_wt_error(code), code))
-        elif stream_id in self._critical_local:
-            raise RemoteProtocolError(
-                "peer stopped a critical stream", H3ErrorCode.H3_CLOSED_CRITICAL_STREAM
-            )
+        else:
+            self._check_critical_stop(stream_id)
 
     # ---- public API: sessions ------------------------------------------------------------------
 
@@ -712,21 +530,3 @@ class WebTransportH3:
         if stream is None:
             raise LocalProtocolError(f"stream {stream_id} is not a live WebTransport stream")
         return stream
-
-    def _reset(self, stream_id: int, code: int) -> None:
-        try:
-            self._engine.reset_stream(stream_id, code)
-        except ValueError:
-            # The engine already discarded the stream (both directions finished in packets we
-            # have not seen the events of yet): there is nothing left to reset.
-            pass
-
-    def _stop(self, stream_id: int, code: int) -> None:
-        try:
-            self._engine.stop_stream(stream_id, code)
-        except ValueError:
-            pass  # as in _reset: the stream is already gone inside the engine
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LocalProtocolError("the QUIC connection is closed")

@@ -6,16 +6,12 @@ import importlib
 from types import ModuleType
 
 import pytest
+from endpoint_helpers import Certificate, make_certificate
 
-from py_libp2p_webtransport import engine as _engine_package
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
+from py_libp2p_webtransport.engine import available_engines
 
-# Until the engine adapters are merged, the endpoint tests have nothing to drive.
-if not hasattr(_engine_package, "available_engines"):  # pragma: no cover
-    collect_ignore = ["test_endpoint.py"]
-    ENGINES: list[str] = []
-else:
-    ENGINES = _engine_package.available_engines()
+ENGINES = available_engines()
 
 
 def _udp_twins() -> list[object]:
@@ -37,8 +33,6 @@ def udp(request: pytest.FixtureRequest) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def certificate():  # type: ignore[no-untyped-def]
+def certificate() -> Certificate:
     """A self-signed ECDSA P-256 certificate with one extension (the libp2p shape)."""
-    from endpoint_helpers import make_certificate
-
     return make_certificate()

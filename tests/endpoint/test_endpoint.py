@@ -442,3 +442,141 @@ async def test_connect_needs_client_config(engine_name, certificate) -> None:  #
     with pytest.raises(ValueError):
         client.connect(("127.0.0.1", 9), server_config(certificate))
     client.close()
+
+
+async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """A close from one side reaches the other's handler; both connections end and unroute."""
+    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            await handler.handshake.wait()
+            (server_conn,) = handlers
+            conn.engine.close(0x1234, "bye")
+            conn.transmit_soon()
+            await server_conn.closed_event.wait()
+            (event,) = [
+                e for e in handlers[server_conn].events if isinstance(e, ConnectionTerminated)
+            ]
+            assert event.remote and event.error_code == 0x1234
+            await conn.closed_event.wait()  # after the closing period, on the pump's timer
+            assert not client.connections and not server.connections
+            assert not client._routes and not server._routes
+            client.close()
+            server.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="4 MiB exceeds the unprivileged rmem_max cap")
+async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no-untyped-def]
+    endpoint = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            # Linux reports twice the requested size (bookkeeping overhead).
+            assert endpoint._sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
+    finally:
+        endpoint.close()
+
+
+async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledgements carry no event, yet the handler is called so blocked writers resume."""
+    server, handlers = await _echo_server(
+        "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
+    )
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+
+    class WriterHandler(CollectHandler):
+        stream_id = -1
+        drained = trio.Event()
+        empty_calls = 0
+
+        def handle_engine_events(self, conn, events, now):  # type: ignore[no-untyped-def]
+            super().handle_engine_events(conn, events, now)
+            self.empty_calls += not events
+            if self.stream_id >= 0 and conn.engine.send_buffer_size(self.stream_id) == 0:
+                self.drained.set()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn = client.connect(server.local_address, CLIENT_CONFIG)
+            handler = WriterHandler()
+            conn.handler = handler
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            conn.engine.send_stream_data(sid, os.urandom(200_000))
+            handler.stream_id = sid
+            assert conn.engine.send_buffer_size(sid) == 200_000
+            conn.transmit_soon()
+            await handler.drained.wait()  # set only from inside a handler call
+            assert handler.empty_calls > 0
+            (server_handler,) = handlers.values()
+            assert len(server_handler.data[sid]) == 200_000
+            client.close()
+            server.close()
+
+
+class _StingyUdp:
+    """A `_udp` twin whose kernel takes at most 3 datagrams per call (as with a full buffer).
+
+    Loopback UDP never pushes back, so this wraps the real twin to make every send partial:
+    the endpoint must keep the rest, wait until writable and send it in order, dropping nothing.
+    """
+
+    def __init__(self, real: ModuleType) -> None:
+        self.real = real
+        self.partial_sends = 0
+        self.recv_batch = real.recv_batch
+        self.enable_gro = real.enable_gro
+        self.gso_supported = real.gso_supported
+
+    def send_batch(self, sock, datagrams, addr, gso=True):  # type: ignore[no-untyped-def]
+        if len(datagrams) > 3:
+            self.partial_sends += 1
+        return self.real.send_batch(sock, datagrams[:3], addr, gso)
+
+
+async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    stingy = _StingyUdp(udp)
+    server, _ = await _echo_server("127.0.0.1", engine_name, stingy, certificate)  # type: ignore[arg-type]
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=stingy)  # type: ignore[arg-type]
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            data = os.urandom(300_000)
+            conn.engine.send_stream_data(sid, data, end_stream=True)
+            conn.transmit_soon()
+            await handler.finished_event(sid).wait()
+            assert bytes(handler.data[sid]) == data
+            assert stingy.partial_sends > 0
+            assert client.stats.send_blocked > 0 and server.stats.send_blocked > 0
+            assert not client._backlog
+            client.close()
+            server.close()
+
+
+async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """A client on a dual-stack socket dials an IPv4 literal (sent v4-mapped)."""
+    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("::", 0, engine=engine_name, udp=udp, dual_stack=True)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            conn, handler = _dial(client, server)
+            assert conn.remote_address == ("::ffff:127.0.0.1", server.local_address[1], 0, 0)
+            await handler.handshake.wait()
+            sid = conn.engine.get_next_available_stream_id()
+            conn.engine.send_stream_data(sid, b"mapped", end_stream=True)
+            conn.transmit_soon()
+            await handler.finished_event(sid).wait()
+            assert bytes(handler.data[sid]) == b"mapped"
+            client.close()
+            server.close()

@@ -98,6 +98,7 @@ class EnginePair:
         client_config: EngineConfig | None = None,
         server_config: EngineConfig | None = None,
         server_factory: ServerFactory | None = None,
+        client_factory: Callable[[EngineConfig], QuicEngine] | None = None,
         auto_consume: bool = True,
     ) -> None:
         self.now = 1000.0
@@ -111,7 +112,8 @@ class EnginePair:
         )
         self.server_engine_name = server_engine
         self._server_factory = server_factory
-        self.client = Side(create_engine(client_engine, self.client_config))
+        make_client = client_factory or (lambda cfg: create_engine(client_engine, cfg))
+        self.client = Side(make_client(self.client_config))
         self.server: Side | None = None
         self.client.engine.connect(SERVER_ADDR, self.now)
         self.dropped_to_server = 0
