@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from ._compat import NO_EXTENSIONS
 
-
-def _detect_implementation() -> str:
-    """Return ``"cython"`` when the compiled wire twin is the one the facade loaded."""
-    from . import _wire
-
-    return "cython" if _wire.IMPLEMENTATION == "cython" else "python"
-
-
-IMPLEMENTATION: str = _detect_implementation()
-
 __all__ = ["IMPLEMENTATION", "NO_EXTENSIONS"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy, so that importing the package does not load every twin.
+    if name == "IMPLEMENTATION":
+        from . import _wire
+
+        # "cython" when the facade loaded the compiled twin, else "python".
+        return _wire.IMPLEMENTATION
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -86,7 +86,7 @@ class BufferLimitExceeded(WebTransportError):
 
 
 class StreamReset(WebTransportError):
-    """A stream was reset; ``error_code`` is the WebTransport application code (already unmapped)."""
+    """A stream was reset; ``error_code`` is the WebTransport application code (unmapped)."""
 
     def __init__(self, stream_id: int, error_code: int, remote: bool = True) -> None:
         who = "peer" if remote else "local side"
@@ -114,7 +114,7 @@ class EngineError(WebTransportError):
 # --- dial / listen errors (OpenConnectionError so py-libp2p's swarm handles them) ---------------
 
 
-class DialError(OpenConnectionError, WebTransportError):  # type: ignore[misc]
+class DialError(OpenConnectionError, WebTransportError):
     """A dial failed; subclasses say why."""
 
 
@@ -150,5 +150,34 @@ class HandshakeError(DialError):
     """The Noise handshake failed (bad message, bad signature, timeout on the server side)."""
 
 
+class InvalidCertificate(DialError):
+    """The server's certificate breaks the WebTransport rules (key, validity, not valid now)."""
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+class AddressError(WebTransportError, ValueError):
+    """A multiaddr is not a well-formed WebTransport address."""
+
+
+class InvalidCerthash(AddressError):
+    """A certhash is not valid multibase, or not a SHA-256 multihash of 32 bytes."""
+
+
 class ListenError(WebTransportError):
     """Listening failed (bad address, address carrying a certhash, bind error)."""
+
+
+# --- endpoint ----------------------------------------------------------------------------------
+
+
+class MalformedPacket(WebTransportError):
+    """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
+
+
+# --- perf protocol --------------------------------------------------------------------------------
+
+
+class PerfError(WebTransportError):
+    """A ``/perf/1.0.0`` exchange broke the protocol (short request header, wrong byte count)."""

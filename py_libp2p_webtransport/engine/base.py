@@ -41,6 +41,9 @@ class EngineConfig:
     max_streams_uni: int = 128
     idle_timeout: float = 30.0
     max_datagram_frame_size: int = 65536  # > 0: WebTransport clients require datagram support
+    # qh3 only: stop taking data from the engine while more than this many delivered bytes are
+    # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.
+    recv_budget: int = 32 * 1024 * 1024
     qlog_dir: str | None = None
 
 
@@ -158,7 +161,7 @@ class QuicEngine(Protocol):
     def stop_stream(self, stream_id: int, error_code: int) -> None: ...
 
     def send_buffer_size(self, stream_id: int) -> int:
-        """Bytes queued on ``stream_id`` that the peer has not acknowledged (for write backpressure)."""
+        """Bytes queued on ``stream_id`` not yet acknowledged (for write backpressure)."""
 
     def consume(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of ``stream_id``: credit may now return to the peer."""

@@ -1,0 +1,299 @@
+"""What the qh3 and aioquic adapters share: event translation, read accounting, counters.
+
+Both libraries expose an aioquic-shaped ``QuicConnection`` whose events carry the same field
+names, so one translator serves both once it is given the library's ``events`` module. The
+library-specific parts (configuration, flow control, private-API shims) live in the subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+from ..errors import EngineError, FlowControlError
+from .base import (
+    Address,
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    DatagramReceived,
+    EngineConfig,
+    EngineEvent,
+    HandshakeCompleted,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+
+
+def check_config(config: EngineConfig) -> None:
+    """Raise ``EngineError`` for settings no engine can honour (before any library sees them)."""
+    problems = []
+    if not config.alpn_protocols:
+        problems.append("alpn_protocols is empty")
+    if config.max_datagram_size < 1200:  # RFC 9000 §14: QUIC needs 1200-byte datagrams
+        problems.append(f"max_datagram_size {config.max_datagram_size} < 1200")
+    for name in ("max_data", "max_stream_data", "idle_timeout"):
+        if getattr(config, name) <= 0:
+            problems.append(f"{name} must be > 0")
+    for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must be >= 0")
+    if problems:
+        raise EngineError("invalid EngineConfig: " + "; ".join(problems))
+
+
+def require_private_api(library: str, version: str, cls: type, names: tuple[str, ...]) -> None:
+    """Raise ``EngineError`` naming what is missing if ``cls`` lacks a private API we patch."""
+    missing = [name for name in names if not callable(getattr(cls, name, None))]
+    if missing:
+        raise EngineError(
+            f"{library} {version} lacks {', '.join(missing)} that this adapter relies on "
+            f"(tested: aioquic 1.7.2, qh3 2.1.0); choose the other engine or a tested version"
+        )
+
+
+def der_certificate(data: bytes) -> bytes:
+    """The certificate as DER; PEM input (one certificate) is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+def der_private_key(data: bytes) -> bytes:
+    """The private key as PKCS#8 DER; PEM input is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        key = load_pem_private_key(data, None)
+        return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    return data
+
+
+class ReadAccount:
+    """Per-stream bytes delivered to the application and not yet ``consume()``d.
+
+    Entries disappear once a stream's receive side has ended (FIN delivered or reset) and every
+    delivered byte was consumed, so the table stays as small as the set of live streams.
+    """
+
+    __slots__ = ("_ended", "_unread", "total")
+
+    def __init__(self) -> None:
+        self._unread: dict[int, int] = {}
+        self._ended: set[int] = set()
+        self.total = 0  # sum over all streams
+
+    def delivered(self, stream_id: int, n: int, ended: bool) -> None:
+        self._unread[stream_id] = self._unread.get(stream_id, 0) + n
+        self.total += n
+        if ended:
+            self._ended.add(stream_id)
+            self._forget_if_done(stream_id)
+
+    def consumed(self, stream_id: int, n: int) -> None:
+        if n <= 0:
+            if n < 0:
+                raise FlowControlError(f"cannot consume a negative byte count ({n})")
+            return
+        unread = self._unread.get(stream_id)
+        if unread is None or n > unread:
+            raise FlowControlError(
+                f"stream {stream_id}: consume({n}) exceeds the {unread or 0} unread bytes"
+            )
+        self._unread[stream_id] = unread - n
+        self.total -= n
+        self._forget_if_done(stream_id)
+
+    def unread(self, stream_id: int) -> int:
+        return self._unread.get(stream_id, 0)
+
+    def __len__(self) -> int:
+        return len(self._unread)
+
+    def _forget_if_done(self, stream_id: int) -> None:
+        if stream_id in self._ended and self._unread.get(stream_id) == 0:
+            del self._unread[stream_id]
+            self._ended.discard(stream_id)
+
+
+class AdapterBase:
+    """Common half of an engine adapter; ``self._quic`` is the library connection."""
+
+    name = "base"
+    # What the library raises for a call that is invalid in the current state.
+    _library_errors: tuple[type[BaseException], ...] = (AssertionError, ValueError, KeyError)
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        quic: Any,
+        events: ModuleType,
+        reads: ReadAccount | None = None,
+    ) -> None:
+        self.config = config
+        self._quic = quic
+        self._reads = reads if reads is not None else ReadAccount()
+        self._issued_cids: list[bytes] = []
+        self._retired_cids: set[bytes] = set()
+        self._closed_locally = False
+        self._close_seen_on_receive = False
+        self._bytes_sent = self._bytes_received = 0
+        self._packets_sent = self._packets_received = 0
+        self._translate: dict[type, Callable[[Any], EngineEvent | None]] = {
+            events.StreamDataReceived: self._on_stream_data,
+            events.StreamReset: lambda e: StreamReset(e.stream_id, e.error_code),
+            events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
+            events.DatagramFrameReceived: lambda e: DatagramReceived(bytes(e.data)),
+            events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
+            events.ConnectionIdIssued: self._on_cid_issued,
+            events.ConnectionIdRetired: self._on_cid_retired,
+            events.ConnectionTerminated: self._on_terminated,
+        }
+
+    # --- input ----------------------------------------------------------------------------------
+    def connect(self, addr: Address, now: float) -> None:
+        """Client only: start the handshake towards ``addr``."""
+        if not self.config.is_client:
+            raise EngineError("connect() is for client engines; servers answer an Initial")
+        self._quic.connect(addr, now)
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Feed one UDP payload received from ``addr``."""
+        self._bytes_received += len(data)
+        self._packets_received += 1
+        self._quic.receive_datagram(data, addr, now)
+        self._note_close_on_receive()
+
+    def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
+        """Feed many UDP payloads from one address (one call per socket wakeup)."""
+        for data in datagrams:
+            self._bytes_received += len(data)
+            self._packets_received += 1
+            self._quic.receive_datagram(data, addr, now)
+        self._note_close_on_receive()
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks)."""
+        self._quic.handle_timer(now)
+
+    # --- output ---------------------------------------------------------------------------------
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Everything that may be sent now; call after every input and after ``consume()``."""
+        out: list[tuple[bytes, Address]] = self._quic.datagrams_to_send(now)
+        self._packets_sent += len(out)
+        for data, _ in out:
+            self._bytes_sent += len(data)
+        return out
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called (absolute, same clock as ``now``)."""
+        timer: float | None = self._quic.get_timer()
+        return timer
+
+    def next_event(self) -> EngineEvent | None:
+        """The next engine-neutral event, or ``None`` when drained."""
+        while True:
+            event = self._quic.next_event()
+            if event is None:
+                return None
+            translate = self._translate.get(type(event))
+            if translate is not None:
+                translated = translate(event)
+                if translated is not None:
+                    return translated
+            # PingAcknowledged, ProtocolNegotiated, ...: nothing above the engine needs them.
+
+    # --- streams --------------------------------------------------------------------------------
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        """The id the next locally opened stream of that kind will get."""
+        stream_id: int = self._quic.get_next_available_stream_id(is_unidirectional)
+        return stream_id
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` on ``stream_id`` (opening it if it is the next local id)."""
+        self._call(self._quic.send_stream_data, stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abort our sending side with RESET_STREAM(``error_code``)."""
+        self._call(self._quic.reset_stream, stream_id, error_code)
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending with STOP_SENDING(``error_code``)."""
+        self._call(self._quic.stop_stream, stream_id, error_code)
+
+    def consume(self, stream_id: int, n: int) -> None:
+        """The application read ``n`` bytes of ``stream_id``; see the subclass for credit."""
+        self._reads.consumed(stream_id, n)
+
+    def unread_bytes(self, stream_id: int | None = None) -> int:
+        """Delivered but not yet consumed bytes, of one stream or (``None``) the connection."""
+        return self._reads.total if stream_id is None else self._reads.unread(stream_id)
+
+    def send_datagram(self, data: bytes) -> None:
+        """Queue one unreliable QUIC DATAGRAM frame."""
+        self._call(self._quic.send_datagram_frame, data)
+
+    # --- connection -----------------------------------------------------------------------------
+    def close(self, error_code: int = 0, reason: str = "") -> None:
+        """Send CONNECTION_CLOSE; ``ConnectionTerminated(remote=False)`` follows after draining."""
+        self._closed_locally = True
+        self._quic.close(error_code=error_code, reason_phrase=reason)
+
+    @property
+    def host_connection_ids(self) -> list[bytes]:
+        """Source connection ids currently valid for this connection (routing keys)."""
+        # ``host_cid`` is read live: qh3's zero-length-CID workaround sets it on the first
+        # datagram, so the endpoint must re-read this after feeding a new connection.
+        first: bytes = self._quic.host_cid
+        cids = [] if first in self._retired_cids else [first]
+        return cids + [c for c in self._issued_cids if c != first]
+
+    @property
+    def original_destination_connection_id(self) -> bytes:
+        odcid: bytes = self._quic.original_destination_connection_id
+        return odcid
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _call(self, operation: Callable[..., None], *args: Any) -> None:
+        """Run a library call, turning its assertion/value errors into ``EngineError``."""
+        try:
+            operation(*args)
+        except self._library_errors as exc:
+            raise EngineError(f"{self.name}: {operation.__name__}{args[:1]} failed: {exc}") from exc
+
+    def _note_close_on_receive(self) -> None:
+        # Both libraries keep their pending close in ``_close_event`` (guarded by a named test).
+        # A close that appears while receiving was caused by the peer (its CONNECTION_CLOSE or
+        # a violation in its bytes); one that appears on a timer is an idle timeout.
+        if not self._closed_locally and self._quic._close_event is not None:
+            self._close_seen_on_receive = True
+
+    def _on_stream_data(self, event: Any) -> StreamDataReceived:
+        data = event.data if type(event.data) is bytes else bytes(event.data)
+        self._reads.delivered(event.stream_id, len(data), event.end_stream)
+        return StreamDataReceived(event.stream_id, data, event.end_stream)
+
+    def _on_cid_issued(self, event: Any) -> ConnectionIdIssued:
+        if event.connection_id not in self._issued_cids:
+            self._issued_cids.append(event.connection_id)
+        return ConnectionIdIssued(event.connection_id)
+
+    def _on_cid_retired(self, event: Any) -> ConnectionIdRetired:
+        if event.connection_id in self._issued_cids:
+            self._issued_cids.remove(event.connection_id)
+        self._retired_cids.add(event.connection_id)
+        return ConnectionIdRetired(event.connection_id)
+
+    def _on_terminated(self, event: Any) -> ConnectionTerminated:
+        remote = self._close_seen_on_receive and not self._closed_locally
+        return ConnectionTerminated(event.error_code, event.reason_phrase, remote)

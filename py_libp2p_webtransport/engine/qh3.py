@@ -1,0 +1,353 @@
+"""The qh3 engine: qh3's ``QuicConnection`` (a native packet core) behind ``QuicEngine``.
+
+qh3 is several times cheaper per packet than aioquic. Its Python facade is subclassed for three
+reasons, each guarded by named tests in ``tests/engine/test_private_api_qh3.py``:
+
+* **Core construction** (``_create_core``) is ours, so the configured ``MAX_STREAMS`` reach the
+  peer (qh3 fixes them at 100/103) and so the zero-length-CID workaround can choose the core's
+  connection ids (see ``qh3_zero_length_cid``).
+* **Zero-length client connection ids** (Chromium) need ``qh3_zero_length_cid``.
+* **A receive budget.** qh3's core returns flow-control credit when its stream events are
+  popped, and its facade pops them all eagerly, so credit follows arrival. The only lossless
+  bound is per connection: we stop popping the core while more than ``recv_budget`` delivered
+  bytes are unread (not yet ``consume()``d) and resume when ``consume()`` brings them back
+  under. A slow stream then stalls its fast siblings, and datagrams, resets and close notices
+  wait too (termination is never held back: a closing core is always drained).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import qh3
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+)
+from qh3 import _hazmat
+from qh3.quic import events as qh3_events
+from qh3.quic.configuration import QuicConfiguration
+from qh3.quic.connection import QuicConnection, QuicConnectionError
+from qh3.quic.packet import (
+    QuicPacketType,
+    pull_quic_transport_parameters,
+    push_quic_transport_parameters,
+)
+from qh3.tls import ExtensionType, load_pem_private_key
+
+from ..errors import EngineError
+from . import qh3_zero_length_cid as zero_cid
+from ._adapter import (
+    AdapterBase,
+    ReadAccount,
+    check_config,
+    der_certificate,
+    der_private_key,
+    require_private_api,
+)
+from .base import Address, EngineConfig, EngineStats
+
+# Core states in which credit no longer matters: always drain so termination surfaces.
+_ENDING_STATES = frozenset({"closing", "draining", "terminated"})
+
+
+class _Qh3Connection(QuicConnection):
+    """qh3's facade with our core construction, the CID workaround and the receive budget."""
+
+    def __init__(
+        self,
+        *,
+        max_streams_bidi: int,
+        max_streams_uni: int,
+        recv_budget: int,
+        unread: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.wt_max_streams = (max_streams_bidi, max_streams_uni)
+        self.wt_recv_budget = recv_budget
+        self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
+        self.wt_zero_length_peer_cid = False
+        self.wt_budget_pauses = 0
+
+    # --- budget ---------------------------------------------------------------------------------
+    def wt_over_budget(self) -> bool:
+        return bool(self.wt_unread.total > self.wt_recv_budget)
+
+    def _drain_core(self) -> None:
+        core = self._core
+        if self.wt_over_budget() and core is not None and core.state not in _ENDING_STATES:
+            if core.has_events:
+                self.wt_budget_pauses += 1
+            return  # leave events (and so credit) in the core until the reader catches up
+        super()._drain_core()
+
+    def wt_resume(self) -> None:
+        """Pop what the core held back, once ``consume()`` brought us under budget."""
+        if self._core is not None and not self.wt_over_budget():
+            super()._drain_core()
+
+    # --- server handshake receive path -----------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        if self._is_client or self._handshake_complete:
+            super().receive_datagram(data, addr, now)
+            return
+        # A server before handshake completion: qh3 2.1.0's loop, with two changes. The
+        # zero-length-CID workaround is switched on before the core exists, and padding after
+        # the last packet (aioquic pads Initial datagrams that way) is fed together with that
+        # packet: qh3 credits the anti-amplification budget per core call, so a separate call
+        # for the padding leaves a budget too small for the server's first flight and its
+        # packet builder fails ("packet builder capacity exhausted").
+        address = self._normalize_address(addr)
+        self._log_datagram("datagrams_received", data)
+        if self._core is None and not self._start_server(data, address, now):
+            return
+        core = self._require_core()
+        cid_length = self._configuration.connection_id_length
+        offset = 0
+        while offset < len(data):
+            end = _packet_end(data, offset, cid_length)
+            if end < len(data) and _packet_end(data, end, cid_length) <= end:
+                end = len(data)  # the rest is no packet: padding stays with this one
+            packet = data[offset:end]
+            report = self._call_core(core.receive_datagram, packet, address, now, len(data))
+            if report[2]:
+                self._log_packet("packet_received", packet, end - offset)
+                self._learn_remote_source_cid(packet)
+            elif report[4]:
+                self._log_packet_dropped(packet)
+            self._drain_core()
+            offset = end
+
+    def _start_server(self, data: bytes, address: Any, now: float) -> bool:
+        """Create core and TLS for the client's first Initial, as qh3 does (False: ignore it)."""
+        if len(data) < 1200:
+            return False
+        try:
+            header = _hazmat.pull_quic_header(data, 0, self._configuration.connection_id_length)
+        except ValueError:
+            return False
+        if header[1] != int(QuicPacketType.INITIAL):
+            return False
+        if header[0] not in self._configuration.supported_versions:
+            return False
+        zero_cid.prepare_server(self, data)
+        self._remote_addr = address
+        self._version = header[0]
+        self._create_core(address, header[3], now)
+        self._create_tls(remote_source_cid=None)
+        return True
+
+    # --- core construction and the zero-length CID workaround -----------------------------------
+
+    def _create_core(self, remote_addr: Any, initial_dcid: bytes, now: float) -> None:
+        configuration = self._configuration
+        source_cid, destination_cid = self.host_cid, initial_dcid
+        if self.wt_zero_length_peer_cid:
+            source_cid, destination_cid = zero_cid.core_connection_ids(self, initial_dcid)
+        max_streams_bidi, max_streams_uni = self.wt_max_streams
+        version = int(self._version or configuration.supported_versions[0])
+        # Same arguments as qh3 2.1.0's own _create_core (no session tickets: we never resume),
+        # except the local stream limits and, under the workaround, the two connection ids.
+        self._core = _hazmat.QuicConnectionCore(
+            self._is_client,
+            version,
+            ("0.0.0.0", 0),
+            remote_addr,
+            source_cid,
+            destination_cid,
+            self._is_client or self._retry_source_connection_id is not None,
+            configuration.active_connection_id_limit or (2 if self._is_client else 8),
+            configuration.max_datagram_size,
+            configuration.probe_datagram_size,
+            configuration.idle_timeout,
+            3,  # ack_delay_exponent
+            configuration.max_datagram_frame_size,
+            None,  # peer_max_datagram_frame_size (no remembered parameters)
+            configuration.max_data,
+            0,
+            configuration.max_stream_data,
+            0,
+            0,
+            0,
+            configuration.max_stream_data,  # max_stream_reassembly
+            max_streams_bidi,
+            max_streams_uni,
+            0,
+            0,
+            configuration.initial_rtt,
+            0.025,  # max_ack_delay
+            now,
+        )
+        if self.wt_zero_length_peer_cid:
+            zero_cid.install_initial_keys(self._core, initial_dcid, version)
+        self._applied_transport_parameters = None
+        self._pre_handshake_state_replayed = False
+
+    def _create_tls(self, remote_source_cid: bytes | None) -> Any:
+        # qh3 advertises MAX_STREAMS 100/103 whatever the core enforces; advertise ours.
+        bridge = super()._create_tls(remote_source_cid)
+        stock = bridge.serialize_transport_parameters
+        bidi, uni = self.wt_max_streams
+        capacity = 3 * self._configuration.max_datagram_size
+
+        def serialize() -> bytes:
+            return _with_stream_limits(stock(), bidi, uni, capacity)
+
+        bridge.serialize_transport_parameters = serialize  # type: ignore[method-assign]
+        bridge.tls.handshake_extensions = [
+            (kind, serialize() if kind == ExtensionType.QUIC_TRANSPORT_PARAMETERS else value)
+            for kind, value in bridge.tls.handshake_extensions
+        ]
+        return bridge
+
+    def _learn_remote_source_cid(self, data: bytes) -> None:
+        if self.wt_zero_length_peer_cid:
+            zero_cid.learn_empty_source_cid(self, data)
+        else:
+            super()._learn_remote_source_cid(data)
+
+
+# qh3 facade methods _Qh3Connection overrides or calls (guarded by test_private_api_qh3.py).
+_PATCHED = (
+    "_create_core",
+    "_create_tls",
+    "_drain_core",
+    "_learn_remote_source_cid",
+    "_call_core",
+    "_require_core",
+    "_normalize_address",
+)
+
+
+def _with_stream_limits(encoded: bytes, bidi: int, uni: int, capacity: int) -> bytes:
+    """Transport parameters ``encoded`` with our initial_max_streams_{bidi,uni}."""
+    parameters = pull_quic_transport_parameters(_hazmat.Buffer(data=encoded))
+    parameters.initial_max_streams_bidi = bidi
+    parameters.initial_max_streams_uni = uni
+    buf = _hazmat.Buffer(capacity=capacity)
+    push_quic_transport_parameters(buf, parameters)
+    return bytes(buf.data)
+
+
+def _packet_end(data: bytes, offset: int, cid_length: int) -> int:
+    """End of the QUIC packet at ``offset``; ``offset`` itself if none parses there."""
+    try:
+        end: int = _hazmat.pull_quic_header(data, offset, cid_length)[9]
+    except ValueError:
+        return offset
+    return end if end > offset else len(data)
+
+
+def _configuration(config: EngineConfig) -> QuicConfiguration:
+    quic_config = QuicConfiguration(
+        is_client=config.is_client,
+        alpn_protocols=list(config.alpn_protocols),
+        max_datagram_size=config.max_datagram_size,
+        max_data=config.max_data,
+        max_stream_data=config.max_stream_data,
+        idle_timeout=config.idle_timeout,
+        # qh3 refuses WebTransport without it; the peer sees it as a transport parameter.
+        max_datagram_frame_size=config.max_datagram_frame_size,
+        server_name=config.server_name,
+    )
+    if config.is_client and not config.verify_peer:
+        # The libp2p layer pins the certificate by hash through peer_certificate_der().
+        quic_config.verify_mode = ssl.CERT_NONE
+        quic_config.verify_hostname = False
+    if not config.is_client:
+        if config.certificate_der is None or config.private_key_der is None:
+            raise EngineError("a server engine needs certificate_der and private_key_der")
+        try:
+            key = load_der_private_key(der_private_key(config.private_key_der), None)
+            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            quic_config.private_key = load_pem_private_key(pem)
+            quic_config.certificate = _hazmat.Certificate(der_certificate(config.certificate_der))
+        except Exception as exc:  # qh3's native loaders raise their own exception types
+            raise EngineError(f"unusable server certificate or key: {exc}") from exc
+    if config.qlog_dir is not None:
+        from qh3.quic.logger import QuicFileLogger
+
+        quic_config.quic_logger = QuicFileLogger(config.qlog_dir)
+    return quic_config
+
+
+class Qh3Engine(AdapterBase):
+    """``QuicEngine`` over qh3; ``consume()`` feeds the per-connection receive budget."""
+
+    name = "qh3"
+    _library_errors = (QuicConnectionError, AssertionError, ValueError, KeyError, RuntimeError)
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        original_destination_connection_id: bytes | None = None,
+    ) -> None:
+        check_config(config)
+        require_private_api("qh3", qh3.__version__, QuicConnection, _PATCHED)
+        if not config.is_client and original_destination_connection_id is None:
+            raise EngineError("a server engine needs the client's original destination CID")
+        reads = ReadAccount()
+        quic = _Qh3Connection(
+            configuration=_configuration(config),
+            original_destination_connection_id=original_destination_connection_id,
+            max_streams_bidi=config.max_streams_bidi,
+            max_streams_uni=config.max_streams_uni,
+            recv_budget=config.recv_budget,
+            unread=reads,
+        )
+        super().__init__(config, quic, qh3_events, reads)
+
+    def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
+        """Feed a batch through qh3's native ``receive_many_datagrams``."""
+        batch = datagrams if isinstance(datagrams, list) else list(datagrams)
+        for data in batch:
+            self._bytes_received += len(data)
+        self._packets_received += len(batch)
+        self._quic.receive_many_datagrams(batch, addr, now)
+        self._note_close_on_receive()
+
+    def consume(self, stream_id: int, n: int) -> None:
+        """Account ``n`` read bytes; resumes taking events from the core once under budget.
+
+        Call ``next_event()`` and ``datagrams_to_send()`` afterwards: resuming may have made
+        events ready and credit (MAX_DATA / MAX_STREAM_DATA) due.
+        """
+        self._reads.consumed(stream_id, n)
+        self._quic.wt_resume()
+
+    def send_buffer_size(self, stream_id: int) -> int:
+        """Bytes of ``stream_id`` not yet transmitted once (qh3 does not expose unacked bytes)."""
+        try:
+            size: int = self._quic.get_send_buffer_size(stream_id)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
+        return size
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's leaf certificate (DER) once the handshake has received it."""
+        cert = self._quic.get_peercert()
+        return None if cert is None else bytes(cert.public_bytes())
+
+    @property
+    def receive_paused(self) -> bool:
+        """True while the budget holds events (and credit) back in the core."""
+        return bool(self._quic.wt_over_budget())
+
+    def stats(self) -> EngineStats:
+        core = self._quic._core
+        return EngineStats(
+            rtt=(core.smoothed_rtt or 0.0) if core is not None else 0.0,
+            cwnd=core.congestion_window if core is not None else 0,
+            bytes_in_flight=core.bytes_in_flight if core is not None else 0,
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            packets_sent=self._packets_sent,
+            packets_received=self._packets_received,
+            packets_lost=core.loss_total if core is not None else 0,
+        )

@@ -1,0 +1,532 @@
+"""``WebTransportH3``: WebTransport over HTTP/3 on one QUIC connection, both roles, sans-IO.
+
+Feed every engine event to ``handle_engine_event``; pull ``SessionEvent``s with ``next_event``.
+Everything this layer writes goes straight to the engine (``send_stream_data`` & co.), so the
+caller transmits (``engine.datagrams_to_send``) after every call into it.
+
+Scope: one WebTransport session per QUIC connection (a libp2p connection is one session); a
+second CONNECT is answered 429 (checklist §D 25). Datagrams are not used by libp2p and ignored.
+Sources: RFC 9114 (HTTP/3), RFC 9220 (extended CONNECT), RFC 9297 (capsules),
+draft-ietf-webtrans-http3 02 and 15/16; shared requirements checklist §D, §E, §G.
+"""
+
+from __future__ import annotations
+
+from .. import _wire
+from ..constants import CapsuleType, FrameType, H3ErrorCode
+from ..engine import base as eng
+from ..errors import LocalProtocolError, MessageError, RemoteProtocolError
+from .config import H3Config
+from .events import (
+    ConnectionClosed,
+    SessionClosed,
+    SessionDraining,
+    SessionEstablished,
+    SessionRejected,
+    SessionRequested,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamOpened,
+    StreamReset,
+)
+from .headers import (
+    build_request,
+    build_response,
+    parse_request,
+    parse_response,
+    request_status,
+)
+from .http3 import Http3Base
+from .pending import PendingStreams
+from .settings import choose_client_protocol
+from .streams import RequestStream, State, WtStream
+
+_GONE = H3ErrorCode.WT_SESSION_GONE
+_BUFFER_REJECTED = H3ErrorCode.WT_BUFFERED_STREAM_REJECTED
+_OVER = frozenset({State.DEAD})
+# Frame types only the control stream may carry (RFC 9114 §7.2). HTTP/2-only types and a 0x41
+# signal inside a stream are refused by _wire.FrameReader itself.
+_CONTROL_ONLY_FRAMES = frozenset(
+    {FrameType.CANCEL_PUSH, FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID}
+)
+
+
+class WebTransportH3(Http3Base):
+    """The HTTP/3 + WebTransport state machine of one QUIC connection (client or server)."""
+
+    def __init__(
+        self, engine: eng.QuicEngine, *, is_client: bool, config: H3Config | None = None
+    ) -> None:
+        super().__init__(engine, is_client=is_client, config=config)
+        cfg = self._config
+        self._pending = PendingStreams(
+            cfg.pending_stream_timeout, cfg.max_pending_streams, cfg.max_pending_bytes
+        )
+        self._wt: dict[int, WtStream] = {}  # every live WebTransport stream (hot path)
+        self._requests: dict[int, RequestStream] = {}  # CONNECT streams, by session id
+        self._session_id: int | None = None  # the one session of this connection
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must run next (SETTINGS deadline, held-stream deadlines)."""
+        if self._closed:
+            return None
+        deadlines = [self._pending.next_deadline()]
+        if self._peer_settings is None:
+            deadlines.append(self._settings_deadline)
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> None:
+        """Reject held streams whose deadline passed; close if the peer's SETTINGS are late."""
+        if self._closed:
+            return
+        if self._settings_overdue(now):
+            self._connection_error(H3ErrorCode.H3_MISSING_SETTINGS, "no SETTINGS from the peer")
+            return
+        for held in self._pending.pop_expired(now):
+            self._reject_held(held.stream_id, held.bidirectional, held.size, _BUFFER_REJECTED)
+
+    # ---- engine input --------------------------------------------------------------------------
+
+    def handle_engine_event(self, event: eng.EngineEvent, now: float) -> None:
+        """Process one engine event (feed every event of the engine here, in order)."""
+        if self._closed:
+            return
+        # The hot path first: payload of an established WebTransport stream goes straight out.
+        if type(event) is eng.StreamDataReceived:
+            stream = self._wt.get(event.stream_id)
+            if stream is not None:
+                self._events.append(
+                    StreamDataReceived(event.stream_id, event.data, event.end_stream)
+                )
+                if event.end_stream:
+                    stream.recv_done = True
+                return
+        try:
+            if isinstance(event, eng.StreamDataReceived):
+                self._on_stream_data(event.stream_id, event.data, event.end_stream, now)
+            elif isinstance(event, eng.StreamReset):
+                self._on_stream_reset(event.stream_id, event.error_code)
+            elif isinstance(event, eng.StopSendingReceived):
+                self._on_stop_sending(event.stream_id, event.error_code)
+            elif isinstance(event, eng.ConnectionTerminated):
+                self._on_terminated(event)
+        except RemoteProtocolError as exc:
+            self._connection_error(exc.error_code, str(exc))
+
+    def _on_terminated(self, event: eng.ConnectionTerminated) -> None:
+        self._closed = True
+        req = self._session()
+        if req is not None and req.state in (State.REQUESTED, State.ESTABLISHED):
+            req.state = State.CLOSED
+            self._events.append(SessionClosed(req.session_id, 0, event.reason, event.remote))
+        self._events.append(ConnectionClosed(event.error_code, event.reason, event.remote))
+
+    # ---- stream data dispatch ------------------------------------------------------------------
+
+    def _on_stream_data(self, stream_id: int, data: bytes, end: bool, now: float) -> None:
+        if stream_id in self._pending:
+            if not self._pending.append(stream_id, data, end):
+                held = self._pending.pop(stream_id)
+                assert held is not None
+                self._reject_held(stream_id, held.bidirectional, held.size, _BUFFER_REJECTED)
+                self._engine.consume(stream_id, len(data))
+            return
+        req = self._requests.get(stream_id)
+        if req is not None:
+            self._on_request_data(req, data, end)
+            return
+        self._on_incoming_data(stream_id, data, end, now)
+
+    # ---- HTTP/3 hooks --------------------------------------------------------------------------
+
+    def _on_goaway(self) -> None:
+        req = self._session()
+        if req is not None and req.state is State.ESTABLISHED and not req.draining:
+            req.draining = True
+            self._events.append(SessionDraining(req.session_id))
+
+    def _on_request_stream(self, stream_id: int, data: bytes, end: bool) -> None:
+        req = RequestStream(stream_id, State.HEADERS, self._config.max_frame_payload)
+        self._requests[stream_id] = req
+        self._on_request_data(req, data, end)
+
+    def _on_peer_settings(self) -> None:
+        assert self._peer_settings is not None
+        if self._is_client:
+            req = self._session()
+            if req is not None and req.state is State.UNSENT:
+                self._send_connect(req)
+            return
+        # Server: requests that arrived before SETTINGS are processed now (checklist §D 23).
+        for req in list(self._requests.values()):
+            held, req.held = req.held, []
+            for data, end in held:
+                self._feed_request(req, data, end)
+
+    # ---- request (CONNECT) streams -------------------------------------------------------------
+
+    def _on_request_data(self, req: RequestStream, data: bytes, end: bool) -> None:
+        if self._peer_settings is None and not self._is_client and req.state is State.HEADERS:
+            req.held.append((data, end))
+            req.held_bytes += len(data)
+            if req.held_bytes > self._config.max_frame_payload:
+                self._abort_request(req, H3ErrorCode.H3_EXCESSIVE_LOAD)
+            return
+        self._feed_request(req, data, end)
+
+    def _feed_request(self, req: RequestStream, data: bytes, end: bool) -> None:
+        stream_id = req.session_id
+        if req.state is State.DEAD:
+            self._engine.consume(stream_id, len(data))
+            return
+        for frame_type, payload in req.frames.feed(data):
+            if frame_type == FrameType.DATA:
+                self._on_request_body(req, payload)
+            elif frame_type == FrameType.HEADERS:
+                self._on_request_headers(req, payload)
+            elif frame_type in _CONTROL_ONLY_FRAMES:
+                raise RemoteProtocolError(
+                    f"frame 0x{frame_type:x} on a request stream", H3ErrorCode.H3_FRAME_UNEXPECTED
+                )
+            if self._closed or req.state in _OVER:  # the handler ended the stream
+                break
+        self._engine.consume(stream_id, len(data))
+        if end and not self._closed:
+            if req.frames.buffered:  # RFC 9114 §7.1: a truncated last frame is H3_FRAME_ERROR
+                raise RemoteProtocolError(
+                    f"request stream {stream_id} ended inside a frame", H3ErrorCode.H3_FRAME_ERROR
+                )
+            self._on_request_fin(req)
+
+    def _on_request_headers(self, req: RequestStream, block: bytes) -> None:
+        control, headers = self._codec.decode(req.session_id, block)
+        if control and self._local_decoder_stream is not None:
+            self._engine.send_stream_data(self._local_decoder_stream, control)
+        if self._is_client:
+            self._on_response(req, headers)
+        elif req.state is State.HEADERS:
+            self._on_request(req, headers)
+        # Trailers (a later HEADERS) carry nothing for WebTransport: ignored.
+
+    def _on_request(self, req: RequestStream, headers: list[tuple[bytes, bytes]]) -> None:
+        """Server: validate a CONNECT and either answer it or ask the application."""
+        try:
+            request = parse_request(headers)
+        except MessageError:
+            # A malformed request is a stream error (RFC 9114 §4.1.2).
+            self._abort_request(req, H3ErrorCode.H3_MESSAGE_ERROR)
+            return
+        status = request_status(request, self._config)
+        if status == 200 and self._session_id is not None:
+            status = 429  # one session per connection (checklist §D 25)
+        if status != 200:
+            self._answer(req, status, fin=True)
+            req.state = State.DEAD
+            self._reject_held_session(req.session_id)
+            return
+        assert request.protocol is not None
+        req.state = State.REQUESTED
+        self._session_id = req.session_id
+        self._events.append(
+            SessionRequested(
+                req.session_id,
+                request.authority,
+                request.path,
+                request.protocol,
+                request.origin,
+                request.headers,
+            )
+        )
+
+    def _on_response(self, req: RequestStream, headers: list[tuple[bytes, bytes]]) -> None:
+        """Client: a 2xx establishes the session, anything else rejects it (checklist §E 29)."""
+        if req.state is not State.SENT:
+            return  # trailers
+        try:
+            status = parse_response(headers)
+        except MessageError as exc:
+            self._abort_request(req, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._events.append(SessionRejected(req.session_id, 0, f"malformed response: {exc}"))
+            return
+        if status < 200:
+            return  # interim response; the final one follows
+        if status >= 300:
+            req.state = State.DEAD
+            self._reject_held_session(req.session_id)
+            self._events.append(SessionRejected(req.session_id, status, f"HTTP status {status}"))
+            return
+        self._establish(req)
+
+    def _on_request_body(self, req: RequestStream, chunk: bytes) -> None:
+        """DATA on the CONNECT stream carries capsules (RFC 9297)."""
+        if req.state not in (State.REQUESTED, State.ESTABLISHED):
+            return
+        try:
+            capsules = req.capsules.feed(chunk)
+        except RemoteProtocolError as exc:
+            self._session_ended(req, 0, f"malformed capsule: {exc}", remote=True)
+            self._abort_request(req, H3ErrorCode.H3_MESSAGE_ERROR)
+            return
+        for capsule_type, value in capsules:
+            if capsule_type == CapsuleType.CLOSE_WEBTRANSPORT_SESSION:
+                code, message = _wire.decode_close_session(value)
+                self._session_ended(req, code, message, remote=True)
+                return
+            if capsule_type == CapsuleType.DRAIN_WEBTRANSPORT_SESSION and not req.draining:
+                req.draining = True
+                self._events.append(SessionDraining(req.session_id))
+
+    def _on_request_fin(self, req: RequestStream) -> None:
+        if req.state in (State.REQUESTED, State.ESTABLISHED):
+            self._session_ended(req, 0, "", remote=True)  # FIN = session closed (draft §5)
+        elif req.state is State.SENT:
+            req.state = State.DEAD
+            self._events.append(
+                SessionRejected(req.session_id, 0, "stream ended without a response")
+            )
+        elif req.state is State.HEADERS:
+            req.state = State.DEAD  # a request stream that ended before its HEADERS
+        req.recv_done = True
+
+    def _answer(self, req: RequestStream, status: int, fin: bool) -> None:
+        block = self._codec.encode(req.session_id, build_response(status))
+        frame = _wire.encode_frame(FrameType.HEADERS, block)
+        self._engine.send_stream_data(req.session_id, frame, end_stream=fin)
+        req.fin_sent = fin
+
+    def _abort_request(self, req: RequestStream, code: int) -> None:
+        """Stream error on a request stream: reset both directions, drain what comes."""
+        if not req.fin_sent:
+            self._reset(req.session_id, code)
+            req.fin_sent = True
+        if not req.recv_done:
+            self._stop(req.session_id, code)
+        req.state = State.DEAD
+        if self._session_id == req.session_id and not self._is_client:
+            self._session_id = None
+        self._reject_held_session(req.session_id)
+
+    def _session(self) -> RequestStream | None:
+        return None if self._session_id is None else self._requests.get(self._session_id)
+
+    def _establish(self, req: RequestStream) -> None:
+        req.state = State.ESTABLISHED
+        self._events.append(SessionEstablished(req.session_id))
+        for held in self._pending.pop_session(req.session_id):
+            self._adopt(held.stream_id, req, held.bidirectional)
+            if held.chunks or held.ended:
+                event = StreamDataReceived(held.stream_id, held.payload(), held.ended)
+                self._events.append(event)
+
+    def _session_ended(self, req: RequestStream, code: int, message: str, remote: bool) -> None:
+        """The session is over: end its streams with WT_SESSION_GONE and report it once."""
+        if req.state is State.CLOSED or req.state is State.DEAD:
+            return
+        was_requested = req.state is State.REQUESTED
+        req.state = State.CLOSED
+        if was_requested and not req.fin_sent:
+            # The client gave up before we answered: no response can follow (RFC 9114 §4.1.1).
+            self._reset(req.session_id, H3ErrorCode.H3_REQUEST_CANCELLED)
+            req.fin_sent = True
+        elif not req.fin_sent:  # answer a peer's close with our FIN (draft-16 §6)
+            self._engine.send_stream_data(req.session_id, b"", end_stream=True)
+            req.fin_sent = True
+        for stream_id in sorted(req.streams):
+            stream = self._wt.pop(stream_id)
+            if not stream.send_done:
+                self._reset(stream_id, _GONE)
+            if not stream.recv_done:
+                self._stop(stream_id, _GONE)
+        req.streams.clear()
+        self._reject_held_session(req.session_id, _GONE)
+        self._events.append(SessionClosed(req.session_id, code, message, remote))
+
+    # ---- WebTransport streams ------------------------------------------------------------------
+
+    def _on_wt_stream(
+        self, stream_id: int, session_id: int, bidi: bool, rest: bytes, end: bool, now: float
+    ) -> None:
+        req = self._requests.get(session_id)
+        state = req.state if req is not None else None
+        if req is not None and state is State.ESTABLISHED:
+            self._adopt(stream_id, req, bidi)
+            if rest or end:
+                self._events.append(StreamDataReceived(stream_id, rest, end))
+        elif state in (State.CLOSED, State.DEAD):
+            code = _GONE if state is State.CLOSED else _BUFFER_REJECTED
+            self._reject_held(stream_id, bidi, len(rest), code)
+        elif self._pending.add(stream_id, session_id, bidi, now):
+            self._on_stream_data(stream_id, rest, end, now)
+        else:
+            self._reject_held(stream_id, bidi, len(rest), _BUFFER_REJECTED)
+
+    def _adopt(self, stream_id: int, req: RequestStream, bidi: bool) -> None:
+        self._wt[stream_id] = WtStream(req.session_id, bidi, send_done=not bidi)
+        req.streams.add(stream_id)
+        self._events.append(StreamOpened(req.session_id, stream_id, bidi))
+
+    def _reject_held(self, stream_id: int, bidi: bool, held_bytes: int, code: int) -> None:
+        """Refuse a peer WT stream; its bytes so far and later are drained, not delivered."""
+        self._stop(stream_id, code)
+        if bidi:
+            self._reset(stream_id, code)
+        self._engine.consume(stream_id, held_bytes)
+        self._ignore_stream(stream_id)
+
+    def _reject_held_session(self, session_id: int, code: int = _BUFFER_REJECTED) -> None:
+        for held in self._pending.pop_session(session_id):
+            self._reject_held(held.stream_id, held.bidirectional, held.size, code)
+
+    def _on_stream_reset(self, stream_id: int, code: int) -> None:
+        stream = self._wt.get(stream_id)
+        if stream is not None:
+            stream.recv_done = True
+            self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
+            return
+        held = self._pending.pop(stream_id)
+        if held is not None:
+            self._engine.consume(stream_id, held.size)
+            return
+        req = self._requests.get(stream_id)
+        if req is not None:
+            req.recv_done = True
+            if req.state is State.SENT:
+                req.state = State.DEAD
+                self._events.append(SessionRejected(stream_id, 0, f"CONNECT reset (0x{code:x})"))
+            else:
+                self._session_ended(req, 0, f"CONNECT stream reset (0x{code:x})", remote=True)
+            return
+        self._check_critical_reset(stream_id)
+
+    def _on_stop_sending(self, stream_id: int, code: int) -> None:
+        stream = self._wt.get(stream_id)
+        if stream is not None:
+            self._events.append(StopSendingReceived(stream_id, _wire.h3_to_wt_error(code), code))
+        else:
+            self._check_critical_stop(stream_id)
+
+    # ---- public API: sessions ------------------------------------------------------------------
+
+    def connect(self, authority: str, path: str, now: float, *, origin: str | None = None) -> int:
+        """Client: start a session; the CONNECT goes out once acceptable SETTINGS arrived.
+
+        Returns the session id (the CONNECT stream id). Outcome: ``SessionEstablished`` or
+        ``SessionRejected`` (status 0 when the server's SETTINGS offer no WebTransport).
+        """
+        if not self._is_client:
+            raise LocalProtocolError("connect() is for clients")
+        if self._session_id is not None:
+            raise LocalProtocolError("one WebTransport session per connection")
+        self._check_open()
+        session_id = self._engine.get_next_available_stream_id(is_unidirectional=False)
+        req = RequestStream(session_id, State.UNSENT, self._config.max_frame_payload)
+        req.target = (authority, path, origin)
+        self._requests[session_id] = req
+        self._session_id = session_id
+        if self._peer_settings is not None:
+            self._send_connect(req)
+        return session_id
+
+    def _send_connect(self, req: RequestStream) -> None:
+        assert self._peer_settings is not None and req.target is not None
+        protocol = choose_client_protocol(self._peer_settings)
+        if protocol is None:
+            req.state = State.DEAD
+            reason = "server SETTINGS do not offer WebTransport"
+            self._events.append(SessionRejected(req.session_id, 0, reason))
+            return
+        authority, path, origin = req.target
+        block = self._codec.encode(req.session_id, build_request(authority, path, protocol, origin))
+        self._engine.send_stream_data(req.session_id, _wire.encode_frame(FrameType.HEADERS, block))
+        req.state = State.SENT
+
+    def accept_session(self, session_id: int) -> None:
+        """Server: answer a ``SessionRequested`` with 200; ``SessionEstablished`` follows."""
+        req = self._requested(session_id)
+        self._answer(req, 200, fin=False)
+        self._establish(req)
+
+    def reject_session(self, session_id: int, status: int) -> None:
+        """Server: answer a ``SessionRequested`` with a non-2xx ``status`` and end the stream."""
+        if not 300 <= status <= 599:
+            raise LocalProtocolError(f"rejection status must be 3xx-5xx, got {status}")
+        req = self._requested(session_id)
+        self._answer(req, status, fin=True)
+        req.state = State.DEAD
+        self._session_id = None
+        self._reject_held_session(session_id)
+
+    def _requested(self, session_id: int) -> RequestStream:
+        self._check_open()
+        req = self._requests.get(session_id)
+        if self._is_client or req is None or req.state is not State.REQUESTED:
+            raise LocalProtocolError(f"no pending session request {session_id}")
+        return req
+
+    def close_session(self, session_id: int, error_code: int = 0, message: str = "") -> None:
+        """Close the session: close capsule + FIN, streams reset with WT_SESSION_GONE.
+
+        Reports ``SessionClosed(remote=False)``. A no-op when the session is already over.
+        """
+        req = self._requests.get(session_id)
+        if req is None:
+            raise LocalProtocolError(f"unknown session {session_id}")
+        if self._closed or req.state is not State.ESTABLISHED:
+            return
+        capsule = _wire.encode_close_session(error_code, message)
+        frame = _wire.encode_frame(FrameType.DATA, capsule)
+        self._engine.send_stream_data(session_id, frame, end_stream=True)
+        req.fin_sent = True
+        self._session_ended(req, error_code, message, remote=False)
+
+    # ---- public API: streams -------------------------------------------------------------------
+
+    def open_stream(self, session_id: int, bidirectional: bool = True) -> int:
+        """Open a WebTransport stream in an established session (its header is sent now)."""
+        self._check_open()
+        req = self._requests.get(session_id)
+        if req is None or req.state is not State.ESTABLISHED:
+            raise LocalProtocolError(f"session {session_id} is not established")
+        stream_id = self._engine.get_next_available_stream_id(is_unidirectional=not bidirectional)
+        header = _wire.encode_stream_header(bidirectional, session_id)
+        self._engine.send_stream_data(stream_id, header)
+        self._wt[stream_id] = WtStream(session_id, bidirectional, recv_done=not bidirectional)
+        req.streams.add(stream_id)
+        return stream_id
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Write payload on a WebTransport stream (``end_stream`` sends FIN)."""
+        stream = self._live_stream(stream_id)
+        if stream.send_done:  # a peer's uni stream, or FIN/reset already sent
+            raise LocalProtocolError(f"stream {stream_id} cannot be written to")
+        self._engine.send_stream_data(stream_id, data, end_stream)
+        if end_stream:
+            stream.send_done = True
+
+    def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
+        """RESET_STREAM with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
+        stream = self._live_stream(stream_id)
+        if not stream.send_done:
+            self._reset(stream_id, _wire.wt_to_h3_error(error_code))
+            stream.send_done = True
+
+    def stop_sending(self, stream_id: int, error_code: int = 0) -> None:
+        """STOP_SENDING with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
+        stream = self._live_stream(stream_id)
+        if not stream.recv_done:
+            self._stop(stream_id, _wire.wt_to_h3_error(error_code))
+            stream.recv_done = True
+
+    def consume(self, stream_id: int, n: int) -> None:
+        """The application read ``n`` payload bytes of ``stream_id``: return the credit."""
+        self._engine.consume(stream_id, n)
+
+    def _live_stream(self, stream_id: int) -> WtStream:
+        self._check_open()
+        stream = self._wt.get(stream_id)
+        if stream is None:
+            raise LocalProtocolError(f"stream {stream_id} is not a live WebTransport stream")
+        return stream

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the browser tests need: Debian's chromium and firefox-esr (apt-get, as root) and the
+# pinned npm packages of tests/browser (npm ci from the committed lockfile), then bundle the page.
+# Without root, missing browsers are reported and the browser tests skip (they fail when CI is set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing ${missing[*]} with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "WARNING: ${missing[*]} missing and cannot install without root apt-get;" \
+             "browser tests will skip (run: sudo apt-get install ${missing[*]})" >&2
+    fi
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "WARNING: npm missing; browser tests will skip (install Node.js 20+)" >&2
+    exit 0
+fi
+cd tests/browser
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

@@ -1,0 +1,129 @@
+"""Guards for every qh3 private name the adapter relies on (qh3 2.1.0).
+
+Behavioural tests elsewhere fail if a shim stops working; these name the exact private API, so
+an upgrade that renames something fails here with a message that says what moved.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import qh3
+from enginepair import EnginePair, ServerCertificate
+from qh3 import _hazmat
+from qh3.quic.connection import QuicConnection
+from qh3.quic.tls_bridge import QuicTlsBridge
+from qh3.tls import ExtensionType
+
+from py_libp2p_webtransport.engine import EngineConfig, create_engine, qh3_zero_length_cid
+
+
+def params(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_qh3_version_is_a_tested_one() -> None:
+    # pyproject pins qh3 <2.2; a new patch release must be tested, then added here.
+    assert qh3.__version__ in qh3_zero_length_cid.TESTED_QH3_VERSIONS
+
+
+def test_facade_hooks_we_override_keep_their_signatures() -> None:
+    assert params(QuicConnection._create_core) == ["self", "remote_addr", "initial_dcid", "now"]
+    assert params(QuicConnection._create_tls) == ["self", "remote_source_cid"]
+    assert params(QuicConnection._learn_remote_source_cid) == ["self", "data"]
+    assert params(QuicConnection._drain_core) == ["self"]
+    assert params(QuicConnection.receive_datagram) == ["self", "data", "addr", "now"]
+    for helper in (
+        "_call_core",
+        "_require_core",
+        "_normalize_address",
+        "_log_datagram",
+        "_log_packet",
+        "_log_packet_dropped",
+    ):
+        assert callable(getattr(QuicConnection, helper)), helper
+
+
+def test_facade_private_fields(cert: ServerCertificate) -> None:
+    engine = create_engine(
+        "qh3",
+        EngineConfig(
+            is_client=False,
+            certificate_der=cert.certificate_der,
+            private_key_der=cert.private_key_der,
+        ),
+        original_destination_connection_id=b"8bytes!!",
+    )
+    quic = engine._quic  # type: ignore[attr-defined]
+    for name in (
+        "_core",
+        "_tls",
+        "_configuration",
+        "_is_client",
+        "_version",
+        "_retry_source_connection_id",
+        "_handshake_complete",
+        "_applied_transport_parameters",
+        "_pre_handshake_state_replayed",
+        "_close_event",
+        "_remote_addr",
+        "host_cid",
+    ):
+        assert hasattr(quic, name), name
+
+
+def test_native_core_api(cert: ServerCertificate) -> None:
+    for name in (
+        "install_packet_key",
+        "receive_datagram",
+        "next_event",
+        "has_events",
+        "state",
+        "stream_limits",
+        "smoothed_rtt",
+        "congestion_window",
+        "bytes_in_flight",
+        "loss_total",
+    ):
+        assert hasattr(_hazmat.QuicConnectionCore, name), name
+    header = _hazmat.pull_quic_header  # (version, type, ?, dcid, scid, ..., packet_end at [9])
+    pair = EnginePair("qh3", "qh3", cert)
+    first = pair.client.engine.datagrams_to_send(pair.now)[0][0]
+    parsed = header(first, 0, 8)
+    assert parsed[1] == 0 and len(parsed[3]) == 8 and len(parsed[4]) == 8
+    assert 0 < parsed[9] <= len(first)
+
+
+def test_core_constructor_takes_our_arguments_and_stream_limits(
+    cert: ServerCertificate,
+) -> None:
+    pair = EnginePair(
+        "qh3",
+        "qh3",
+        cert,
+        client_config=EngineConfig(is_client=True, max_streams_bidi=11, max_streams_uni=12),
+        server_config=EngineConfig(is_client=False, max_streams_bidi=21, max_streams_uni=22),
+    )
+    pair.handshake()
+    # stream_limits[:2] are the limits the peer advertised: ours travelled and were applied.
+    assert pair.client.engine._quic._core.stream_limits[:2] == (21, 22)  # type: ignore[attr-defined]
+    assert pair.srv.engine._quic._core.stream_limits[:2] == (11, 12)  # type: ignore[attr-defined]
+
+
+def test_tls_bridge_serializes_transport_parameters_into_handshake_extensions() -> None:
+    assert params(QuicTlsBridge.serialize_transport_parameters) == ["self"]
+    engine = create_engine("qh3", EngineConfig(is_client=True, max_streams_bidi=5))
+    engine.connect(("127.0.0.1", 4433), 0.0)
+    extensions = dict(engine._quic._tls.tls.handshake_extensions)  # type: ignore[attr-defined]
+    assert ExtensionType.QUIC_TRANSPORT_PARAMETERS in extensions
+
+
+def test_ending_core_states_are_the_ones_we_drain_in(cert: ServerCertificate) -> None:
+    from py_libp2p_webtransport.engine.qh3 import _ENDING_STATES
+
+    pair = EnginePair("qh3", "qh3", cert)
+    pair.handshake()
+    core = pair.client.engine._quic._core  # type: ignore[attr-defined]
+    assert core.state == "connected"
+    pair.client.engine.close(0, "")
+    assert core.state in _ENDING_STATES

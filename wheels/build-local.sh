@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build and check wheels locally without cibuildwheel (no containers needed):
+#   - one platform wheel per CPython found (3.10-3.13 by default), each installed into a fresh venv
+#     that must report IMPLEMENTATION == "cython";
+#   - the pure-Python py3-none-any wheel (PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1), which must report "python";
+#   - the sdist, which must carry the .pyx sources and build.
+# Output goes to wheels/dist/ (git-ignored). Usage: bash wheels/build-local.sh [3.10 3.11 ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=wheels/dist
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+versions=("$@")
+[ ${#versions[@]} -gt 0 ] || versions=(3.10 3.11 3.12 3.13)
+
+find_python() {  # a CPython X.Y interpreter: pythonX.Y on PATH, else pyenv's
+    local v=$1 p
+    p=$(command -v "python$v" 2>/dev/null || true)
+    if [ -z "$p" ] && command -v pyenv >/dev/null 2>&1; then
+        for d in "$(pyenv root)"/versions/"$v".*; do [ -x "$d/bin/python" ] && p="$d/bin/python"; done
+    fi
+    echo "$p"
+}
+
+check_wheel() {  # install a wheel into a fresh venv and print the implementation it reports
+    local py=$1 wheel=$2 expected=$3 venv="$WORK/venv-$RANDOM"
+    "$py" -m venv "$venv"
+    "$venv/bin/pip" install --quiet "$wheel"
+    local got
+    got=$(cd "$WORK" && "$venv/bin/python" -c 'import py_libp2p_webtransport as p; print(p.IMPLEMENTATION)')
+    echo "   $(basename "$wheel"): IMPLEMENTATION=$got"
+    [ "$got" = "$expected" ] || { echo "expected $expected" >&2; return 1; }
+}
+
+for v in "${versions[@]}"; do
+    py=$(find_python "$v")
+    if [ -z "$py" ]; then echo "== CPython $v: not found, skipped"; continue; fi
+    echo "== CPython $v ($py): platform wheel"
+    "$py" -m pip wheel --quiet --no-deps -w "$WORK/w$v" .
+    wheel=$(ls "$WORK/w$v"/*.whl)
+    case "$wheel" in *none-any*) echo "got a pure wheel from an accelerated build" >&2; exit 1;; esac
+    cp "$wheel" "$OUT/"
+    check_wheel "$py" "$wheel" cython
+done
+
+echo "== pure-Python wheel"
+PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1 python3 -m pip wheel --quiet --no-deps -w "$WORK/pure" .
+pure=$(ls "$WORK/pure"/*.whl)
+case "$pure" in *py3-none-any*) ;; *) echo "pure build is not py3-none-any: $pure" >&2; exit 1;; esac
+cp "$pure" "$OUT/"
+check_wheel python3 "$pure" python
+
+echo "== sdist"
+python3 -m build --sdist --outdir "$WORK/sdist" . >/dev/null
+sdist=$(ls "$WORK/sdist"/*.tar.gz)
+tar tzf "$sdist" | grep -q 'csrc/_wire_c.pyx' || { echo "sdist lacks csrc/*.pyx" >&2; exit 1; }
+if tar tzf "$sdist" | grep -q 'csrc/.*\.c$'; then echo "sdist carries generated C" >&2; exit 1; fi
+cp "$sdist" "$OUT/"
+python3 -m pip wheel --quiet --no-deps -w "$WORK/from-sdist" "$sdist"
+check_wheel python3 "$(ls "$WORK/from-sdist"/*.whl)" cython
+echo "== all wheels in $OUT"
+ls -1 "$OUT"
