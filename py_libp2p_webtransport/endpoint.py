@@ -235,6 +235,18 @@ class Endpoint:
     # ---- public API ------------------------------------------------------------------------
 
     @property
+    def server_config(self) -> EngineConfig | None:
+        """The configuration new server connections get (None: client-only endpoint)."""
+        return self._server_config
+
+    @server_config.setter
+    def server_config(self, config: EngineConfig) -> None:
+        # Certificate rotation (listener): connections accepted from now on use ``config``.
+        if config.is_client:
+            raise ValueError("server_config must have is_client=False")
+        self._server_config = config
+
+    @property
     def connections(self) -> frozenset[EndpointConnection]:
         """The live connections (not yet terminated)."""
         return frozenset(self._connections)

@@ -698,3 +698,29 @@ async def test_loss_duplication_and_reordering_are_survived(engine_name, udp, ce
             server.close()
             nursery.cancel_scope.cancel()
     proxy.sock.close()
+
+
+async def test_server_config_swap_applies_to_new_connections(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """Certificate rotation: connections accepted after the swap present the new certificate."""
+    from endpoint_helpers import make_certificate
+
+    server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    with pytest.raises(ValueError):
+        server.server_config = CLIENT_CONFIG
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            first, first_handler = _dial(client, server)
+            await first_handler.handshake.wait()
+            rotated = make_certificate()
+            server.server_config = server_config(rotated)
+            assert server.server_config is not None
+            assert server.server_config.certificate_der == rotated.certificate_der
+            second, second_handler = _dial(client, server)
+            await second_handler.handshake.wait()
+            assert first.engine.peer_certificate_der() == certificate.certificate_der
+            assert second.engine.peer_certificate_der() == rotated.certificate_der
+            client.close()
+            server.close()
