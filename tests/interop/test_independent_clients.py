@@ -157,17 +157,29 @@ async def test_pywebtransport_refuses_a_server_without_wt_enabled(
         assert rec.requests == []  # no CONNECT was sent
 
 
-async def test_webtransport_py_refuses_a_server_without_wt_max_sessions(
-    webtransport_py_client: ClientRunner, engine_name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "setting",
+    [
+        pytest.param(int(Setting.WT_MAX_SESSIONS), id="WT_MAX_SESSIONS-0x14e9cd29"),
+        pytest.param(int(Setting.ENABLE_CONNECT_PROTOCOL), id="ENABLE_CONNECT_PROTOCOL-0x8"),
+        pytest.param(int(Setting.H3_DATAGRAM), id="H3_DATAGRAM-0x33"),
+    ],
+)
+async def test_webtransport_py_refuses_a_server_without_a_setting_it_needs(
+    webtransport_py_client: ClientRunner,
+    engine_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: int,
 ) -> None:
-    _drop_server_setting(monkeypatch, int(Setting.WT_MAX_SESSIONS))  # 0x14e9cd29
+    """webtransport-py needs 0x14e9cd29 (like Safari), and also 0x08 and 0x33, from the server."""
+    _drop_server_setting(monkeypatch, setting)
     async with run_echo_server(engine_name) as server:
         run = await webtransport_py_client.run(server.url(), echo_bidi=(10,), timeout=5)
         assert not run["ok"]
         assert not run["connected"] and run["status"] is None
         assert "refused to send CONNECT" in (run["error"] or ""), run.describe()
         seen = run["observed"]["server_settings"]
-        assert hex(Setting.WT_MAX_SESSIONS) not in seen
+        assert hex(setting) not in seen
         assert seen.get(hex(Setting.WT_ENABLED)) == 1  # only the one codepoint is missing
         rec = _only_connection(server)
         assert rec.requests == []
