@@ -8,6 +8,7 @@ webtransport-py 2026.1.0.dev0 (Safari-like SETTINGS), each run from its own Pyth
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -45,7 +46,7 @@ def _only_connection(server: EchoServer):  # type: ignore[no-untyped-def]
 
 
 async def test_session_accepted_and_bidi_streams_both_ways(
-    any_client: ClientRunner, engine_name: str
+    any_client: ClientRunner, engine_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = os.urandom(SERVER_PAYLOAD)
     config = H3Config()
@@ -90,6 +91,17 @@ async def test_session_accepted_and_bidi_streams_both_ways(
         assert settings is not None
         for key, value in EXPECTED_CLIENT_SETTINGS[any_client.name].items():
             assert settings.get(key) == value, f"client SETTINGS 0x{key:x}: {settings}"
+        # Both clients end by closing their session: our server must see a clean remote close
+        # (and must not have failed in its handler while ending the session's streams).
+        await server.wait_for(lambda: bool(rec.session_closed), "the client's session close", 5)
+        closed = rec.session_closed[0]
+        assert (closed.session_id, closed.error_code, closed.remote) == (
+            request.session_id,
+            0,
+            True,
+        )
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
 
 
 async def test_webtransport_py_decodes_our_settings_exactly(
