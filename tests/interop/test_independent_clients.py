@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
-from conftest import ClientRunner
 from wt_echo_server import EchoServer, run_echo_server
 
 from py_libp2p_webtransport.constants import Setting
@@ -21,9 +21,12 @@ from py_libp2p_webtransport.session import H3Config
 from py_libp2p_webtransport.session import http3 as http3_module
 from py_libp2p_webtransport.session.settings import server_settings
 
+if TYPE_CHECKING:  # the fixtures come from this directory's conftest.py
+    from conftest import ClientRunner
+
 pytestmark = pytest.mark.interop
 
-# What each client puts on the wire (observed by our server; see the report in the branch history).
+# What each client puts on the wire (observed by our server with these exact versions).
 EXPECTED_PROTOCOL = {"pywebtransport": "webtransport-h3", "webtransport-py": "webtransport"}
 # SETTINGS each client must send for our server to treat it as a WebTransport peer, per client.
 EXPECTED_CLIENT_SETTINGS = {
