@@ -1,7 +1,8 @@
 """Real py-libp2p host pairs on loopback for the perf tests.
 
 ``host_pair`` yields (server, client) connected hosts over each transport that is available:
-py-libp2p's TCP and QUIC always, and this package's WebTransport once ``transport.py`` exists.
+py-libp2p's TCP always (its QUIC drops stream tails now and then, see
+test_perf.py), and this package's WebTransport once ``transport.py`` exists.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ else:
 
 TRANSPORTS = [
     pytest.param("tcp"),
-    pytest.param("quic"),  # py-libp2p's own QUIC: its EOF-after-both-FINs quirk (see perf.py)
     *(
         pytest.param(
             f"webtransport-{engine}",

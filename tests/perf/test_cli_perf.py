@@ -123,7 +123,6 @@ async def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[b
 
 SERVERS = [
     pytest.param("tcp", "/ip4/127.0.0.1/tcp/0", "auto", id="tcp"),
-    pytest.param("quic", "/ip4/127.0.0.1/udp/0/quic-v1", "auto", id="quic"),
     pytest.param(
         "libp2p-webtransport",
         "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from typing import Any
 
 import pytest
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
 from libp2p.perf import PerfService
-from libp2p.transport.quic.exceptions import QUICStreamClosedError
+from libp2p.transport.quic.exceptions import QUICStreamClosedError, QUICStreamResetError
 
 from py_libp2p_webtransport.errors import PerfError
 from py_libp2p_webtransport.perf import (
     CHUNK_SIZE,
+    ECHO_PROTOCOL,
     PERF_PROTOCOL,
     PerfResult,
+    _read_chunk,
+    perf_client,
     perf_handler,
+    register_handlers,
     run_perf,
 )
 
@@ -233,3 +239,59 @@ def test_result_json_has_the_documented_keys() -> None:
     )
     assert decoded["upload_mb_per_s"] == pytest.approx(4.0)
     assert decoded["download_mb_per_s"] is None
+
+
+class _ScriptedStream:
+    """Unit fake for _read_chunk only: raises what py-libp2p's NetStream raises over QUIC."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+
+    async def read(self, n: int) -> bytes:
+        raise StreamReset() from self.cause
+
+
+async def test_quic_closed_after_both_fins_reads_as_eof() -> None:
+    # py-libp2p 0.8.1's QUIC stream raises QUICStreamClosedError (wrapped in StreamReset) for a
+    # read after FIN both ways. Not run over real QUIC hosts: that transport also drops the tail
+    # of a stream now and then ("Unexpected outbound stream ... in data event"), so such a test
+    # would be flaky for reasons outside this package.
+    stream: Any = _ScriptedStream(QUICStreamClosedError("Stream 8 is closed"))
+    assert await _read_chunk(stream, 10) == b""
+
+
+async def test_quic_reset_still_raises() -> None:
+    stream: Any = _ScriptedStream(QUICStreamResetError("Stream 8 was reset"))
+    with pytest.raises(StreamReset):
+        await _read_chunk(stream, 10)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_537, 2 * MiB + 11])
+async def test_echo_handler_returns_exactly_what_was_sent(
+    host_pair: tuple[IHost, IHost], size: int
+) -> None:
+    server, client = host_pair
+    register_handlers(server)
+    payload = os.urandom(size)
+    with trio.fail_after(30):
+        stream = await client.new_stream(server.get_id(), [ECHO_PROTOCOL])
+
+        async def send() -> None:
+            for i in range(0, size, 77_777):  # uneven writes, concurrent with the reads
+                await stream.write(payload[i : i + 77_777])
+            await stream.close_write()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            echoed = await _read_all(stream)
+    assert echoed == payload
+
+
+async def test_register_handlers_serves_perf_and_perf_client_alias(
+    host_pair: tuple[IHost, IHost],
+) -> None:
+    server, client = host_pair
+    register_handlers(server)
+    with trio.fail_after(30):
+        result = await perf_client(client, server.get_id(), 1000, 2000)
+    assert (result.upload_bytes, result.download_bytes) == (1000, 2000)
