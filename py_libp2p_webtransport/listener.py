@@ -10,12 +10,14 @@ The certificate is chosen per connection, so rotation needs no restart.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from libp2p.abc import IListener
 from libp2p.custom_types import THandler
+from libp2p.utils.address_validation import get_available_interfaces
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
@@ -95,9 +97,11 @@ class WebTransportListener(IListener):
         if self._endpoint is None or self._closed:
             return ()
         self.rotate_certificates()
-        base = transport_multiaddr(self._endpoint.local_address)
         hashes = self._transport.cert_manager.advertised_certhashes()
-        return (wt_multiaddr.with_certhashes(base, hashes),)
+        return tuple(
+            wt_multiaddr.with_certhashes(transport_multiaddr(address), hashes)
+            for address in _concrete_addresses(self._endpoint.local_address)
+        )
 
     async def close(self) -> None:
         """Stop accepting, close every connection of this listener, release the socket."""
@@ -220,6 +224,24 @@ async def _retire_handshake_stream(stream: WebTransportStream) -> None:
     except Exception:  # a reset or a closed connection ends the linger just as well
         logger.debug("handshake stream ended abnormally", exc_info=True)
     await stream.close_read()
+
+
+def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:
+    """A wildcard bind (0.0.0.0 / ::) becomes one address per interface of its family, so the
+    advertised multiaddrs can be dialed (py-libp2p's host does not expand them for us)."""
+    host, port = str(bound[0]), int(bound[1])
+    if host not in ("0.0.0.0", "::"):
+        return [(host, port)]
+    family = "ip6" if host == "::" else "ip4"
+    out: list[tuple[str, int]] = []
+    for maddr in get_available_interfaces(port, protocol="udp"):
+        try:
+            ip = maddr.value_for_protocol(family)
+        except Exception:  # an address of the other family
+            continue
+        if ip and not ipaddress.ip_address(ip).is_link_local and (ip, port) not in out:
+            out.append((ip, port))
+    return out or [(host, port)]
 
 
 async def _close_quietly(conn: WebTransportConnection) -> None:
