@@ -4,8 +4,10 @@ The stream translates py-libp2p's ``IMuxedStream`` calls into session calls and 
 into trio wake-ups; it does no parsing. Semantics (go-libp2p ``stream.go`` is the model):
 
 - ``read(n)`` returns as much as is buffered, up to ``n``; it waits only while nothing is
-  buffered; ``b""`` means a clean FIN. A peer RESET_STREAM raises ``MuxedStreamReset`` (never
-  EOF), and so does a connection that went away.
+  buffered. A clean FIN raises ``MuxedStreamEOF`` once everything was read, as py-libp2p's own
+  muxers (yamux, mplex, QUIC) do: its helpers rely on that (``read_exactly`` retries an empty
+  read 100 times before giving up, which made every ping stream linger). A peer RESET_STREAM
+  raises ``MuxedStreamReset`` (never EOF), and so does a connection that went away.
 - Every read hands the bytes back to the session as consumed, so flow-control credit follows
   the application (a slow reader slows the sender; nothing is dropped).
 - ``write`` waits while the engine holds more than ``write_buffer_limit`` unacknowledged bytes
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 from libp2p.abc import IMuxedStream
-from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamReset
+from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamEOF, MuxedStreamReset
 
 from . import _mux
 
@@ -111,7 +113,8 @@ class WebTransportStream(IMuxedStream):
     async def read(self, n: int | None = None) -> bytes:
         """Read up to ``n`` bytes (all buffered bytes when ``n`` is None or negative).
 
-        Returns ``b""`` at a clean end of stream. Raises ``MuxedStreamReset`` when the peer reset
+        Raises ``MuxedStreamEOF`` at a clean end of stream (every byte before the FIN was read;
+        ``NetStream`` turns it into ``StreamEOF``), ``MuxedStreamReset`` when the peer reset
         the stream or the connection is gone, ``MuxedStreamClosed`` after ``close_read``/``reset``
         on our side, and ``TimeoutError`` past the read deadline.
         """
@@ -137,7 +140,7 @@ class WebTransportStream(IMuxedStream):
                     return data
                 if self._recv.eof:
                     self._maybe_forget()
-                    return b""
+                    raise MuxedStreamEOF(f"stream {self.stream_id} ended (FIN)")
                 if self._conn_error is not None:
                     raise MuxedStreamReset(f"stream {self.stream_id}: {self._conn_error}")
                 await self._changed.wait()

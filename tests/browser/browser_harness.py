@@ -7,6 +7,7 @@ piece; when the ``CI`` environment variable is set they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import trio
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.network.stream.net_stream import INetStream
 from multiaddr import Multiaddr
 
@@ -114,11 +116,9 @@ class ServedHost:
 
 async def echo_handler(stream: INetStream) -> None:
     """/echo/1.0.0: send back everything until EOF, then close."""
-    while True:
-        data = await stream.read(1 << 16)
-        if not data:
-            break
-        await stream.write(data)
+    with contextlib.suppress(StreamEOF):  # the browser's FIN
+        while True:
+            await stream.write(await stream.read(1 << 16))
     await stream.close()
 
 
