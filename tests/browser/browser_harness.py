@@ -131,6 +131,7 @@ async def served_host(
 ) -> AsyncIterator[ServedHost]:
     """Run a host with our transport (the given engine) plus ping, identify, echo and perf."""
     from py_libp2p_webtransport.config import WebTransportConfig
+    from py_libp2p_webtransport.identify import install_identify
     from py_libp2p_webtransport.perf import perf_handler
     from py_libp2p_webtransport.transport import WebTransportTransport
 
@@ -140,6 +141,7 @@ async def served_host(
     async with host.run(listen_addrs=[Multiaddr(listen)]):
         host.set_stream_handler(TProtocol("/echo/1.0.0"), echo_handler)
         host.set_stream_handler(TProtocol("/perf/1.0.0"), perf_handler)
+        install_identify(host)  # as `serve` does
         for proto, handler in (handlers or {}).items():
             host.set_stream_handler(TProtocol(proto), handler)
         addrs = [str(a) for a in host.get_addrs()]
