@@ -1,6 +1,9 @@
-"""Headless Chromium running js-libp2p dials our py-libp2p host over WebTransport (issue 5).
+"""The browser checks of issue 5: a real headless browser running js-libp2p dials our py-libp2p
+host over WebTransport.
 
-Each check is its own test and runs on both QUIC engines. Data checks are byte-exact (the page
+Shared by ``test_chromium.py`` and ``test_firefox.py``: each imports these test functions and
+sets its module's ``BROWSER``; pytest collects them there and the ``browser`` fixture (conftest)
+reads that name. Each check runs on both QUIC engines. Data checks are byte-exact (the page
 compares every byte it gets back against what it sent).
 """
 
@@ -15,8 +18,6 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from libp2p.network.stream.net_stream import INetStream
 
-pytestmark = pytest.mark.browser
-BROWSER = "chromium"
 MiB = 1024 * 1024
 
 
@@ -24,9 +25,9 @@ def dial_step(served: ServedHost, **extra: Any) -> dict[str, Any]:
     return {"op": "dial", "addr": served.webtransport_addr, **extra}
 
 
-async def test_dial_reports_progress(engine: str) -> None:
+async def test_dial_reports_progress(browser: str, engine: str) -> None:
     async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served)])
+        report = await run_browser(browser, [dial_step(served)])
         dial = report.ok_step("dial")
         assert dial["remotePeer"] == str(served.host.get_id())
         # js-libp2p's WebTransport dial goes through these phases, in order.
@@ -38,16 +39,16 @@ async def test_dial_reports_progress(engine: str) -> None:
         assert "webtransport:close-authentication-stream" in phases
 
 
-async def test_ping_20_times(engine: str) -> None:
+async def test_ping_20_times(browser: str, engine: str) -> None:
     async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "ping", "count": 20}])
+        report = await run_browser(browser, [dial_step(served), {"op": "ping", "count": 20}])
         rtts = report.ok_step("ping")["rtts"]
         assert len(rtts) == 20 and all(r >= 0 for r in rtts)
 
 
-async def test_identify_lists_our_protocols(engine: str) -> None:
+async def test_identify_lists_our_protocols(browser: str, engine: str) -> None:
     async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "identify"}])
+        report = await run_browser(browser, [dial_step(served), {"op": "identify"}])
         ident = report.ok_step("identify")
         for proto in ("/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/echo/1.0.0", "/perf/1.0.0"):
             assert proto in ident["protocols"]
@@ -59,29 +60,29 @@ async def test_identify_lists_our_protocols(engine: str) -> None:
 
 
 @pytest.mark.parametrize("size", [1 * MiB, 16 * MiB], ids=["1MiB", "16MiB"])
-async def test_echo_is_byte_exact(engine: str, size: int) -> None:
+async def test_echo_is_byte_exact(browser: str, engine: str, size: int) -> None:
     async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "echo", "bytes": size}])
+        report = await run_browser(browser, [dial_step(served), {"op": "echo", "bytes": size}])
         echo = report.ok_step("echo")
         assert (echo["sent"], echo["received"], echo["exact"]) == (size, size, True)
 
 
-async def test_perf_upload_and_download_32MiB(engine: str) -> None:
+async def test_perf_upload_and_download_32MiB(browser: str, engine: str) -> None:
     size = 32 * MiB
     async with served_host(engine) as served:
         steps = [dial_step(served), {"op": "perf", "upload": size, "download": size}]
-        perf = (await run_browser(BROWSER, steps)).ok_step("perf")
+        perf = (await run_browser(browser, steps)).ok_step("perf")
         assert perf["uploaded"] == size and perf["downloaded"] == size
 
 
-async def test_100_concurrent_streams_echo_64KiB(engine: str) -> None:
+async def test_100_concurrent_streams_echo_64KiB(browser: str, engine: str) -> None:
     async with served_host(engine) as served:
         steps = [dial_step(served), {"op": "concurrentEcho", "streams": 100, "bytes": 64 * 1024}]
-        result = (await run_browser(BROWSER, steps)).ok_step("concurrentEcho")
+        result = (await run_browser(browser, steps)).ok_step("concurrentEcho")
         assert result["exact"] == 100, result["errors"]
 
 
-async def test_browser_reset_is_seen_as_reset(engine: str) -> None:
+async def test_browser_reset_is_seen_as_reset(browser: str, engine: str) -> None:
     outcome: list[str] = []
     seen = trio.Event()
 
@@ -105,25 +106,25 @@ async def test_browser_reset_is_seen_as_reset(engine: str) -> None:
             {"op": "resetStream", "protocol": "/test/observe-reset/1.0.0"},
             {"op": "sleep", "ms": 500},
         ]
-        report = await run_browser(BROWSER, steps)
+        report = await run_browser(browser, steps)
         assert report.ok_step("resetStream")["gotReply"]
         with trio.fail_after(10):
             await seen.wait()
     assert outcome == ["reset"]
 
 
-async def test_server_reset_is_seen_by_the_browser(engine: str) -> None:
+async def test_server_reset_is_seen_by_the_browser(browser: str, engine: str) -> None:
     async def reset_me(stream: INetStream) -> None:
         await stream.read(2)
         await stream.reset()
 
     async with served_host(engine, {"/test/reset-me/1.0.0": reset_me}) as served:
         steps = [dial_step(served), {"op": "expectRemoteReset", "protocol": "/test/reset-me/1.0.0"}]
-        result = (await run_browser(BROWSER, steps)).ok_step("expectRemoteReset")
+        result = (await run_browser(browser, steps)).ok_step("expectRemoteReset")
         assert result["ended"] == "error", result
 
 
-async def test_server_close_is_seen_by_the_page(engine: str) -> None:
+async def test_server_close_is_seen_by_the_page(browser: str, engine: str) -> None:
     async def close_connection(stream: INetStream) -> None:
         await stream.read(2)
         await stream.muxed_conn.close()
@@ -138,15 +139,15 @@ async def test_server_close_is_seen_by_the_page(engine: str) -> None:
             # already saw "Connection lost" at once.
             {"op": "waitClosed", "timeoutMs": 15000},
         ]
-        closed = (await run_browser(BROWSER, steps)).ok_step("waitClosed")
+        closed = (await run_browser(browser, steps)).ok_step("waitClosed")
         assert closed["closed"] is True, closed
 
 
-async def test_reconnect_after_restart_with_old_multiaddr(engine: str) -> None:
+async def test_reconnect_after_restart_with_old_multiaddr(browser: str, engine: str) -> None:
     key_pair = create_new_key_pair()
     async with served_host(engine, key_pair=key_pair) as first:
         old_addr = first.webtransport_addr
-        report = await run_browser(BROWSER, [{"op": "dial", "addr": old_addr}])
+        report = await run_browser(browser, [{"op": "dial", "addr": old_addr}])
         report.ok_step("dial")
         old_port = old_addr.split("/udp/")[1].split("/")[0]
     # Same key, same port: the certhashes in the old address must still be served.
@@ -154,12 +155,12 @@ async def test_reconnect_after_restart_with_old_multiaddr(engine: str) -> None:
     async with served_host(engine, key_pair=key_pair, listen=port_addr) as second:
         assert second.webtransport_addr == old_addr
         report = await run_browser(
-            BROWSER, [{"op": "dial", "addr": old_addr}, {"op": "ping", "count": 3}]
+            browser, [{"op": "dial", "addr": old_addr}, {"op": "ping", "count": 3}]
         )
         report.ok_step("ping")
 
 
-async def test_wrong_certhash_fails_with_a_certificate_error(engine: str) -> None:
+async def test_wrong_certhash_fails_with_a_certificate_error(browser: str, engine: str) -> None:
     async with served_host(engine) as served:
         parts = served.webtransport_addr.split("/")
         i = parts.index("certhash")
@@ -169,7 +170,7 @@ async def test_wrong_certhash_fails_with_a_certificate_error(engine: str) -> Non
         if "certhash" in parts[i + 2 :]:
             parts[i + 2 + parts[i + 2 :].index("certhash") + 1] = bogus
         report = await run_browser(
-            BROWSER, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}]
+            browser, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}]
         )
         dial = report.step("dial")
         assert not dial["ok"]
