@@ -169,8 +169,11 @@ async def test_wrong_certhash_fails_with_a_certificate_error(browser: str, engin
         parts[i + 1] = bogus
         if "certhash" in parts[i + 2 :]:
             parts[i + 2 + parts[i + 2 :].index("certhash") + 1] = bogus
+        # Firefox tells the page only "WebTransport connection rejected"; its HTTP log names the
+        # failed certificate-hash check (Chromium prints its net error to the console itself).
+        extra = ["--moz-log", "nsHttp:5"] if browser == "firefox" else []
         report = await run_browser(
-            browser, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}]
+            browser, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}], runner_args=extra
         )
         dial = report.step("dial")
         assert not dial["ok"]

@@ -84,12 +84,19 @@ class BrowserReport:
 
 
 async def run_browser(
-    browser: str, steps: list[dict[str, Any]], timeout: float = 90
+    browser: str,
+    steps: list[dict[str, Any]],
+    timeout: float = 90,
+    runner_args: list[str] | None = None,
 ) -> BrowserReport:
-    """Run a plan in a fresh headless ``browser``; bounded by ``timeout`` seconds."""
+    """Run a plan in a fresh headless ``browser``; bounded by ``timeout`` seconds.
+
+    ``runner_args`` go to run.mjs (e.g. ``["--moz-log", "nsHttp:5"]``, ``["--net-log", path]``).
+    """
     require_browser(browser)
     plan = json.dumps({"steps": steps})
     cmd = ["node", str(RUNNER), "--browser", browser, "--plan", plan, "--timeout", str(timeout)]
+    cmd += runner_args or []
     with trio.fail_after(timeout + 30):
         proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     out = proc.stdout.decode().strip().splitlines()
