@@ -27,13 +27,13 @@ HALF_CLOSE_PROTOCOL = TProtocol("/test/half-close/1.0.0")
 
 
 async def read_all(stream: NetStream) -> bytes:
+    """Everything until the peer's FIN (our streams end with StreamEOF, as yamux's do)."""
     out = bytearray()
-    try:
-        while chunk := await stream.read(1 << 20):
-            out += chunk
-    except StreamEOF:  # the peer's FIN
-        pass
-    return bytes(out)
+    while True:
+        try:
+            out += await stream.read(1 << 20)
+        except StreamEOF:
+            return bytes(out)
 
 
 async def echo_roundtrip(client, server_id: ID, payload: bytes) -> bytes:  # type: ignore[no-untyped-def]
