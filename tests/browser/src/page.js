@@ -54,7 +54,7 @@ async function sendAll (stream, data) {
   }
 }
 
-async function readAll (stream, expected = Infinity, onFirstByte = null) {
+async function readAll (stream, expected = Infinity, onFirstByte = null, onProgress = null) {
   const chunks = []
   let total = 0
   for await (const chunk of stream) {
@@ -62,6 +62,7 @@ async function readAll (stream, expected = Infinity, onFirstByte = null) {
     if (total === 0 && onFirstByte != null) onFirstByte()
     chunks.push(bytes)
     total += bytes.length
+    if (onProgress != null) onProgress(total)
     if (total > expected) break
   }
   const out = new Uint8Array(total)
@@ -76,13 +77,22 @@ function sameBytes (a, b) {
   return true
 }
 
-async function echoOnce (node, peer, protocol, size, seed) {
+// `track` (optional) records how far the echo got, so a stuck one can be reported.
+async function echoOnce (node, peer, protocol, size, seed, track = {}) {
   const data = patternBytes(size, seed)
+  track.phase = 'open'
   const stream = await node.dialProtocol(peer, protocol, { maxOutboundStreams: 1024 })
-  const reading = readAll(stream, size)
+  track.id = stream.id
+  track.received = 0
+  track.phase = 'send'
+  const reading = readAll(stream, size, null, (n) => { track.received = n })
   await sendAll(stream, data)
+  track.phase = 'close'
   await stream.close()
+  track.phase = 'read'
   const got = await reading
+  track.phase = 'done'
+  track.status = stream.status
   return { sent: size, received: got.length, exact: sameBytes(data, got) }
 }
 
@@ -124,10 +134,22 @@ const steps = {
 
   async concurrentEcho (state, step) {
     const jobs = []
+    const tracks = []
     for (let i = 0; i < step.streams; i++) {
-      jobs.push(echoOnce(state.node, state.peer, step.protocol ?? '/echo/1.0.0', step.bytes, i + 1))
+      const track = {}
+      tracks.push(track)
+      jobs.push(echoOnce(state.node, state.peer, step.protocol ?? '/echo/1.0.0', step.bytes, i + 1, track))
     }
-    const results = await Promise.allSettled(jobs)
+    // Bounded: a stuck echo is reported with how far each unfinished one got.
+    let timer
+    const timeout = new Promise(resolve => { timer = setTimeout(resolve, step.timeoutMs ?? 45000, 'timeout') })
+    const settled = await Promise.race([Promise.allSettled(jobs), timeout])
+    clearTimeout(timer)
+    if (settled === 'timeout') {
+      const stuck = tracks.filter(t => t.phase !== 'done')
+      throw new Error(`${stuck.length} of ${step.streams} echoes unfinished: ${JSON.stringify(stuck.slice(0, 10))}`)
+    }
+    const results = settled
     const exact = results.filter(r => r.status === 'fulfilled' && r.value.exact).length
     const errors = results.filter(r => r.status === 'rejected').map(r => errorText(r.reason))
     return { streams: step.streams, exact, errors: errors.slice(0, 5) }
