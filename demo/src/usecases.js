@@ -1,6 +1,8 @@
 // The use-case test page: run.mjs --page demo opens index.html#<base64 JSON plan>; the page runs
 // the plan's steps in order (dial, gossip, upload, fetch) and POSTs one JSON report to /result.
+import { enable } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
+import { startBitswap } from './bitswap.js'
 import { fetchFile } from './fetch.js'
 import {
   UPLOAD_PROTOCOL, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
@@ -66,6 +68,30 @@ const steps = {
     return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs, progressCalls }
   },
 
+  // Start Bitswap before dialing: it learns which peers speak it from identify at connect time.
+  async startBitswap (state, step) {
+    state.bitswap = await startBitswap(state.node)
+    return {}
+  },
+
+  // Want each of `cids` (raw blocks) over Bitswap from the connected peer; bounded per block.
+  async bitswapFetch (state, step) {
+    const bitswap = state.bitswap
+    const t0 = performance.now()
+    const hashes = []
+    let bytes = 0
+    try {
+      for (const cid of step.cids) {
+        const block = await bitswap.get(cid, AbortSignal.timeout(step.blockTimeoutMs ?? 10000))
+        bytes += block.length
+        hashes.push(await sha256Hex(block))
+      }
+    } finally {
+      await bitswap.stop()
+    }
+    return { bytes, hashes, MBps: bytes / 1e6 / ((performance.now() - t0) / 1000) }
+  },
+
   async sleep (state, step) {
     await sleep(step.ms)
     return {}
@@ -75,6 +101,8 @@ const steps = {
 async function run (plan) {
   const report = { userAgent: navigator.userAgent, steps: [] }
   const state = {}
+  // plan.debug: js-libp2p debug namespaces to print on the console (e.g. "helia:bitswap*").
+  if (plan.debug) enable(plan.debug)
   try {
     state.node = await createNode()
   } catch (err) {

@@ -31,13 +31,18 @@ def require_demo_bundle() -> None:
     pytest.skip(missing)
 
 
-async def run_usecases(steps: list[dict[str, Any]], timeout: float = 120) -> BrowserReport:
-    """Run a plan of use-case steps in a fresh headless Chromium; bounded by ``timeout``."""
+async def run_usecases(
+    steps: list[dict[str, Any]], timeout: float = 120, debug: str = ""
+) -> BrowserReport:
+    """Run a plan of use-case steps in a fresh headless Chromium; bounded by ``timeout``.
+
+    ``debug`` names js-libp2p debug namespaces whose lines go into the report's logs.
+    """
     require_browser("chromium")
     require_demo_bundle()
     cmd = [
         "node", str(RUNNER), "--browser", "chromium", "--page", str(DEMO_DIR),
-        "--bundle", "dist/usecases.js", "--plan", json.dumps({"steps": steps}),
+        "--bundle", "dist/usecases.js", "--plan", json.dumps({"steps": steps, "debug": debug}),
         "--timeout", str(timeout),
     ]  # fmt: skip
     with trio.fail_after(timeout + 30):
