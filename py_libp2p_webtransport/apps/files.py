@@ -21,8 +21,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from libp2p.abc import INetStream
+from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 
 from ..errors import ContentError
 
@@ -172,3 +173,65 @@ class FileService:
         for block in blocks:
             await stream.write(len(block).to_bytes(4, "big") + block)
         await stream.close()
+
+
+# --- clients (Python to Python; the browser has its own in demo/src) ------------------------------
+
+
+async def _read_exact(stream: INetStream, n: int, buf: bytearray) -> bytes:
+    while len(buf) < n:
+        data = await stream.read(max(n - len(buf), _READ))
+        if not data:
+            raise ContentError(f"stream ended {n - len(buf)} bytes short of a block")
+        buf += data
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+
+
+def _verified(cid: str, block: bytes, codec: int) -> bytes:
+    if make_cid(block, codec) != cid:
+        raise ContentError(f"block does not match {cid}")
+    return block
+
+
+async def upload(host: IHost, peer: ID, data: bytes) -> dict[str, object]:
+    """Upload ``data`` to ``peer`` over UPLOAD_PROTOCOL; returns its answer (bytes, sha256, cid)."""
+    stream = await host.new_stream(peer, [UPLOAD_PROTOCOL])
+    for off in range(0, len(data), _READ):
+        await stream.write(data[off : off + _READ])
+    await stream.close()
+    answer = bytearray()
+    while chunk := await stream.read(_READ):
+        answer += chunk
+    result: dict[str, object] = json.loads(answer)
+    return result
+
+
+async def fetch(host: IHost, peer: ID, cid: str) -> bytes:
+    """Fetch the file ``cid`` from ``peer`` over FETCH_PROTOCOL, verifying every block.
+
+    Raises ContentError when the node refuses (its message included) or a block does not match.
+    """
+    stream = await host.new_stream(peer, [FETCH_PROTOCOL])
+    await stream.write(cid.encode() + b"\n")
+    buf = bytearray()
+    status = await _read_exact(stream, 1, buf)
+    if status != b"\x00":
+        rest = bytes(buf)
+        while chunk := await stream.read(_READ):
+            rest += chunk
+        raise ContentError(f"fetch refused: {rest.decode(errors='replace')}")
+
+    async def next_block() -> bytes:
+        size = int.from_bytes(await _read_exact(stream, 4, buf), "big")
+        return await _read_exact(stream, size, buf)
+
+    root = await next_block()
+    try:
+        _verified(cid, root, CODEC_JSON)
+        manifest = json.loads(root)
+    except ContentError:
+        return _verified(cid, root, CODEC_RAW)
+    parts = [_verified(leaf, await next_block(), CODEC_RAW) for leaf in manifest["blocks"]]
+    return b"".join(parts)
