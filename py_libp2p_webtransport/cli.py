@@ -21,6 +21,7 @@ import trio
 from libp2p.crypto.keys import KeyPair, PrivateKey
 
 from .cli_perf import add_perf_parser
+from .demo import add_demo_arguments
 
 PROG = "py-libp2p-webtransport"
 
@@ -60,6 +61,7 @@ async def serve(args: argparse.Namespace) -> int:
     from multiaddr import Multiaddr
 
     from .config import WebTransportConfig
+    from .demo import running_demo
     from .services import register_handlers
     from .transport import WebTransportTransport
 
@@ -70,7 +72,7 @@ async def serve(args: argparse.Namespace) -> int:
     host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
     register_handlers(host)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with host.run(listen_addrs=[listen]):
+        async with host.run(listen_addrs=[listen]), running_demo(host, args):
             peer = host.get_id()
             for addr in host.get_addrs():
                 text = str(addr)
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="logging level (default WARNING)",
     )
+    add_demo_arguments(s)  # ``serve --demo`` (demo.py)
     add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli_perf.py)
     return parser
 
