@@ -21,6 +21,7 @@ import trio
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.network.stream.net_stream import INetStream
 from multiaddr import Multiaddr
 
@@ -115,7 +116,10 @@ class ServedHost:
 async def echo_handler(stream: INetStream) -> None:
     """/echo/1.0.0: send back everything until EOF, then close."""
     while True:
-        data = await stream.read(1 << 16)
+        try:
+            data = await stream.read(1 << 16)
+        except StreamEOF:  # how py-libp2p streams (ours included) report the peer's FIN
+            break
         if not data:
             break
         await stream.write(data)
