@@ -25,6 +25,7 @@ from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection
 from .errors import ListenError, WebTransportError
+from .stream import WebTransportStream
 
 if TYPE_CHECKING:
     from .transport import WebTransportTransport
@@ -192,6 +193,8 @@ class WebTransportListener(IListener):
         conn.mark_established(*result)
         if conn.is_closed:
             return
+        assert self._nursery is not None
+        self._nursery.start_soon(_retire_handshake_stream, stream)
         # Forget connections that ended (the swarm's handler never returns for them).
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
@@ -203,6 +206,26 @@ class WebTransportListener(IListener):
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
+
+
+# How long the handshake stream may stay open for the dialer's FIN after Noise message 3.
+HANDSHAKE_STREAM_LINGER = 5.0
+
+
+async def _retire_handshake_stream(stream: WebTransportStream) -> None:
+    """Wait for the dialer to finish the Noise stream, then stop reading it.
+
+    js-libp2p closes its side right after sending Noise message 3; a STOP_SENDING that reaches
+    the browser before it has done so makes its close() throw and the whole dial fail. So read to
+    the dialer's FIN (bounded) and only send STOP_SENDING to a dialer that never finishes.
+    """
+    try:
+        with trio.move_on_after(HANDSHAKE_STREAM_LINGER):
+            while await stream.read(65536):
+                pass  # nothing may follow message 3; discard
+    except Exception:  # a reset or a closed connection ends the linger just as well
+        logger.debug("handshake stream ended abnormally", exc_info=True)
+    await stream.close_read()
 
 
 def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:
