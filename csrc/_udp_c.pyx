@@ -181,8 +181,14 @@ cdef socklen_t _from_address(object addr, int family, sockaddr_storage *ss) exce
         raise ValueError(f"port out of range: {port_obj}")
     port = port_obj
     v6 = ":" in host
-    if len(addr) == 4 and not v6:
-        raise ValueError(f"a 4-tuple address must be IPv6: {addr!r}")
+    if len(addr) == 4:
+        if not v6:
+            raise ValueError(f"a 4-tuple address must be IPv6: {addr!r}")
+        flowinfo, scope_id = addr[2], addr[3]
+        if not isinstance(flowinfo, int) or not 0 <= flowinfo <= 0xFFFFF:
+            raise ValueError(f"flowinfo must be an int in 0..0xfffff: {addr!r}")
+        if not isinstance(scope_id, int) or not 0 <= scope_id <= 0xFFFFFFFF:
+            raise ValueError(f"scope_id must be an int in 0..0xffffffff: {addr!r}")
     try:
         hb = host.encode("ascii")
     except UnicodeEncodeError:
@@ -197,8 +203,8 @@ cdef socklen_t _from_address(object addr, int family, sockaddr_storage *ss) exce
             if inet_pton(AF_INET6, hb, &a6.sin6_addr) != 1:
                 raise ValueError(f"not a numeric IP address: {host!r}")
             if len(addr) == 4:
-                a6.sin6_flowinfo = htonl(<unsigned int>addr[2])
-                a6.sin6_scope_id = <unsigned int>addr[3]
+                a6.sin6_flowinfo = htonl(<unsigned int>flowinfo)
+                a6.sin6_scope_id = <unsigned int>scope_id
         else:
             # IPv4 literal on an IPv6 socket: send to its v4-mapped form (::ffff:a.b.c.d).
             if inet_pton(AF_INET, hb, &a6.sin6_addr.s6_addr[12]) != 1:
@@ -382,7 +388,7 @@ cdef Py_ssize_t _send_items(int fd, list items, Py_ssize_t n, sockaddr_storage *
                 j = i + 1
                 if gso and size > 0:
                     total = size
-                    while (j < n and j - i < GSO_MAX_SEGS and iov[j].iov_len <= <size_t>size
+                    while (j < n and j - i < GSO_MAX_SEGS and 0 < iov[j].iov_len <= <size_t>size
                            and total + <Py_ssize_t>iov[j].iov_len <= GSO_MAX_BYTES):
                         total += iov[j].iov_len
                         j += 1

@@ -79,8 +79,10 @@ def _sendto_address(family: int, addr: Address) -> Address:
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port out of range: {port}")
     v6 = ":" in host
-    if len(addr) == 4 and not v6:
-        raise ValueError(f"a 4-tuple address must be IPv6: {addr!r}")
+    if len(addr) == 4:
+        if not v6:
+            raise ValueError(f"a 4-tuple address must be IPv6: {addr!r}")
+        _check_ipv6_extras(addr)
     try:
         socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host)
     except (OSError, ValueError):
@@ -90,6 +92,14 @@ def _sendto_address(family: int, addr: Address) -> Address:
     if v6:
         raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
     return addr
+
+
+def _check_ipv6_extras(addr: Address) -> None:
+    flowinfo, scope_id = addr[2], addr[3]  # type: ignore[misc]
+    if not isinstance(flowinfo, int) or not 0 <= flowinfo <= 0xFFFFF:
+        raise ValueError(f"flowinfo must be an int in 0..0xfffff: {addr!r}")
+    if not isinstance(scope_id, int) or not 0 <= scope_id <= 0xFFFFFFFF:
+        raise ValueError(f"scope_id must be an int in 0..0xffffffff: {addr!r}")
 
 
 def _check_datagrams(datagrams: list[bytes]) -> None:

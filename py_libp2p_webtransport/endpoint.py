@@ -10,7 +10,14 @@ no polling loop.
 Datagrams are routed by destination connection id (``quic_header``). A datagram for an unknown id
 creates a connection only if it is a version 1 Initial in a datagram of at least 1200 bytes and
 the number of half-open connections is under its bound; everything else is dropped and counted in
-``Endpoint.stats`` (each kind logged once).
+``Endpoint.stats`` (each kind logged once). Accepted connections that do not finish their QUIC
+handshake within ``handshake_timeout`` are dropped, so junk cannot hold half-open slots.
+
+Contract with the layer above: whoever owns a connection sets ``conn.handler`` at once (in
+``on_connection`` for servers, right after ``connect()`` for clients). Handler callbacks run
+inside the pump and must not block. Code outside the pump that writes to an engine, closes it,
+or changes the handler's ``get_timer()`` calls ``conn.transmit_soon()``; many calls in one trio
+tick cost one transmit.
 """
 
 from __future__ import annotations
@@ -46,8 +53,8 @@ logger = logging.getLogger(__name__)
 
 SOCKET_BUFFER_SIZE = 4 * 1024 * 1024  # 4 MiB: the 208 KiB default overflows (FACTS.md)
 HOST_CID_LENGTH = 8  # what both engines issue; short headers are parsed with it
-RECV_BATCH = 64  # datagrams per recv syscall
-MAX_READS_PER_TURN = 16  # recv calls per pump turn before we feed, answer and transmit
+RECV_BATCH = 64  # reads per recv call (a GRO read may hold up to 64 KiB of datagrams)
+MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
 _INTERNAL_ERROR = 0x1  # QUIC INTERNAL_ERROR (RFC 9000 §20.1)
 _CONNECTION_REFUSED = 0x2  # QUIC CONNECTION_REFUSED
 
@@ -66,7 +73,8 @@ class ConnectionHandler(Protocol):
         """
 
     def get_timer(self) -> float | None:
-        """An extra deadline of the handler, or None."""
+        """An extra deadline of the handler, or None (re-read after every callback and after
+        ``transmit_soon()``)."""
 
     def handle_timer(self, now: float) -> None:
         """The handler's deadline passed."""
@@ -227,6 +235,18 @@ class Endpoint:
     # ---- public API ------------------------------------------------------------------------
 
     @property
+    def server_config(self) -> EngineConfig | None:
+        """The configuration new server connections get (None: client-only endpoint)."""
+        return self._server_config
+
+    @server_config.setter
+    def server_config(self, config: EngineConfig) -> None:
+        # Certificate rotation (listener): connections accepted from now on use ``config``.
+        if config.is_client:
+            raise ValueError("server_config must have is_client=False")
+        self._server_config = config
+
+    @property
     def connections(self) -> frozenset[EndpointConnection]:
         """The live connections (not yet terminated)."""
         return frozenset(self._connections)
@@ -331,7 +351,8 @@ class Endpoint:
         recv = self._udp.recv_batch
         # One list of datagrams per (connection, source address), in arrival order.
         inbox: dict[tuple[EndpointConnection, Address], list[bytes]] = {}
-        for _ in range(MAX_READS_PER_TURN):
+        received = 0
+        while received < MAX_DATAGRAMS_PER_TURN:
             try:
                 batch = recv(self._sock, RECV_BATCH)
             except OSError as exc:
@@ -340,6 +361,7 @@ class Endpoint:
                 break
             if not batch:
                 break
+            received += len(batch)
             self.stats.datagrams_received += len(batch)
             nbytes = 0
             last_conn: EndpointConnection | None = None
@@ -359,7 +381,7 @@ class Endpoint:
                 last_conn, last_addr = conn, addr
             self.stats.bytes_received += nbytes
             if len(batch) < RECV_BATCH:
-                break
+                break  # drained (with GRO a drained socket may cost one more, empty, read)
         for (conn, addr), datagrams in inbox.items():
             if conn.closed:
                 continue

@@ -151,7 +151,7 @@ class AdapterBase:
         self._packets_sent = self._packets_received = 0
         self._translate: dict[type, Callable[[Any], EngineEvent | None]] = {
             events.StreamDataReceived: self._on_stream_data,
-            events.StreamReset: lambda e: StreamReset(e.stream_id, e.error_code),
+            events.StreamReset: self._on_stream_reset,
             events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
             events.DatagramFrameReceived: lambda e: DatagramReceived(bytes(e.data)),
             events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
@@ -282,6 +282,10 @@ class AdapterBase:
         data = event.data if type(event.data) is bytes else bytes(event.data)
         self._reads.delivered(event.stream_id, len(data), event.end_stream)
         return StreamDataReceived(event.stream_id, data, event.end_stream)
+
+    def _on_stream_reset(self, event: Any) -> StreamReset:
+        self._reads.delivered(event.stream_id, 0, ended=True)  # no more data will come
+        return StreamReset(event.stream_id, event.error_code)
 
     def _on_cid_issued(self, event: Any) -> ConnectionIdIssued:
         if event.connection_id not in self._issued_cids:

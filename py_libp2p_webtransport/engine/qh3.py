@@ -1,18 +1,24 @@
 """The qh3 engine: qh3's ``QuicConnection`` (a native packet core) behind ``QuicEngine``.
 
-qh3 is several times cheaper per packet than aioquic. Its Python facade is subclassed for three
-reasons, each guarded by named tests in ``tests/engine/test_private_api_qh3.py``:
+qh3 is several times cheaper per packet than aioquic. Its Python facade is subclassed, each
+private name guarded by named tests in ``tests/engine/test_private_api_qh3.py``:
 
-* **Core construction** (``_create_core``) is ours, so the configured ``MAX_STREAMS`` reach the
-  peer (qh3 fixes them at 100/103) and so the zero-length-CID workaround can choose the core's
-  connection ids (see ``qh3_zero_length_cid``).
+* **Core and TLS construction** (``_create_core``, ``_create_tls``) are ours, so the configured
+  ``MAX_STREAMS`` are both enforced and advertised (qh3 fixes them at 100/103 in both places),
+  and so the zero-length-CID workaround can choose the core's connection ids.
 * **Zero-length client connection ids** (Chromium) need ``qh3_zero_length_cid``.
+* **The server's handshake receive path** keeps padding after a packet with that packet (see
+  ``_Qh3Connection.receive_datagram``); without it aioquic clients cannot connect.
 * **A receive budget.** qh3's core returns flow-control credit when its stream events are
   popped, and its facade pops them all eagerly, so credit follows arrival. The only lossless
   bound is per connection: we stop popping the core while more than ``recv_budget`` delivered
   bytes are unread (not yet ``consume()``d) and resume when ``consume()`` brings them back
   under. A slow stream then stalls its fast siblings, and datagrams, resets and close notices
   wait too (termination is never held back: a closing core is always drained).
+
+Datagram size: a qh3 server sends ``max_datagram_size``; a qh3 *client* starts at 1280 and
+probes the path MTU up to 1472 bytes whatever ``max_datagram_size`` says (without probing it
+would stay at 1280). Probing is safe: a lost probe only ends the search.
 """
 
 from __future__ import annotations
@@ -72,7 +78,6 @@ class _Qh3Connection(QuicConnection):
         self.wt_recv_budget = recv_budget
         self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
         self.wt_zero_length_peer_cid = False
-        self.wt_budget_pauses = 0
 
     # --- budget ---------------------------------------------------------------------------------
     def wt_over_budget(self) -> bool:
@@ -81,8 +86,6 @@ class _Qh3Connection(QuicConnection):
     def _drain_core(self) -> None:
         core = self._core
         if self.wt_over_budget() and core is not None and core.state not in _ENDING_STATES:
-            if core.has_events:
-                self.wt_budget_pauses += 1
             return  # leave events (and so credit) in the core until the reader catches up
         super()._drain_core()
 

@@ -68,6 +68,11 @@ class WebTransportH3(Http3Base):
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
+    @property
+    def live_streams(self) -> int:
+        """WebTransport streams with a direction still open (for metrics and tests)."""
+        return len(self._wt)
+
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must run next (SETTINGS deadline, held-stream deadlines)."""
         if self._closed:
@@ -98,11 +103,16 @@ class WebTransportH3(Http3Base):
         if type(event) is eng.StreamDataReceived:
             stream = self._wt.get(event.stream_id)
             if stream is not None:
+                if stream.stopped:  # in flight before our STOP_SENDING: drain, don't deliver
+                    self._drain_stopped(event.stream_id, stream, len(event.data), event.end_stream)
+                    return
                 self._events.append(
                     StreamDataReceived(event.stream_id, event.data, event.end_stream)
                 )
                 if event.end_stream:
                     stream.recv_done = True
+                    if stream.send_done:
+                        self._forget(event.stream_id, stream)
                 return
         try:
             if isinstance(event, eng.StreamDataReceived):
@@ -174,6 +184,8 @@ class WebTransportH3(Http3Base):
             req.held_bytes += len(data)
             if req.held_bytes > self._config.max_frame_payload:
                 self._abort_request(req, H3ErrorCode.H3_EXCESSIVE_LOAD)
+                self._engine.consume(req.session_id, req.held_bytes)
+                req.held.clear()
             return
         self._feed_request(req, data, end)
 
@@ -181,6 +193,9 @@ class WebTransportH3(Http3Base):
         stream_id = req.session_id
         if req.state is State.DEAD:
             self._engine.consume(stream_id, len(data))
+            if end:
+                req.recv_done = True
+                self._drop_if_finished(req)
             return
         for frame_type, payload in req.frames.feed(data):
             if frame_type == FrameType.DATA:
@@ -200,6 +215,7 @@ class WebTransportH3(Http3Base):
                     f"request stream {stream_id} ended inside a frame", H3ErrorCode.H3_FRAME_ERROR
                 )
             self._on_request_fin(req)
+            self._drop_if_finished(req)
 
     def _on_request_headers(self, req: RequestStream, block: bytes) -> None:
         control, headers = self._codec.decode(req.session_id, block)
@@ -254,8 +270,7 @@ class WebTransportH3(Http3Base):
         if status < 200:
             return  # interim response; the final one follows
         if status >= 300:
-            req.state = State.DEAD
-            self._reject_held_session(req.session_id)
+            self._give_up(req)
             self._events.append(SessionRejected(req.session_id, status, f"HTTP status {status}"))
             return
         self._establish(req)
@@ -265,31 +280,47 @@ class WebTransportH3(Http3Base):
         if req.state not in (State.REQUESTED, State.ESTABLISHED):
             return
         try:
-            capsules = req.capsules.feed(chunk)
+            for capsule_type, value in req.capsules.feed(chunk):
+                if capsule_type == CapsuleType.CLOSE_WEBTRANSPORT_SESSION:
+                    code, message = _wire.decode_close_session(value)
+                    self._session_ended(req, code, message, remote=True)
+                    return
+                if capsule_type == CapsuleType.DRAIN_WEBTRANSPORT_SESSION and not req.draining:
+                    req.draining = True
+                    self._events.append(SessionDraining(req.session_id))
         except RemoteProtocolError as exc:
+            # A malformed capsule is a stream error on the CONNECT stream (RFC 9297 §3.3),
+            # which ends the session; the QUIC connection lives on.
+            self._reset(req.session_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._stop(req.session_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            req.fin_sent = req.recv_done = True
             self._session_ended(req, 0, f"malformed capsule: {exc}", remote=True)
-            self._abort_request(req, H3ErrorCode.H3_MESSAGE_ERROR)
-            return
-        for capsule_type, value in capsules:
-            if capsule_type == CapsuleType.CLOSE_WEBTRANSPORT_SESSION:
-                code, message = _wire.decode_close_session(value)
-                self._session_ended(req, code, message, remote=True)
-                return
-            if capsule_type == CapsuleType.DRAIN_WEBTRANSPORT_SESSION and not req.draining:
-                req.draining = True
-                self._events.append(SessionDraining(req.session_id))
 
     def _on_request_fin(self, req: RequestStream) -> None:
+        req.recv_done = True
         if req.state in (State.REQUESTED, State.ESTABLISHED):
             self._session_ended(req, 0, "", remote=True)  # FIN = session closed (draft §5)
         elif req.state is State.SENT:
-            req.state = State.DEAD
+            self._give_up(req)
             self._events.append(
                 SessionRejected(req.session_id, 0, "stream ended without a response")
             )
-        elif req.state is State.HEADERS:
-            req.state = State.DEAD  # a request stream that ended before its HEADERS
-        req.recv_done = True
+        elif req.state is State.HEADERS:  # ended before its HEADERS (RFC 9114 §4.1)
+            self._abort_request(req, H3ErrorCode.H3_REQUEST_INCOMPLETE)
+
+    def _give_up(self, req: RequestStream) -> None:
+        """Client: the session did not open; finish our side of the CONNECT stream."""
+        req.state = State.DEAD
+        if not req.fin_sent:
+            self._engine.send_stream_data(req.session_id, b"", end_stream=True)
+            req.fin_sent = True
+        self._reject_held_session(req.session_id)
+
+    def _drop_if_finished(self, req: RequestStream) -> None:
+        """Forget a request stream that never became the session once both sides ended it,
+        so a peer cannot grow our tables with refused requests."""
+        if req.state is State.DEAD and req.fin_sent and req.session_id != self._session_id:
+            del self._requests[req.session_id]
 
     def _answer(self, req: RequestStream, status: int, fin: bool) -> None:
         block = self._codec.encode(req.session_id, build_response(status))
@@ -316,10 +347,7 @@ class WebTransportH3(Http3Base):
         req.state = State.ESTABLISHED
         self._events.append(SessionEstablished(req.session_id))
         for held in self._pending.pop_session(req.session_id):
-            self._adopt(held.stream_id, req, held.bidirectional)
-            if held.chunks or held.ended:
-                event = StreamDataReceived(held.stream_id, held.payload(), held.ended)
-                self._events.append(event)
+            self._adopt(held.stream_id, req, held.bidirectional, held.payload(), held.ended)
 
     def _session_ended(self, req: RequestStream, code: int, message: str, remote: bool) -> None:
         """The session is over: end its streams with WT_SESSION_GONE and report it once."""
@@ -340,6 +368,9 @@ class WebTransportH3(Http3Base):
                 self._reset(stream_id, _GONE)
             if not stream.recv_done:
                 self._stop(stream_id, _GONE)
+                stream.stopped = True
+            if stream.stopped:
+                self._ignore_stream(stream_id)  # drain what is still in flight
         req.streams.clear()
         self._reject_held_session(req.session_id, _GONE)
         self._events.append(SessionClosed(req.session_id, code, message, remote))
@@ -352,9 +383,7 @@ class WebTransportH3(Http3Base):
         req = self._requests.get(session_id)
         state = req.state if req is not None else None
         if req is not None and state is State.ESTABLISHED:
-            self._adopt(stream_id, req, bidi)
-            if rest or end:
-                self._events.append(StreamDataReceived(stream_id, rest, end))
+            self._adopt(stream_id, req, bidi, rest, end)
         elif state in (State.CLOSED, State.DEAD):
             code = _GONE if state is State.CLOSED else _BUFFER_REJECTED
             self._reject_held(stream_id, bidi, len(rest), code)
@@ -363,10 +392,20 @@ class WebTransportH3(Http3Base):
         else:
             self._reject_held(stream_id, bidi, len(rest), _BUFFER_REJECTED)
 
-    def _adopt(self, stream_id: int, req: RequestStream, bidi: bool) -> None:
-        self._wt[stream_id] = WtStream(req.session_id, bidi, send_done=not bidi)
+    def _adopt(
+        self, stream_id: int, req: RequestStream, bidi: bool, payload: bytes, end: bool
+    ) -> None:
+        """Make a peer stream live in an established session and deliver what it carried."""
+        stream = WtStream(req.session_id, bidi, send_done=not bidi)
+        self._wt[stream_id] = stream
         req.streams.add(stream_id)
         self._events.append(StreamOpened(req.session_id, stream_id, bidi))
+        if payload or end:
+            self._events.append(StreamDataReceived(stream_id, payload, end))
+        if end:
+            stream.recv_done = True
+            if stream.send_done:
+                self._forget(stream_id, stream)
 
     def _reject_held(self, stream_id: int, bidi: bool, held_bytes: int, code: int) -> None:
         """Refuse a peer WT stream; its bytes so far and later are drained, not delivered."""
@@ -384,7 +423,12 @@ class WebTransportH3(Http3Base):
         stream = self._wt.get(stream_id)
         if stream is not None:
             stream.recv_done = True
-            self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
+            if stream.stopped:  # the expected answer to our STOP_SENDING: nothing to report
+                stream.stopped = False
+            else:
+                self._events.append(StreamReset(stream_id, _wire.h3_to_wt_error(code), code))
+            if stream.send_done:
+                self._forget(stream_id, stream)
             return
         held = self._pending.pop(stream_id)
         if held is not None:
@@ -394,10 +438,11 @@ class WebTransportH3(Http3Base):
         if req is not None:
             req.recv_done = True
             if req.state is State.SENT:
-                req.state = State.DEAD
+                self._give_up(req)
                 self._events.append(SessionRejected(stream_id, 0, f"CONNECT reset (0x{code:x})"))
             else:
                 self._session_ended(req, 0, f"CONNECT stream reset (0x{code:x})", remote=True)
+            self._drop_if_finished(req)
             return
         self._check_critical_reset(stream_id)
 
@@ -444,26 +489,36 @@ class WebTransportH3(Http3Base):
         req.state = State.SENT
 
     def accept_session(self, session_id: int) -> None:
-        """Server: answer a ``SessionRequested`` with 200; ``SessionEstablished`` follows."""
+        """Server: answer a ``SessionRequested`` with 200; ``SessionEstablished`` follows.
+
+        A no-op when the client gave up first or the connection is gone (``SessionClosed`` /
+        ``ConnectionClosed`` is reported instead).
+        """
         req = self._requested(session_id)
-        self._answer(req, 200, fin=False)
-        self._establish(req)
+        if req is not None:
+            self._answer(req, 200, fin=False)
+            self._establish(req)
 
     def reject_session(self, session_id: int, status: int) -> None:
-        """Server: answer a ``SessionRequested`` with a non-2xx ``status`` and end the stream."""
+        """Server: answer a ``SessionRequested`` with a non-2xx ``status`` and end the stream.
+
+        A no-op, like ``accept_session``, when the request is already gone.
+        """
         if not 300 <= status <= 599:
             raise LocalProtocolError(f"rejection status must be 3xx-5xx, got {status}")
         req = self._requested(session_id)
-        self._answer(req, status, fin=True)
-        req.state = State.DEAD
-        self._session_id = None
-        self._reject_held_session(session_id)
+        if req is not None:
+            self._answer(req, status, fin=True)
+            req.state = State.DEAD
+            self._session_id = None
+            self._reject_held_session(session_id)
 
-    def _requested(self, session_id: int) -> RequestStream:
-        self._check_open()
+    def _requested(self, session_id: int) -> RequestStream | None:
         req = self._requests.get(session_id)
-        if self._is_client or req is None or req.state is not State.REQUESTED:
+        if self._is_client or req is None or req.state in (State.ESTABLISHED, State.DEAD):
             raise LocalProtocolError(f"no pending session request {session_id}")
+        if self._closed or req.state is State.CLOSED:
+            return None  # the peer or the connection ended it first: nothing to answer
         return req
 
     def close_session(self, session_id: int, error_code: int = 0, message: str = "") -> None:
@@ -504,21 +559,52 @@ class WebTransportH3(Http3Base):
             raise LocalProtocolError(f"stream {stream_id} cannot be written to")
         self._engine.send_stream_data(stream_id, data, end_stream)
         if end_stream:
-            stream.send_done = True
+            self._send_finished(stream_id, stream)
 
     def reset_stream(self, stream_id: int, error_code: int = 0) -> None:
-        """RESET_STREAM with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
-        stream = self._live_stream(stream_id)
-        if not stream.send_done:
+        """RESET_STREAM with WebTransport application code ``error_code`` (mapped to HTTP/3).
+
+        A no-op when the sending side is already finished or the stream is gone.
+        """
+        self._check_open()
+        stream = self._wt.get(stream_id)
+        if stream is not None and not stream.send_done:
             self._reset(stream_id, _wire.wt_to_h3_error(error_code))
-            stream.send_done = True
+            self._send_finished(stream_id, stream)
 
     def stop_sending(self, stream_id: int, error_code: int = 0) -> None:
-        """STOP_SENDING with WebTransport application code ``error_code`` (mapped to HTTP/3)."""
-        stream = self._live_stream(stream_id)
-        if not stream.recv_done:
+        """STOP_SENDING with WebTransport application code ``error_code`` (mapped to HTTP/3).
+
+        A no-op when the receiving side is already finished or the stream is gone.
+        """
+        self._check_open()
+        stream = self._wt.get(stream_id)
+        if stream is not None and not stream.recv_done:
             self._stop(stream_id, _wire.wt_to_h3_error(error_code))
-            stream.recv_done = True
+            stream.recv_done = stream.stopped = True
+            if stream.send_done:
+                self._forget(stream_id, stream)
+
+    def _send_finished(self, stream_id: int, stream: WtStream) -> None:
+        stream.send_done = True
+        if stream.recv_done:
+            self._forget(stream_id, stream)
+
+    def _drain_stopped(self, stream_id: int, stream: WtStream, n: int, end: bool) -> None:
+        self._engine.consume(stream_id, n)
+        if end:
+            stream.stopped = False
+            if stream.send_done:
+                self._forget(stream_id, stream)
+
+    def _forget(self, stream_id: int, stream: WtStream) -> None:
+        """Both directions are over for us: drop the stream; what is in flight is drained."""
+        del self._wt[stream_id]
+        if stream.stopped:
+            self._ignore_stream(stream_id)
+        req = self._requests.get(stream.session_id)
+        if req is not None:
+            req.streams.discard(stream_id)
 
     def consume(self, stream_id: int, n: int) -> None:
         """The application read ``n`` payload bytes of ``stream_id``: return the credit."""

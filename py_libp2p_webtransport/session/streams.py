@@ -46,7 +46,8 @@ class WtStream:
     session_id: int
     bidirectional: bool
     send_done: bool = False  # FIN or RESET_STREAM sent (or a peer uni stream)
-    recv_done: bool = False  # STOP_SENDING sent or reset received (or our own uni stream)
+    recv_done: bool = False  # FIN or reset received, STOP_SENDING sent (or our own uni stream)
+    stopped: bool = False  # we sent STOP_SENDING and the peer has not ended its side yet
 
 
 @dataclass(slots=True, eq=False)

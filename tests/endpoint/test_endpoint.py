@@ -18,7 +18,11 @@ from endpoint_helpers import (
 )
 
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
-from py_libp2p_webtransport.engine.base import ConnectionTerminated, HandshakeCompleted
+from py_libp2p_webtransport.engine.base import (
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    HandshakeCompleted,
+)
 from py_libp2p_webtransport.errors import EngineError, ListenError
 
 HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
@@ -578,5 +582,48 @@ async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> No
             conn.transmit_soon()
             await handler.finished_event(sid).wait()
             assert bytes(handler.data[sid]) == b"mapped"
+            client.close()
+            server.close()
+
+
+async def test_connection_id_rotation_is_followed(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    """The client moves to a server-issued CID and retires the old one; routing follows.
+
+    Switching CIDs is a client-side library call our engine interface does not expose, so the
+    test reaches into the aioquic client's library connection.
+    """
+    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            # The client is always aioquic (it can switch CIDs on demand); the server varies.
+            conn = client.connect(server.local_address, CLIENT_CONFIG, engine="aioquic")
+            conn.handler = handler = CollectHandler()
+            await handler.handshake.wait()
+            (server_conn,) = handlers
+            first_cid = server_conn.engine.host_connection_ids[0]
+            await wait_until(lambda: len(server_conn._cids) > 2, "server CIDs issued and routed")
+            quic = conn.engine._quic  # type: ignore[attr-defined]
+            # One echo round trip: the server's NEW_CONNECTION_ID frames have reached the client.
+            sid = conn.engine.get_next_available_stream_id()
+            conn.engine.send_stream_data(sid, b"warm-up", end_stream=True)
+            conn.transmit_soon()
+            await handler.finished_event(sid).wait()
+            for _ in range(2):  # move twice: the first id and the next are both retired
+                quic.change_connection_id()
+            for i in range(3):  # traffic after the switch reaches the same connection
+                sid = conn.engine.get_next_available_stream_id()
+                conn.engine.send_stream_data(sid, b"after rotation %d" % i, end_stream=True)
+                conn.transmit_soon()
+                await handler.finished_event(sid).wait()
+                assert bytes(handler.data[sid]) == b"after rotation %d" % i
+            events = handlers[server_conn].events
+            retired = [e for e in events if isinstance(e, ConnectionIdRetired)]
+            assert retired, "the server saw no RETIRE_CONNECTION_ID"
+            assert first_cid not in server._routes
+            assert all(server._routes[c] is server_conn for c in server_conn._cids)
+            assert server.stats.dropped_unknown_cid == 0
             client.close()
             server.close()

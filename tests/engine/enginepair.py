@@ -116,7 +116,7 @@ class EnginePair:
         self.client = Side(make_client(self.client_config))
         self.server: Side | None = None
         self.client.engine.connect(SERVER_ADDR, self.now)
-        self.dropped_to_server = 0
+        self.largest_datagram = {"client": 0, "server": 0}
 
     # --- moving datagrams -----------------------------------------------------------------------
     def _make_server(self, first: bytes) -> Side:
@@ -141,6 +141,7 @@ class EnginePair:
         """One exchange in each direction; returns how many datagrams moved."""
         moved = 0
         to_server = [d for d, _ in self.client.engine.datagrams_to_send(self.now)]
+        self._record("client", to_server)
         if to_server:
             if self.server is None:
                 self.server = self._make_server(to_server[0])
@@ -149,11 +150,17 @@ class EnginePair:
         if self.server is not None:
             self._drain(self.server)
             to_client = [d for d, _ in self.server.engine.datagrams_to_send(self.now)]
+            self._record("server", to_client)
             if to_client:
                 self.client.engine.receive_datagrams(to_client, SERVER_ADDR, self.now)
                 moved += len(to_client)
         self._drain(self.client)
         return moved
+
+    def _record(self, sender: str, datagrams: list[bytes]) -> None:
+        if datagrams:
+            largest = max(len(d) for d in datagrams)
+            self.largest_datagram[sender] = max(self.largest_datagram[sender], largest)
 
     def fire_timers(self) -> bool:
         """Advance the clock to the earliest timer and run it; False if none is armed."""

@@ -118,3 +118,31 @@ def test_qh3_budget_also_holds_back_datagrams(sender: str, cert: ServerCertifica
     pair.srv.engine.consume(sid, pair.srv.engine.unread_bytes(sid))
     pair.settle()
     assert pair.srv.of_type(DatagramReceived) == [DatagramReceived(b"urgent")]
+
+
+def test_qh3_unread_slow_stream_stalls_a_fast_one(sender: str, cert: ServerCertificate) -> None:
+    # The price of a per-connection bound (aioquic's per-stream windows do not have it): once a
+    # stream nobody reads holds the budget, a stream that is read eagerly stalls as well.
+    pair = make_pair(sender, cert)
+    slow = pair.client.engine.get_next_available_stream_id()
+    pair.client.engine.send_stream_data(slow, data(BUDGET + 2 * WINDOW))
+    pair.settle()
+    fast = slow + 4
+    sent = data(TOTAL // 2)
+    pair.client.engine.send_stream_data(fast, sent, end_stream=True)
+
+    def read_fast_until_quiet() -> None:
+        for _ in range(50):
+            pair.settle()
+            unread = pair.srv.engine.unread_bytes(fast)
+            if not unread:
+                return
+            pair.srv.engine.consume(fast, unread)
+
+    read_fast_until_quiet()
+    assert len(pair.srv.stream_bytes(fast)) < len(sent)  # stalled behind the slow stream
+    pair.srv.engine.consume(slow, pair.srv.engine.unread_bytes(slow))
+    read_fast_until_quiet()
+    pair.srv.engine.consume(slow, pair.srv.engine.unread_bytes(slow))
+    read_fast_until_quiet()
+    assert pair.srv.stream_bytes(fast) == sent

@@ -119,3 +119,34 @@ def test_rejected_and_ignored_streams_are_drained() -> None:
     assert drain(h3) == []
     assert engine.consumed[6] == len(grease)
     assert engine.consumed[4] == len(held) + 4
+
+
+def test_data_after_stop_sending_and_close_is_credited_back() -> None:
+    engine = RecordingEngine()
+    h3 = WebTransportH3(engine, is_client=False)  # type: ignore[arg-type]
+    h3.initialize(0.0)
+    feed(h3, 2, b"\x00" + settings_frame({0x33: 1}))
+    _, block = pylsqpack.Encoder().encode(
+        0,
+        [
+            (b":method", b"CONNECT"),
+            (b":scheme", b"https"),
+            (b":authority", b"a"),
+            (b":path", b"/.well-known/libp2p-webtransport?type=noise"),
+            (b":protocol", b"webtransport-h3"),
+        ],
+    )
+    feed(h3, 0, frame(0x1, block))
+    h3.accept_session(0)
+    header = varint(0x41) + varint(0)
+    feed(h3, 4, header + b"a")
+    feed(h3, 8, header + b"b")
+    drain(h3)
+    h3.stop_sending(4, 1)
+    feed(h3, 4, b"in flight")
+    h3.close_session(0)
+    feed(h3, 8, b"also in flight", end=True)
+    assert [type(e).__name__ for e in drain(h3)] == ["SessionClosed"]
+    # Only the application's own reads ("a", "b") are left for it to consume.
+    assert engine.consumed[4] == len(header) + len(b"in flight")
+    assert engine.consumed[8] == len(header) + len(b"also in flight")

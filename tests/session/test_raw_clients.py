@@ -148,9 +148,8 @@ def test_client_shapes_are_accepted(
     pair.server.h3.accept_session(sid)
     pair.pump()
     assert pair.server.take() == [SessionEstablished(sid)]
-    [(frame_type, block)] = split_frames(peer.data(sid))
-    assert frame_type == 0x1
-    assert peer.decode_headers(sid, block) == [(b":status", b"200")]
+    # HEADERS, 3 bytes: QPACK prefix 00 00, then static-table entry 25 (":status: 200").
+    assert peer.data(sid) == bytes.fromhex("01 03 0000 d9")
     assert not peer.ended(sid)
 
     # A client bidi stream: 0x41 <session id>, then raw bytes both ways.
@@ -197,6 +196,19 @@ def test_bad_paths_get_a_final_status(engine_name: str, path: bytes, status: byt
     [(frame_type, block)] = split_frames(peer.data(sid))
     assert peer.decode_headers(sid, block) == [(b":status", status)]
     assert peer.ended(sid)
+    if status == b"404":  # static-table entry 27 (":status: 404")
+        assert peer.data(sid) == bytes.fromhex("01 03 0000 db")
+
+
+def test_refused_requests_are_forgotten(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)
+    for _ in range(10):
+        stream = peer.open(peer.headers(0, chromium_connect(b"/nope")), uni=False, end=True)
+        pair.pump()
+        assert peer.ended(stream)
+    assert pair.server.h3 is not None
+    assert pair.server.h3._requests == {}  # noqa: SLF001  (no state kept per refused request)
 
 
 def test_second_connect_is_answered_429(engine_name: str) -> None:
@@ -335,6 +347,21 @@ def test_client_gives_up_before_the_answer(engine_name: str) -> None:
     assert pair.server.take() == [SessionClosed(sid, 0, "", True)]
     # No response can follow a cancelled request: the server resets its side.
     assert peer.signals(sid) == [("reset", H3ErrorCode.H3_REQUEST_CANCELLED)]
+    # An application that answers late (same batch of events) is not an error.
+    assert pair.server.h3 is not None
+    pair.server.h3.accept_session(sid)
+    pair.server.h3.reject_session(sid, 403)
+    pair.pump()
+    assert pair.server.take() == [] and peer.data(sid) == b""
+
+
+def test_request_without_headers_is_incomplete(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    peer.start(CHROMIUM_SETTINGS)
+    stream = peer.open(frame(0x21, b"grease"), uni=False, end=True)
+    pair.pump()
+    assert peer.signals(stream) == [("reset", H3ErrorCode.H3_REQUEST_INCOMPLETE)]
+    assert pair.server.take() == [] and peer.close_code() is None
 
 
 def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
@@ -346,6 +373,44 @@ def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
         ("stop", H3ErrorCode.H3_EXCESSIVE_LOAD),
     ]
     assert peer.close_code() is None
+
+
+def test_data_in_flight_after_close_is_drained(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + b"\x00first", uni=False)
+    uni = peer.open(WT_UNI + b"\x00first", uni=True)
+    pair.pump()
+    pair.server.take()
+    assert pair.server.h3 is not None
+    pair.server.h3.close_session(sid, 9, "")
+    # Sent before the client learns of the close: must be drained, never parsed as new streams.
+    peer.send(wt, b"\x01\x05later")
+    peer.send(uni, b"\x00\x04later", end=True)
+    pair.pump()
+    assert pair.server.take() == [SessionClosed(sid, 9, "", False)]
+    assert peer.close_code() is None
+
+
+def test_data_after_stop_sending_is_drained(engine_name: str) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + varint(sid) + b"first", uni=False)
+    uni = peer.open(WT_UNI + varint(sid) + b"first", uni=True)
+    pair.pump()
+    pair.server.take()
+    assert pair.server.h3 is not None
+    pair.server.h3.stop_sending(wt, 3)
+    pair.server.h3.stop_sending(uni, 3)
+    peer.send(wt, b"\x00\x04later")  # in flight before the STOP_SENDING arrives
+    peer.send(uni, b"\x01\x05later")
+    pair.pump()
+    assert pair.server.take() == []
+    assert peer.close_code() is None
+    # The stopped stream still carries the server's direction.
+    pair.server.h3.send_stream_data(wt, b"reply", end_stream=True)
+    pair.pump()
+    assert peer.data(wt) == b"reply" and peer.ended(wt)
 
 
 def test_fin_on_connect_stream_closes_the_session(engine_name: str) -> None:
@@ -365,6 +430,31 @@ def test_server_close_capsule_bytes(engine_name: str) -> None:
     frames = split_frames(peer.data(sid))
     assert frames[1:] == [(0x0, bytes.fromhex("6843 07 00001234") + b"bye")]
     assert peer.ended(sid)
+
+
+@pytest.mark.parametrize(
+    "capsule",
+    [bytes.fromhex("6843 02 0000"), bytes.fromhex("6843 05 00000000 ff")],
+    ids=["close-too-short", "close-bad-utf8"],
+)
+def test_malformed_close_capsule_is_a_stream_error(engine_name: str, capsule: bytes) -> None:
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    wt = peer.open(WT_BIDI + b"\x00", uni=False)
+    pair.pump()
+    pair.server.take()
+    peer.send(sid, frame(0x0, capsule))
+    pair.pump()
+    [closed] = pair.server.take()
+    assert isinstance(closed, SessionClosed)
+    assert (closed.session_id, closed.error_code, closed.remote) == (sid, 0, True)
+    assert closed.message.startswith("malformed capsule")
+    assert peer.signals(sid) == [
+        ("reset", H3ErrorCode.H3_MESSAGE_ERROR),
+        ("stop", H3ErrorCode.H3_MESSAGE_ERROR),
+    ]
+    assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
+    assert peer.close_code() is None
 
 
 def test_drain_capsule(engine_name: str) -> None:

@@ -42,6 +42,7 @@ def connect(pair: Pair, peer: RawPeer, settings: dict[int, int]) -> int:
 def request_headers(peer: RawPeer, sid: int) -> list[tuple[bytes, bytes]]:
     [(frame_type, block)] = split_frames(peer.data(sid))
     assert frame_type == 0x1
+    assert block[:2] == b"\x00\x00"  # Required Insert Count 0, Base 0: no dynamic table
     return peer.decode_headers(sid, block)
 
 
@@ -120,6 +121,7 @@ def test_non_2xx_rejects(engine_name: str) -> None:
     sid = connect(pair, peer, OUR_SERVER)
     answer(pair, peer, sid, b"404", end=True)
     assert pair.client.take() == [SessionRejected(sid, 404, "HTTP status 404")]
+    assert peer.ended(sid)  # the client finished its side of the CONNECT stream
 
 
 def test_malformed_response_rejects_and_resets(engine_name: str) -> None:

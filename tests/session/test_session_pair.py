@@ -158,17 +158,34 @@ def test_reset_and_stop_codes_are_mapped_both_ways(engine_name: str, code: int) 
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
+    reset, stopped = client.open_stream(sid), client.open_stream(sid)
+    client.send_stream_data(reset, b"x")
+    client.send_stream_data(stopped, b"y")
+    pair.pump()
+    pair.server.take()
+    raw = WT_FIRST + code + code // 0x1E
+    client.reset_stream(reset, code)
+    server.stop_sending(stopped, code)
+    pair.pump()
+    assert pair.server.take() == [StreamReset(reset, code, raw)]
+    assert pair.client.take() == [StopSendingReceived(stopped, code, raw)]
+
+
+def test_reset_answering_our_stop_sending_is_not_reported(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
     stream = client.open_stream(sid)
     client.send_stream_data(stream, b"x")
     pair.pump()
-    pair.client.take()
     pair.server.take()
-    raw = WT_FIRST + code + code // 0x1E
-    client.reset_stream(stream, code)
-    server.stop_sending(stream, code)
+    server.stop_sending(stream, 5)
     pair.pump()
-    assert pair.server.take() == [StreamReset(stream, code, raw)]
-    assert pair.client.take() == [StopSendingReceived(stream, code, raw)]
+    assert pair.client.take() == [StopSendingReceived(stream, 5, WT_FIRST + 5)]
+    client.reset_stream(stream, 5)  # what a peer does on STOP_SENDING (RFC 9000 §3.5)
+    pair.pump()
+    assert pair.server.take() == []
 
 
 def test_close_by_client(engine_name: str) -> None:
@@ -227,3 +244,55 @@ def test_quic_close_ends_the_session(engine_name: str) -> None:
     assert isinstance(server_events[1], ConnectionClosed)
     assert (server_events[1].error_code, server_events[1].remote) == (0x100, True)
     assert len(server_events) == 2
+
+
+def test_finished_streams_are_forgotten(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
+    streams = [client.open_stream(sid) for _ in range(20)]
+    streams += [client.open_stream(sid, bidirectional=False) for _ in range(5)]
+    for stream in streams:
+        client.send_stream_data(stream, b"req", end_stream=True)
+    pair.pump()
+    assert server.live_streams == 20  # the bidi ones still have the server's direction open
+    assert client.live_streams == 20
+    for stream in streams[:20]:
+        server.send_stream_data(stream, b"resp", end_stream=True)
+    pair.pump()
+    assert (client.live_streams, server.live_streams) == (0, 0)
+    # Late signals for finished streams are no-ops, writes are refused.
+    client.reset_stream(streams[0], 1)
+    client.stop_sending(streams[0], 1)
+    with pytest.raises(LocalProtocolError):
+        client.send_stream_data(streams[0], b"late")
+    pair.pump()
+    assert pair.server.take()[-1] == StreamDataReceived(streams[-1], b"req", True)
+    assert pair.client.take()[-1] == StreamDataReceived(streams[19], b"resp", True)
+    assert pair.client.take() == [] and pair.server.take() == []
+
+
+def test_bad_local_arguments_raise_before_anything_is_sent(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client = pair.client.h3
+    assert client is not None
+    stream = client.open_stream(sid)
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid, 0, "x" * 1025)  # the close message is capped at 1024 bytes
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid, 1 << 32)  # session codes are 32-bit
+    with pytest.raises(LocalProtocolError):
+        client.reset_stream(stream, 1 << 32)  # so are stream codes
+    with pytest.raises(LocalProtocolError):
+        client.open_stream(sid + 4)  # no such session
+    with pytest.raises(LocalProtocolError):
+        client.close_session(sid + 4)
+    # Nothing of the above reached the wire: the session and the stream still work.
+    client.send_stream_data(stream, b"still here", end_stream=True)
+    pair.pump()
+    assert pair.server.take() == [
+        StreamOpened(sid, stream, True),
+        StreamDataReceived(stream, b"still here", True),
+    ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import select
 import socket
 from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
 
@@ -74,6 +77,31 @@ def test_mixed_batch_arrives_intact_and_in_order(udp_module, pair, gso) -> None:
     src = sender.getsockname()
     assert {a[:2] for _, a in got} == {src[:2]}
     assert all(len(a) == len(src) for _, a in got)
+
+
+RUN_SHAPES = {
+    "equal-then-empty": [b"a" * 5, b"b" * 5, b""],
+    "short-then-empty": [b"a" * 5, b"", b"c" * 5],
+    "shorter-last": [b"a" * 100] * 3 + [b"b" * 10, b"c" * 100],
+    "longer-after-run": [b"a" * 10] * 3 + [b"b" * 11],
+    "segment-limit": [bytes([i]) * 50 for i in range(200)],  # > 64 segments per message
+    "byte-limit": [bytes([i]) * 1452 for i in range(100)],  # > 64 KiB per message
+    "max-datagram": [b"m" * 65507, b"n" * 65507, b"o"],  # IPv4's largest UDP payload
+    "all-empty": [b"", b"", b""],
+}
+
+
+@pytest.mark.parametrize("shape", list(RUN_SHAPES), ids=list(RUN_SHAPES))
+@pytest.mark.parametrize("gso", [True, False], ids=["gso", "no-gso"])
+def test_segmentation_run_shapes(udp_module, pair, shape, gso) -> None:  # type: ignore[no-untyped-def]
+    """Where GSO runs start and end (equal sizes, shorter last, empty, limits) loses nothing."""
+    sender, receiver = pair
+    datagrams = RUN_SHAPES[shape]
+    assert udp_module.send_batch(sender, datagrams, receiver.getsockname(), gso=gso) == len(
+        datagrams
+    )
+    got = _recv_all(udp_module, receiver, len(datagrams))
+    assert [d for d, _ in got] == datagrams
 
 
 @pytest.mark.parametrize("sender_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
@@ -199,6 +227,40 @@ def test_bad_address_is_rejected(udp_module, addr) -> None:  # type: ignore[no-u
         s.close()
 
 
+@pytest.mark.parametrize(
+    "addr",
+    [
+        ("::1", 9, -1, 0),
+        ("::1", 9, 1 << 20, 0),
+        ("::1", 9, 0, 1 << 32),
+        ("::1", 9, 0, -1),
+        ("::1", 9, "0", 0),
+        ("::1", 9, 0, None),
+    ],
+)
+def test_bad_ipv6_flowinfo_or_scope(udp_module, addr) -> None:  # type: ignore[no-untyped-def]
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(ValueError):
+            udp_module.send_batch(s, [b"x"], addr)
+    finally:
+        s.close()
+
+
+def test_ipv6_four_tuple_is_used(udp_module) -> None:  # type: ignore[no-untyped-def]
+    r = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    r.bind(("::1", 0))
+    r.setblocking(False)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        host, port = r.getsockname()[:2]
+        assert udp_module.send_batch(s, [b"four"], (host, port, 0, 0)) == 1
+        assert [d for d, _ in _recv_all(udp_module, r, 1)] == [b"four"]
+    finally:
+        r.close()
+        s.close()
+
+
 def test_ipv6_address_on_ipv4_socket(udp_module) -> None:  # type: ignore[no-untyped-def]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -277,21 +339,51 @@ def test_would_block_returns_count_and_drops_nothing(udp_module) -> None:  # typ
         assert partial_seen, "the send buffer never filled"
         received = bytearray()
         # Drain, then send the rest: nothing lost, nothing duplicated, order kept.
-        for _ in range(100_000):
-            try:
-                chunk = peer.recv(1 << 16)
-            except BlockingIOError:
-                if sent < len(payload):
-                    sent += udp_module.send_batch(sender, payload[sent:], dest, gso=False)
-                    continue
-                if len(received) >= len(payload):
-                    break
-                continue
-            received += chunk
-            if len(received) == len(payload) and sent == len(payload):
+        for _ in range(10_000):  # bounded; each round waits at most 0.5 s for the peer
+            if sent < len(payload):
+                sent += udp_module.send_batch(sender, payload[sent:], dest, gso=False)
+            if len(received) == len(payload):
                 break
+            readable, _, _ = select.select([peer], [], [], 0.5)
+            if readable:
+                received += peer.recv(1 << 16)
         assert sent == len(payload)
         assert bytes(received) == b"".join(payload)
     finally:
         for s in (sender, peer, listener):
             s.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.one_of(st.integers(0, 40), st.sampled_from([0, 1, 1200, 1452, 1500, 9000])),
+        max_size=150,
+    ),
+    gso=st.booleans(),
+    v6=st.booleans(),
+)
+def test_any_batch_round_trips_across_twins(sizes: list[int], gso: bool, v6: bool) -> None:
+    """Any mix of sizes, sent by either twin, arrives intact and in order at the other."""
+    family, host = (socket.AF_INET6, "::1") if v6 else (socket.AF_INET, "127.0.0.1")
+    twins = _twins()
+    datagrams = [bytes([i % 256]) * n for i, n in enumerate(sizes)]
+    for sender_mod in twins:
+        for receiver_mod in twins:
+            socks = []
+            for _ in range(2):
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                s.bind((host, 0))
+                socks.append(s)
+            sender, receiver = socks
+            try:
+                receiver_mod.enable_gro(receiver)
+                dest = receiver.getsockname()
+                assert sender_mod.send_batch(sender, datagrams, dest, gso=gso) == len(datagrams)
+                got = _recv_all(receiver_mod, receiver, len(datagrams))
+                assert [d for d, _ in got] == datagrams
+            finally:
+                for s in socks:
+                    s.close()

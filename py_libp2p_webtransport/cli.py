@@ -1,0 +1,129 @@
+"""``py-libp2p-webtransport``: the command line.
+
+``py-libp2p-webtransport perf MULTIADDR`` measures a ``/perf/1.0.0`` server (``cli_perf.py``).
+``py-libp2p-webtransport serve`` starts a libp2p host on a WebTransport address that serves
+ping, identify, ``/echo/1.0.0`` and ``/perf/1.0.0``, prints its full multiaddrs (one per line,
+ready to paste into a browser node) and runs until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import trio
+from libp2p.crypto.keys import KeyPair, PrivateKey
+
+from .cli_perf import add_perf_parser
+
+PROG = "py-libp2p-webtransport"
+
+
+def package_version() -> str:
+    """The installed distribution's version (or the source tree's when not installed)."""
+    try:
+        return version("py-libp2p-webtransport")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def load_or_create_key(path: Path | None) -> KeyPair:
+    """Load the host key from ``path`` (libp2p protobuf encoding); create it on first run.
+
+    Reusing the key keeps the peer id, and since certificates derive from it, the certhashes.
+    """
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.serialization import deserialize_private_key
+
+    if path is not None and path.exists():
+        private: PrivateKey = deserialize_private_key(path.read_bytes())
+        return KeyPair(private, private.get_public_key())
+    key_pair = create_new_key_pair()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private key material: owner-only, created atomically.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key_pair.private_key.serialize())
+    return key_pair
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run the ``serve`` command until a signal arrives."""
+    from libp2p import new_host
+    from multiaddr import Multiaddr
+
+    from .config import WebTransportConfig
+    from .services import register_handlers
+    from .transport import WebTransportTransport
+
+    key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
+    transport = WebTransportTransport(key_pair.private_key, WebTransportConfig(engine=args.engine))
+    family = "ip6" if ":" in args.host else "ip4"
+    listen = Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")
+    host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
+    register_handlers(host)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with host.run(listen_addrs=[listen]):
+            peer = host.get_id()
+            for addr in host.get_addrs():
+                text = str(addr)
+                if "/p2p/" not in text:
+                    text = f"{text}/p2p/{peer}"
+                print(text)
+            sys.stdout.flush()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                logging.getLogger(__name__).info("got %s, shutting down", name)
+                break
+        await transport.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate for tests and docs)."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run a libp2p host on a WebTransport address")
+    s.add_argument("--host", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=0, help="UDP port (default 0: any free port)")
+    s.add_argument(
+        "--key-file",
+        help="host key file; created on first run, reused after (stable peer id and certhashes)",
+    )
+    s.add_argument(
+        "--engine", choices=("qh3", "aioquic"), default=None, help="QUIC engine (default: best)"
+    )
+    s.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default WARNING)",
+    )
+    add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli_perf.py)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``py-libp2p-webtransport`` script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, getattr(args, "log_level", "WARNING")),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        return trio.run(serve, args)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

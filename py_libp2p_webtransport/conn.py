@@ -1,0 +1,378 @@
+"""``WebTransportConnection``: one QUIC connection carrying one WebTransport session.
+
+It is what py-libp2p's swarm expects from a natively multiplexed transport (like py-libp2p's
+``QUICConnection``): an ``IRawConnection`` (so the dial path type-checks) and an ``IMuxedConn``
+(so the swarm skips the security and muxer upgrade). It is also the endpoint's
+``ConnectionHandler``: the endpoint pump hands it engine events synchronously; it feeds them to
+the sans-IO session (``WebTransportH3``), dispatches the session's events to stream objects and
+wakes the trio tasks waiting on them. Everything here is glue: no parsing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+from libp2p.abc import IMuxedConn, IMuxedStream, IRawConnection
+from libp2p.connection_types import ConnectionType
+from libp2p.crypto.keys import PublicKey
+from libp2p.peer.id import ID
+from libp2p.stream_muxer.exceptions import MuxedConnUnavailable
+from multiaddr import Multiaddr
+
+from .config import WebTransportConfig
+from .constants import H3ErrorCode
+from .engine import base as engine_events
+from .errors import SessionRejected
+from .session import WebTransportH3
+from .session import events as sev
+from .stream import WebTransportStream
+
+if TYPE_CHECKING:
+    from .endpoint import EndpointConnection
+
+logger = logging.getLogger(__name__)
+
+
+def transport_multiaddr(address: tuple[Any, ...]) -> Multiaddr:
+    """``/ip4|ip6/<host>/udp/<port>/quic-v1/webtransport`` for a UDP socket address."""
+    host, port = str(address[0]), int(address[1])
+    if host.lower().startswith("::ffff:") and "." in host:
+        host = host[7:]  # IPv4-mapped IPv6 on a dual-stack socket
+    family = "ip6" if ":" in host else "ip4"
+    return Multiaddr(f"/{family}/{host}/udp/{port}/quic-v1/webtransport")
+
+
+class WebTransportConnection(IRawConnection, IMuxedConn):
+    """A libp2p connection over one WebTransport session (both roles)."""
+
+    def __init__(
+        self,
+        endpoint_conn: EndpointConnection,
+        *,
+        is_initiator: bool,
+        config: WebTransportConfig,
+        local_peer: ID,
+    ) -> None:
+        self._ep_conn = endpoint_conn
+        self._engine = endpoint_conn.engine
+        self._is_initiator = is_initiator
+        self.config = config
+        self.local_peer = local_peer
+        # Until Noise finishes the remote peer is unknown; the swarm only sees us afterwards.
+        self.peer_id: ID = local_peer
+        self.remote_public_key: PublicKey | None = None
+        self.event_started = trio.Event()
+        self._h3 = WebTransportH3(self._engine, is_client=is_initiator)
+        self.session_id: int | None = None
+
+        # Progress of the handshake, waited on by the transport (client) or listener (server).
+        self.quic_connected = trio.Event()
+        self.session_ready = trio.Event()  # established, rejected or failed
+        self.session_rejected: SessionRejected | None = None
+        self._established = False  # Noise done: the connection is usable by the swarm
+
+        self._streams: dict[int, WebTransportStream] = {}
+        self._blocked_writers: set[WebTransportStream] = set()
+        self._accept_send, self._accept_recv = trio.open_memory_channel[WebTransportStream](
+            config.accept_queue_size
+        )
+        self._closed = False
+        self._close_reason: str | None = None
+        self.closed_event = trio.Event()
+        self._progress = trio.Event()  # set (then replaced) after every pump turn
+        self._resource_scope: Any = None
+
+        endpoint_conn.handler = self
+        self._h3.initialize(trio.current_time())
+        endpoint_conn.transmit_soon()
+
+    def __repr__(self) -> str:
+        role = "client" if self._is_initiator else "server"
+        return f"<WebTransportConnection {role} peer={self.peer_id} remote={self._remote()}>"
+
+    # --- endpoint ConnectionHandler -----------------------------------------------------------
+
+    def handle_engine_events(self, conn: EndpointConnection, events: list[Any], now: float) -> None:
+        """Called by the endpoint pump with a batch of engine events (synchronously)."""
+        for event in events:
+            if isinstance(event, engine_events.HandshakeCompleted):
+                self.quic_connected.set()
+            elif isinstance(event, engine_events.ConnectionTerminated):
+                self._connection_lost(f"connection closed ({event.reason or event.error_code})")
+            self._h3.handle_engine_event(event, now)
+        self._dispatch_session_events()
+        self._wake_writers()
+
+    def get_timer(self) -> float | None:
+        """The session layer's next deadline (pending streams, SETTINGS)."""
+        timer: float | None = self._h3.get_timer()
+        return timer
+
+    def handle_timer(self, now: float) -> None:
+        """The session layer's deadline passed."""
+        self._h3.handle_timer(now)
+        self._dispatch_session_events()
+        self._wake_writers()
+
+    def _dispatch_session_events(self) -> None:
+        h3 = self._h3
+        while (event := h3.next_event()) is not None:
+            if isinstance(event, sev.StreamDataReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream._on_data(event.data, event.end_stream)
+                elif event.data:
+                    # A stream we already gave up on: credit goes back, data is discarded.
+                    h3.consume(event.stream_id, len(event.data))
+            elif isinstance(event, sev.StreamOpened):
+                self._on_stream_opened(event)
+            elif isinstance(event, sev.StreamReset):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream._on_reset(event.error_code)
+            elif isinstance(event, sev.StopSendingReceived):
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream._on_stop_sending(event.error_code)
+            elif isinstance(event, sev.SessionRequested):
+                self._on_session_requested(event)
+            elif isinstance(event, sev.SessionEstablished):
+                self.session_id = event.session_id
+                self.session_ready.set()
+            elif isinstance(event, sev.SessionRejected):
+                self.session_rejected = SessionRejected(event.status, event.reason or "")
+                self.session_ready.set()
+            elif isinstance(event, sev.SessionClosed):
+                self._on_session_closed(event)
+            elif isinstance(event, sev.ConnectionClosed):
+                self._connection_lost(f"connection closed ({event.reason or event.error_code})")
+            elif isinstance(event, sev.SessionDraining):
+                logger.debug("%r: peer is draining the session", self)
+
+    def _on_session_requested(self, event: sev.SessionRequested) -> None:
+        if self._is_initiator or self.session_id is not None:
+            return  # the session layer answers a second CONNECT itself
+        self.session_id = event.session_id
+        self._h3.accept_session(event.session_id)
+        self.session_ready.set()
+
+    def _on_stream_opened(self, event: sev.StreamOpened) -> None:
+        if not event.bidirectional or event.session_id != self.session_id:
+            # libp2p uses bidirectional streams only: refuse the rest explicitly.
+            self._h3.stop_sending(event.stream_id, 0)
+            return
+        stream = WebTransportStream(self, event.stream_id, is_initiator=False)
+        self._streams[event.stream_id] = stream
+        try:
+            self._accept_send.send_nowait(stream)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            # Accept queue full (or closed): refuse the stream loudly instead of dropping data.
+            logger.warning("%r: accept queue full, resetting stream %d", self, event.stream_id)
+            del self._streams[event.stream_id]
+            self._h3.reset_stream(event.stream_id, 0)
+            self._h3.stop_sending(event.stream_id, 0)
+
+    def _on_session_closed(self, event: sev.SessionClosed) -> None:
+        who = "peer" if event.remote else "us"
+        self._connection_lost(
+            f"session closed by {who} (code {event.error_code}: {event.message!r})"
+        )
+        if event.remote and not self._engine_closed():
+            # The session was the whole point of the connection (go-libp2p closes it too).
+            self._engine.close(H3ErrorCode.H3_NO_ERROR, "session closed")
+
+    def _engine_closed(self) -> bool:
+        return bool(getattr(self._ep_conn, "closed", False))
+
+    def _connection_lost(self, reason: str) -> None:
+        if self._close_reason is None:
+            self._close_reason = reason
+        self._closed = True
+        self._established = False
+        self.session_ready.set()
+        self.quic_connected.set()
+        for stream in list(self._streams.values()):
+            stream._on_connection_lost(reason)
+        self._streams.clear()
+        self._blocked_writers.clear()
+        self._accept_send.close()
+        self._release_resource_scope()
+        self._progress.set()
+        self.closed_event.set()
+
+    def _release_resource_scope(self) -> None:
+        scope, self._resource_scope = self._resource_scope, None
+        if scope is None:
+            return
+        try:
+            if hasattr(scope, "close"):
+                scope.close()
+            elif hasattr(scope, "release"):
+                scope.release()
+        except Exception:  # releasing bookkeeping must never break closing
+            logger.debug("%r: releasing the resource scope failed", self, exc_info=True)
+
+    def _wake_writers(self) -> None:
+        # Every pump turn may have brought acks or credit: wake whoever waits for progress.
+        self._progress.set()
+        self._progress = trio.Event()
+        if self._blocked_writers:
+            writers, self._blocked_writers = self._blocked_writers, set()
+            for stream in writers:
+                stream._writable_maybe()
+
+    # --- calls from streams -------------------------------------------------------------------
+
+    def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self._h3.send_stream_data(stream_id, data, end_stream=end_stream)
+        self._ep_conn.transmit_soon()
+
+    def _consume(self, stream_id: int, n: int) -> None:
+        if not self._closed:
+            self._h3.consume(stream_id, n)
+            self._ep_conn.transmit_soon()
+
+    def _reset(self, stream_id: int, error_code: int) -> None:
+        if not self._closed:
+            self._h3.reset_stream(stream_id, error_code)
+            self._ep_conn.transmit_soon()
+
+    def _stop_sending(self, stream_id: int, error_code: int) -> None:
+        if not self._closed:
+            self._h3.stop_sending(stream_id, error_code)
+            self._ep_conn.transmit_soon()
+
+    def _send_buffer_size(self, stream_id: int) -> int:
+        size: int = self._engine.send_buffer_size(stream_id)
+        return size
+
+    def _watch_writable(self, stream: WebTransportStream) -> None:
+        self._blocked_writers.add(stream)
+
+    def _forget(self, stream_id: int) -> None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            self._blocked_writers.discard(stream)
+
+    # --- IMuxedConn ---------------------------------------------------------------------------
+
+    @property
+    def is_initiator(self) -> bool:  # type: ignore[override]
+        """True on the dialing side."""
+        return self._is_initiator
+
+    @property
+    def is_established(self) -> bool:
+        """True once Noise authenticated the peer and until the connection closes."""
+        return self._established and not self._closed
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the session or the QUIC connection is gone."""
+        return self._closed
+
+    @property
+    def close_reason(self) -> str | None:
+        """Why the connection closed (None while open)."""
+        return self._close_reason
+
+    def peer_certificate_der(self) -> bytes | None:
+        """Client: the server's TLS certificate (DER) once the QUIC handshake completed."""
+        der: bytes | None = self._engine.peer_certificate_der()
+        return der
+
+    def request_session(self, authority: str, path: str) -> None:
+        """Client: send the extended CONNECT; ``session_ready`` is set on the answer."""
+        self.session_id = self._h3.connect(authority, path, trio.current_time())
+        self._ep_conn.transmit_soon()
+
+    def mark_established(self, peer_id: ID, public_key: PublicKey | None = None) -> None:
+        """Called by the transport/listener when the Noise handshake authenticated ``peer_id``."""
+        self.peer_id = peer_id
+        self.remote_public_key = public_key
+        self._established = not self._closed
+
+    async def start(self) -> None:
+        """Tell the swarm we are ready (the handshake already happened in dial/accept)."""
+        self.event_started.set()
+
+    async def open_stream(self) -> IMuxedStream:
+        """Open a bidirectional WebTransport stream."""
+        return self.open_stream_nowait()
+
+    def open_stream_nowait(self) -> WebTransportStream:
+        """Open a bidirectional stream without a checkpoint (the engine queues the header)."""
+        if self._closed or self.session_id is None:
+            raise MuxedConnUnavailable(f"connection is closed: {self._close_reason}")
+        stream_id = self._h3.open_stream(self.session_id, bidirectional=True)
+        stream = WebTransportStream(self, stream_id, is_initiator=True)
+        self._streams[stream_id] = stream
+        self._ep_conn.transmit_soon()
+        return stream
+
+    async def accept_stream(self) -> IMuxedStream:
+        """Wait for the next stream the peer opened; ``MuxedConnUnavailable`` once closed."""
+        return await self.accept_wt_stream()
+
+    async def accept_wt_stream(self) -> WebTransportStream:
+        """``accept_stream`` with the concrete stream type."""
+        try:
+            return await self._accept_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise MuxedConnUnavailable(f"connection is closed: {self._close_reason}") from None
+
+    async def close(self) -> None:
+        """Close the session (close capsule), then the QUIC connection. Idempotent."""
+        if self._closed:
+            return
+        session_id = self.session_id
+        if session_id is not None and self.session_ready.is_set():
+            try:
+                self._h3.close_session(session_id, 0, "")
+                self._ep_conn.transmit_soon()
+                # Give the capsule a moment to be acknowledged so the peer sees a clean close;
+                # shielded so a cancelled caller still closes the connection below.
+                with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
+                    while not self._closed and self._send_buffer_size(session_id) > 0:
+                        await self._progress.wait()
+            except Exception:  # the session may already be gone; closing must not fail
+                logger.debug("%r: close_session failed", self, exc_info=True)
+        self._connection_lost("closed locally")
+        if not self._engine_closed():
+            self._engine.close(H3ErrorCode.H3_NO_ERROR, "closed")
+            self._ep_conn.transmit_soon()
+
+    # --- IRawConnection -----------------------------------------------------------------------
+
+    async def read(self, n: int | None = None) -> bytes:
+        """Not supported: data flows on streams (the swarm never calls this)."""
+        raise NotImplementedError("WebTransport is natively multiplexed: read from streams")
+
+    async def write(self, data: bytes) -> None:
+        """Not supported: data flows on streams (the swarm never calls this)."""
+        raise NotImplementedError("WebTransport is natively multiplexed: write to streams")
+
+    def _remote(self) -> tuple[Any, ...]:
+        return tuple(self._ep_conn.remote_address)
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        """The peer's UDP (host, port)."""
+        address = self._remote()
+        host = str(address[0])
+        if host.lower().startswith("::ffff:") and "." in host:
+            host = host[7:]
+        return host, int(address[1])
+
+    def get_transport_addresses(self) -> list[Multiaddr]:
+        """The peer's address as ``/ip4|ip6/…/udp/…/quic-v1/webtransport``."""
+        return [transport_multiaddr(self._remote())]
+
+    def get_connection_type(self) -> ConnectionType:
+        """Always a direct connection."""
+        return ConnectionType.DIRECT
+
+    def set_resource_scope(self, scope: Any) -> None:
+        """Keep the swarm's resource scope; it is released when the connection closes."""
+        self._resource_scope = scope

@@ -1,0 +1,207 @@
+"""``WebTransportListener``: accepts WebTransport sessions and hands authenticated connections
+to the swarm.
+
+Per new QUIC connection: the session layer answers the CONNECT (404/400 for wrong paths), we
+accept the session, run the Noise responder on the first client-opened bidirectional stream with
+our certhashes, and only then hand the connection to the swarm. The whole server-side handshake
+is bounded in time (``handshake_timeout``) and in concurrency (``max_pending_handshakes``).
+The certificate is chosen per connection, so rotation needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+from libp2p.abc import IListener
+from libp2p.custom_types import THandler
+from multiaddr import Multiaddr
+
+from . import multiaddr as wt_multiaddr
+from .conn import WebTransportConnection, transport_multiaddr
+from .constants import H3ErrorCode
+from .endpoint import Endpoint, EndpointConnection
+from .errors import ListenError, WebTransportError
+
+if TYPE_CHECKING:
+    from .transport import WebTransportTransport
+
+logger = logging.getLogger(__name__)
+
+
+class WebTransportListener(IListener):
+    """Listens on one UDP address for WebTransport sessions."""
+
+    def __init__(self, transport: WebTransportTransport, handler: THandler) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._endpoint: Endpoint | None = None
+        self._nursery: trio.Nursery | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._pending = 0
+        self._connections: set[WebTransportConnection] = set()
+        self._closed = False
+        #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
+        self.background_nursery: trio.Nursery | None = None
+
+    # --- IListener ----------------------------------------------------------------------------
+
+    async def listen(self, maddr: Multiaddr) -> None:
+        """Bind ``maddr`` (``/ip4|ip6/…/udp/PORT/quic-v1/webtransport``, no certhash)."""
+        if self._endpoint is not None:
+            raise ListenError("this listener is already listening")
+        self._transport._check_private_network(ListenError)
+        host, port = self._parse_listen_addr(maddr)
+        config = self._transport.engine_config(is_client=False)
+        try:
+            endpoint = await Endpoint.bind(
+                host,
+                port,
+                engine=self._transport.engine_name,
+                server_config=config,
+                on_connection=self._on_connection,
+                max_half_open=self._transport.config.max_pending_handshakes,
+            )
+        except OSError as error:
+            raise ListenError(f"cannot bind {host}:{port}: {error}") from error
+        self._endpoint = endpoint
+        nursery = await self._transport._get_nursery(self.background_nursery)
+        self._nursery = nursery
+        nursery.start_soon(self._run)
+        logger.info("WebTransport listening on %s", ", ".join(map(str, self.get_addrs())))
+
+    @staticmethod
+    def _parse_listen_addr(maddr: Multiaddr) -> tuple[str, int]:
+        if not wt_multiaddr.is_webtransport_multiaddr(maddr):
+            raise ListenError(f"not a WebTransport multiaddr: {maddr}")
+        try:
+            addr = wt_multiaddr.parse_webtransport_multiaddr(maddr)
+        except WebTransportError as error:
+            raise ListenError(f"invalid WebTransport multiaddr {maddr}: {error}") from error
+        if addr.certhashes:
+            raise ListenError(
+                f"cannot listen on {maddr}: it carries a /certhash (certificates are ours)"
+            )
+        if addr.peer_id is not None:
+            raise ListenError(f"cannot listen on {maddr}: it carries a /p2p component")
+        if addr.is_dns:
+            raise ListenError(f"cannot listen on a DNS name: {maddr}")
+        return addr.host, addr.port
+
+    def get_addrs(self) -> tuple[Multiaddr, ...]:
+        """The bound address with ``/certhash/<current>/certhash/<next>``."""
+        if self._endpoint is None or self._closed:
+            return ()
+        self.rotate_certificates()
+        base = transport_multiaddr(self._endpoint.local_address)
+        hashes = self._transport.cert_manager.advertised_certhashes()
+        return (wt_multiaddr.with_certhashes(base, hashes),)
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection of this listener, release the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        # Sessions first (close capsules go out while the pump still runs), then the socket.
+        async with trio.open_nursery() as nursery:
+            for conn in list(self._connections):
+                nursery.start_soon(_close_quietly, conn)
+        if self._endpoint is not None:
+            self._endpoint.close()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    # --- certificates -------------------------------------------------------------------------
+
+    def rotate_certificates(self) -> bool:
+        """Rotate when due (per the certificate manager's clock); new connections use the new
+        certificate at once. Returns True when it rotated."""
+        if not self._transport.cert_manager.maybe_rotate():
+            return False
+        if self._endpoint is not None:
+            self._endpoint.server_config = self._transport.engine_config(is_client=False)
+        logger.info("WebTransport certificate rotated")
+        return True
+
+    async def _run(self) -> None:
+        assert self._endpoint is not None
+        with trio.CancelScope() as scope:
+            self._cancel_scope = scope
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._endpoint.run)
+                nursery.start_soon(self._rotation_loop)
+
+    async def _rotation_loop(self) -> None:
+        manager = self._transport.cert_manager
+        while True:
+            due = manager.next_rotation
+            # Wall clock of the manager vs trio's clock: sleep in bounded steps so a clock
+            # change never makes us oversleep a rotation by more than an hour.
+            await trio.sleep(min(max(due - self._transport.config.clock(), 1.0), 3600.0))
+            self.rotate_certificates()
+
+    # --- accepting ----------------------------------------------------------------------------
+
+    def _on_connection(self, endpoint_conn: EndpointConnection) -> None:
+        """New QUIC connection (called synchronously by the endpoint pump)."""
+        transport = self._transport
+        if self._closed or self._pending >= transport.config.max_pending_handshakes:
+            logger.warning("WebTransport listener busy: refusing a new connection")
+            endpoint_conn.engine.close(H3ErrorCode.H3_EXCESSIVE_LOAD, "too many handshakes")
+            endpoint_conn.transmit_soon()
+            return
+        conn = WebTransportConnection(
+            endpoint_conn,
+            is_initiator=False,
+            config=transport.config,
+            local_peer=transport.local_peer,
+        )
+        self._pending += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._accept, conn)
+
+    async def _accept(self, conn: WebTransportConnection) -> None:
+        transport = self._transport
+        try:
+            with trio.fail_after(transport.config.handshake_timeout):
+                await conn.session_ready.wait()
+                if conn.is_closed:
+                    return
+                stream = await conn.accept_wt_stream()
+                result = await transport._noise_responder(stream)
+                await stream.close()
+                await stream.close_read()
+        except trio.TooSlowError:
+            logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())
+            await conn.close()
+            return
+        except Exception as error:
+            logger.info(
+                "WebTransport handshake from %s failed: %s", conn.get_remote_address(), error
+            )
+            await conn.close()
+            return
+        finally:
+            self._pending -= 1
+        conn.mark_established(*result)
+        if conn.is_closed:
+            return
+        # Forget connections that ended (the swarm's handler never returns for them).
+        self._connections = {c for c in self._connections if not c.is_closed}
+        self._connections.add(conn)
+        try:
+            # The swarm's handler runs for the life of the swarm: this task is its home.
+            await self._handler(conn)
+        finally:
+            self._connections.discard(conn)
+
+    def __repr__(self) -> str:
+        return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
+
+
+async def _close_quietly(conn: WebTransportConnection) -> None:
+    try:
+        await conn.close()
+    except Exception:  # keep closing the others
+        logger.debug("closing %r failed", conn, exc_info=True)

@@ -1,0 +1,69 @@
+"""Certificates end to end: rotation without restart (fake clock) and restarts with the same key."""
+
+from __future__ import annotations
+
+import time
+
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from multiaddr import Multiaddr
+from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
+
+from py_libp2p_webtransport import multiaddr as wt_multiaddr
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
+
+
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rotation_keeps_previous_next_dialable(engine: str) -> None:
+    clock = FakeClock()
+    with trio.fail_after(60):
+        async with wt_host(engine, clock=clock) as server, wt_host(engine, clock=clock) as client:
+            (before,) = wt_addrs(server)
+            old_current, old_next = wt_multiaddr.parse_webtransport_multiaddr(before).certhashes
+            manager = transport_of(server).cert_manager
+            clock.now = manager.next_rotation + 1  # in the overlap of old-next and its successor
+            (after,) = wt_addrs(server)  # the listener rotates when asked for its addresses
+            new_hashes = wt_multiaddr.parse_webtransport_multiaddr(after).certhashes
+            assert new_hashes[0] == old_next and old_current not in new_hashes
+
+            # A client still holding the pre-rotation address (current + next) gets in: the
+            # server now serves the former "next" certificate and still lists the old one.
+            conn = await transport_of(client).dial(Multiaddr(f"{before}/p2p/{server.get_id()}"))
+            assert conn.peer_id == server.get_id()
+            await conn.close()
+            # And the fresh address works through the host.
+            await client.connect(peer_info(server, [after]))
+            stream = await client.new_stream(server.get_id(), [ECHO_PROTOCOL])
+            await stream.write(b"after rotation")
+            await stream.close()
+            assert await stream.read(100) == b"after rotation"
+
+
+async def test_restart_with_same_key_keeps_certhashes(engine: str) -> None:
+    kp = create_new_key_pair()
+    with trio.fail_after(60):
+        async with wt_host(engine, key_pair=kp) as first:
+            (addr1,) = wt_addrs(first)
+            id1 = first.get_id()
+        async with wt_host(engine, key_pair=kp) as second, wt_host(engine) as client:
+            (addr2,) = wt_addrs(second)
+            assert second.get_id() == id1
+            hashes1 = wt_multiaddr.parse_webtransport_multiaddr(addr1).certhashes
+            hashes2 = wt_multiaddr.parse_webtransport_multiaddr(addr2).certhashes
+            assert hashes1 == hashes2
+            # The certhashes a browser saved before the restart still pin the new process.
+            port2 = addr2.value_for_protocol("udp")
+            saved = wt_multiaddr.with_certhashes(
+                Multiaddr(f"/ip4/127.0.0.1/udp/{port2}/quic-v1/webtransport"), hashes1
+            )
+            await client.connect(peer_info(second, [saved]))
+            assert client.get_network().get_connections(second.get_id())

@@ -1,0 +1,89 @@
+"""``py-libp2p-webtransport serve`` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+from multiaddr import Multiaddr
+from wt_helpers import wt_host
+
+from py_libp2p_webtransport import multiaddr as wt_multiaddr
+from py_libp2p_webtransport.services import ECHO_PROTOCOL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "py_libp2p_webtransport.cli", *args]
+
+
+def test_version() -> None:
+    out = subprocess.run(_cmd("--version"), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stdout.startswith("py-libp2p-webtransport ")
+
+
+async def _start_serve(key_file: Path, engine: str) -> tuple[trio.Process, list[str]]:
+    proc = await trio.lowlevel.open_process(
+        _cmd("serve", "--key-file", str(key_file), "--engine", engine),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    buf = b""
+    while b"\n" not in buf:
+        chunk = await proc.stdout.receive_some(4096)
+        assert chunk, "serve exited before printing its addresses"
+        buf += chunk
+    # Everything is printed in one flush; give the pipe a moment to deliver the rest.
+    with trio.move_on_after(0.2):
+        while chunk := await proc.stdout.receive_some(4096):
+            buf += chunk
+    return proc, buf.decode().split()
+
+
+async def _stop(proc: trio.Process) -> int:
+    proc.send_signal(signal.SIGINT)
+    with trio.fail_after(15):
+        return await proc.wait()
+
+
+async def test_serve_prints_addrs_answers_echo_and_exits_on_sigint(
+    engine: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "host.key"
+    with trio.fail_after(90):
+        proc, lines = await _start_serve(key_file, engine)
+        try:
+            assert lines, "no address printed"
+            addr = Multiaddr(lines[0])
+            parsed = wt_multiaddr.parse_webtransport_multiaddr(addr)
+            assert parsed.peer_id is not None and len(parsed.certhashes) == 2
+            async with wt_host(engine) as client:
+                from libp2p.peer.peerinfo import info_from_p2p_addr
+
+                info = info_from_p2p_addr(addr)
+                await client.connect(info)
+                stream = await client.new_stream(info.peer_id, [ECHO_PROTOCOL])
+                await stream.write(b"ping over the cli")
+                await stream.close()
+                assert await stream.read(100) == b"ping over the cli"
+        finally:
+            rc = await _stop(proc)
+        assert rc == 0
+        assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+
+        # Restart with the same key file: same peer id, same certhashes.
+        proc2, lines2 = await _start_serve(key_file, engine)
+        try:
+            again = wt_multiaddr.parse_webtransport_multiaddr(Multiaddr(lines2[0]))
+            assert again.peer_id == parsed.peer_id
+            assert again.certhashes == parsed.certhashes
+        finally:
+            assert await _stop(proc2) == 0

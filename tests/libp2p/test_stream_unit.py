@@ -1,0 +1,196 @@
+"""Unit tests of ``WebTransportStream`` alone, against a recording stand-in for its connection.
+
+Only the stream's own rules are tested here (buffering, EOF vs reset, backpressure, deadlines);
+the end-to-end tests cover the same behaviour over real engines and sockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import trio.testing
+from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamReset
+
+from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.stream import WebTransportStream
+
+
+@dataclass
+class RecordingConn:
+    """The connection calls a stream makes, recorded; the send buffer is set by the test."""
+
+    config: WebTransportConfig = field(
+        default_factory=lambda: WebTransportConfig(write_buffer_limit=1000, write_chunk_size=400)
+    )
+    sent: list[tuple[bytes, bool]] = field(default_factory=list)
+    consumed: int = 0
+    resets: list[int] = field(default_factory=list)
+    stops: list[int] = field(default_factory=list)
+    forgotten: bool = False
+    send_buffer: int = 0
+    watched: list[WebTransportStream] = field(default_factory=list)
+
+    def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self.sent.append((data, end_stream))
+        self.send_buffer += len(data)
+
+    def _consume(self, stream_id: int, n: int) -> None:
+        self.consumed += n
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self.resets.append(code)
+
+    def _stop_sending(self, stream_id: int, code: int) -> None:
+        self.stops.append(code)
+
+    def _send_buffer_size(self, stream_id: int) -> int:
+        return self.send_buffer
+
+    def _watch_writable(self, stream: WebTransportStream) -> None:
+        self.watched.append(stream)
+
+    def _forget(self, stream_id: int) -> None:
+        self.forgotten = True
+
+    def get_remote_address(self) -> tuple[str, int]:
+        return ("127.0.0.1", 4433)
+
+
+def make() -> tuple[WebTransportStream, RecordingConn]:
+    conn = RecordingConn()
+    return WebTransportStream(conn, 0, is_initiator=True), conn  # type: ignore[arg-type]
+
+
+async def test_read_returns_everything_buffered_up_to_n() -> None:
+    stream, conn = make()
+    for piece in (b"ab", b"cd", b"ef"):
+        stream._on_data(piece, False)
+    assert await stream.read(5) == b"abcde"
+    assert await stream.read(100) == b"f"
+    assert conn.consumed == 6  # credit follows what the application read
+
+
+async def test_read_waits_then_eof_is_empty_bytes() -> None:
+    stream, _ = make()
+    got: list[bytes] = []
+
+    async def reader() -> None:
+        got.append(await stream.read(10))
+        got.append(await stream.read(10))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []  # nothing buffered: the reader waits
+        stream._on_data(b"xyz", True)
+    assert got == [b"xyz", b""]
+
+
+async def test_peer_reset_raises_on_read_and_write_and_drops_buffer() -> None:
+    stream, conn = make()
+    stream._on_data(b"unread", False)
+    stream._on_reset(3)
+    with pytest.raises(MuxedStreamReset):
+        await stream.read(10)
+    with pytest.raises(MuxedStreamReset):
+        await stream.write(b"x")
+    assert conn.consumed == 6  # dropped bytes still return their credit
+
+
+async def test_reset_wakes_a_waiting_reader() -> None:
+    stream, _ = make()
+    errors: list[BaseException] = []
+
+    async def reader() -> None:
+        try:
+            await stream.read(10)
+        except MuxedStreamReset as error:
+            errors.append(error)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        stream._on_reset(None)
+    assert len(errors) == 1
+
+
+async def test_stop_sending_from_peer_fails_writes_not_reads() -> None:
+    stream, _ = make()
+    stream._on_data(b"still readable", False)
+    stream._on_stop_sending(0)
+    with pytest.raises(MuxedStreamReset):
+        await stream.write(b"x")
+    assert await stream.read() == b"still readable"
+
+
+async def test_write_chunks_and_waits_for_send_buffer() -> None:
+    stream, conn = make()
+    done = trio.Event()
+
+    async def writer() -> None:
+        await stream.write(b"a" * 2000)
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        # 400-byte chunks until the unacknowledged 1000-byte bound is reached, then it waits.
+        assert [len(d) for d, _ in conn.sent] == [400, 400, 400]
+        assert not done.is_set() and conn.watched == [stream]
+        conn.send_buffer = 0  # acks arrived
+        stream._writable_maybe()
+        await trio.testing.wait_all_tasks_blocked()
+        assert [len(d) for d, _ in conn.sent] == [400, 400, 400, 400, 400]
+    assert b"".join(d for d, _ in conn.sent) == b"a" * 2000
+
+
+async def test_close_is_half_close() -> None:
+    stream, conn = make()
+    await stream.close()
+    assert conn.sent == [(b"", True)]
+    with pytest.raises(MuxedStreamClosed):
+        await stream.write(b"late")
+    stream._on_data(b"reply", True)
+    assert await stream.read() == b"reply"
+    assert await stream.read() == b""
+    assert conn.forgotten  # both directions done
+
+
+async def test_close_read_sends_stop_sending_and_discards() -> None:
+    stream, conn = make()
+    stream._on_data(b"12345", False)
+    await stream.close_read(9)
+    assert conn.stops == [9] and conn.consumed == 5
+    stream._on_data(b"more", False)  # in flight before the peer saw STOP_SENDING
+    assert conn.consumed == 9
+    with pytest.raises(MuxedStreamClosed):
+        await stream.read()
+
+
+async def test_local_reset_sends_code_both_ways() -> None:
+    stream, conn = make()
+    await stream.reset(42)
+    assert conn.resets == [42] and conn.stops == [42] and conn.forgotten
+    with pytest.raises(MuxedStreamClosed):
+        await stream.write(b"x")
+
+
+async def test_deadline_raises_timeout_error() -> None:
+    stream, _ = make()
+    stream.set_deadline(0)
+    with pytest.raises(TimeoutError):
+        await stream.read(1)
+    with pytest.raises(ValueError):
+        stream.set_deadline(-1)
+
+
+async def test_connection_loss_is_a_reset_not_eof() -> None:
+    stream, _ = make()
+    stream._on_connection_lost("gone")
+    with pytest.raises(MuxedStreamReset):
+        await stream.read(1)
+    with pytest.raises(MuxedStreamReset):
+        await stream.write(b"x")
+    assert stream.get_remote_address() == ("127.0.0.1", 4433)

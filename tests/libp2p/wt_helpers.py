@@ -1,0 +1,76 @@
+"""Helpers for end-to-end tests: real py-libp2p hosts over loopback UDP (``tests/libp2p`` is on
+sys.path when pytest collects these tests, so test modules import this as ``wt_helpers``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from libp2p import new_host
+from libp2p.abc import IHost, ITransport
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
+
+from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.services import register_handlers
+from py_libp2p_webtransport.transport import WebTransportTransport
+
+ENGINES = ["qh3", "aioquic"]
+LISTEN_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
+LISTEN_V6 = "/ip6/::1/udp/0/quic-v1/webtransport"
+
+
+@asynccontextmanager
+async def wt_host(
+    engine: str,
+    *,
+    key_pair: KeyPair | None = None,
+    listen: Sequence[str] = (LISTEN_V4,),
+    extra_transports: Sequence[ITransport] = (),
+    **config: Any,
+) -> AsyncIterator[IHost]:
+    """A running host with our transport (plus ``extra_transports``), serving echo and perf."""
+    kp = key_pair or create_new_key_pair()
+    transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine, **config))
+    addrs = [Multiaddr(a) for a in listen]
+    host = new_host(key_pair=kp, transports=[transport, *extra_transports], listen_addrs=addrs)
+    register_handlers(host)
+    async with host.run(listen_addrs=addrs):
+        try:
+            yield host
+        finally:
+            await transport.close()
+
+
+def wt_addrs(host: IHost) -> list[Multiaddr]:
+    """The host's WebTransport listen addresses (without /p2p)."""
+    return [a for a in host.get_transport_addrs() if "webtransport" in str(a)]
+
+
+def peer_info(host: IHost, addrs: Sequence[Multiaddr] | None = None) -> PeerInfo:
+    """How to reach ``host`` over WebTransport."""
+    return PeerInfo(host.get_id(), list(addrs if addrs is not None else wt_addrs(host)))
+
+
+def transport_of(host: IHost) -> WebTransportTransport:
+    """Our transport instance inside ``host``."""
+    for t in host.get_network().transport_manager.get_transports():  # type: ignore[attr-defined]
+        if isinstance(t, WebTransportTransport):
+            return t
+    raise LookupError("no WebTransportTransport in host")
+
+
+async def read_to_end(stream: Any) -> bytes:
+    """Everything until the end of the stream: ours returns ``b""``, yamux and py-libp2p's
+    built-in WebTransport raise ``StreamEOF`` instead."""
+    out = bytearray()
+    try:
+        while chunk := await stream.read(1 << 20):
+            out += chunk
+    except StreamEOF:
+        pass
+    return bytes(out)
