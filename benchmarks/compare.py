@@ -23,7 +23,7 @@ Workloads, per client process, on one connection opened with ``host.connect`` (u
   the server has read everything (see ``py_libp2p_webtransport/perf.py``). CPU is user+system
   time of both processes from ``/proc/PID/stat``; peak RSS is ``VmHWM`` after resetting it
   through ``/proc/PID/clear_refs`` just before the transfer (so it includes the interpreter and
-  libraries, ~90 MB for py-libp2p alone).
+  libraries, ~90 MB for py-libp2p alone; the raw client JSON also has ``*_rss_before_mb``).
 - ``ping``: 1000 round trips of 32 bytes on one ``/ipfs/ping/1.0.0`` stream; median and p99.
 - ``dial``: 50 times, a fresh connection: ``swarm.dial_addr(addr, peer)`` (transport dial,
   security, muxer, swarm registration; below ``host.connect``/``dial_peer``, which add a fixed

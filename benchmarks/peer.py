@@ -73,6 +73,15 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for {pid}")
 
 
+def rss_mb(pid: int) -> float:
+    """Current VmRSS of ``pid`` in MB (10**6 bytes)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
 def reset_peak_rss(pid: int) -> bool:
     """Start a new peak-RSS window for ``pid``; False when the kernel refuses."""
     try:
@@ -124,6 +133,7 @@ class Workloads:
     async def transfer(self, upload: int, download: int) -> dict[str, Any]:
         """One perf exchange with CPU and peak RSS of both processes."""
         reset = reset_peak_rss(os.getpid()) and reset_peak_rss(self.server_pid)
+        before = rss_mb(os.getpid()), rss_mb(self.server_pid)
         c0, s0 = self._cpu()
         result = await run_perf(self.host, self.peer, upload, download)
         c1, s1 = self._cpu()
@@ -138,6 +148,8 @@ class Workloads:
             "cpu_ms_per_mib": (c1 - c0 + s1 - s0) * 1000 / (nbytes / MiB),
             "client_peak_rss_mb": peak_rss_mb(os.getpid()),
             "server_peak_rss_mb": peak_rss_mb(self.server_pid),
+            "client_rss_before_mb": before[0],
+            "server_rss_before_mb": before[1],
             "peak_rss_reset": reset,
             "perf": result.as_dict(),
         }
