@@ -18,13 +18,13 @@ from libp2p.abc import IMuxedConn, IMuxedStream, IRawConnection
 from libp2p.connection_types import ConnectionType
 from libp2p.crypto.keys import PublicKey
 from libp2p.peer.id import ID
-from libp2p.stream_muxer.exceptions import MuxedConnUnavailable
+from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamReset
 from multiaddr import Multiaddr
 
 from .config import WebTransportConfig
 from .constants import H3ErrorCode
 from .engine import base as engine_events
-from .errors import SessionRejected
+from .errors import LocalProtocolError, SessionRejected
 from .session import WebTransportH3
 from .session import events as sev
 from .stream import WebTransportStream
@@ -226,7 +226,12 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
     # --- calls from streams -------------------------------------------------------------------
 
     def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        self._h3.send_stream_data(stream_id, data, end_stream=end_stream)
+        try:
+            self._h3.send_stream_data(stream_id, data, end_stream=end_stream)
+        except LocalProtocolError as error:
+            # The session already ended this stream (peer reset/stop, session gone) before our
+            # stream object heard of it: to the writer that is a reset.
+            raise MuxedStreamReset(f"stream {stream_id}: {error}") from error
         self._ep_conn.transmit_soon()
 
     def _consume(self, stream_id: int, n: int) -> None:
@@ -306,7 +311,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         """Open a bidirectional stream without a checkpoint (the engine queues the header)."""
         if self._closed or self.session_id is None:
             raise MuxedConnUnavailable(f"connection is closed: {self._close_reason}")
-        stream_id = self._h3.open_stream(self.session_id, bidirectional=True)
+        try:
+            stream_id = self._h3.open_stream(self.session_id, bidirectional=True)
+        except LocalProtocolError as error:
+            raise MuxedConnUnavailable(f"cannot open a stream: {error}") from error
         stream = WebTransportStream(self, stream_id, is_initiator=True)
         self._streams[stream_id] = stream
         self._ep_conn.transmit_soon()

@@ -10,12 +10,14 @@ The certificate is chosen per connection, so rotation needs no restart.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from libp2p.abc import IListener
 from libp2p.custom_types import THandler
+from libp2p.utils.address_validation import get_available_interfaces
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
@@ -23,6 +25,7 @@ from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection
 from .errors import ListenError, WebTransportError
+from .stream import WebTransportStream
 
 if TYPE_CHECKING:
     from .transport import WebTransportTransport
@@ -94,9 +97,11 @@ class WebTransportListener(IListener):
         if self._endpoint is None or self._closed:
             return ()
         self.rotate_certificates()
-        base = transport_multiaddr(self._endpoint.local_address)
         hashes = self._transport.cert_manager.advertised_certhashes()
-        return (wt_multiaddr.with_certhashes(base, hashes),)
+        return tuple(
+            wt_multiaddr.with_certhashes(transport_multiaddr(address), hashes)
+            for address in _concrete_addresses(self._endpoint.local_address)
+        )
 
     async def close(self) -> None:
         """Stop accepting, close every connection of this listener, release the socket."""
@@ -171,7 +176,6 @@ class WebTransportListener(IListener):
                 stream = await conn.accept_wt_stream()
                 result = await transport._noise_responder(stream)
                 await stream.close()
-                await stream.close_read()
         except trio.TooSlowError:
             logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())
             await conn.close()
@@ -187,6 +191,8 @@ class WebTransportListener(IListener):
         conn.mark_established(*result)
         if conn.is_closed:
             return
+        assert self._nursery is not None
+        self._nursery.start_soon(_retire_handshake_stream, stream)
         # Forget connections that ended (the swarm's handler never returns for them).
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
@@ -198,6 +204,44 @@ class WebTransportListener(IListener):
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
+
+
+# How long the handshake stream may stay open for the dialer's FIN after Noise message 3.
+HANDSHAKE_STREAM_LINGER = 5.0
+
+
+async def _retire_handshake_stream(stream: WebTransportStream) -> None:
+    """Wait for the dialer to finish the Noise stream, then stop reading it.
+
+    js-libp2p closes its side right after sending Noise message 3; a STOP_SENDING that reaches
+    the browser before it has done so makes its close() throw and the whole dial fail. So read to
+    the dialer's FIN (bounded) and only send STOP_SENDING to a dialer that never finishes.
+    """
+    try:
+        with trio.move_on_after(HANDSHAKE_STREAM_LINGER):
+            while await stream.read(65536):
+                pass  # nothing may follow message 3; discard
+    except Exception:  # a reset or a closed connection ends the linger just as well
+        logger.debug("handshake stream ended abnormally", exc_info=True)
+    await stream.close_read()
+
+
+def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:
+    """A wildcard bind (0.0.0.0 / ::) becomes one address per interface of its family, so the
+    advertised multiaddrs can be dialed (py-libp2p's host does not expand them for us)."""
+    host, port = str(bound[0]), int(bound[1])
+    if host not in ("0.0.0.0", "::"):
+        return [(host, port)]
+    family = "ip6" if host == "::" else "ip4"
+    out: list[tuple[str, int]] = []
+    for maddr in get_available_interfaces(port, protocol="udp"):
+        try:
+            ip = maddr.value_for_protocol(family)
+        except Exception:  # an address of the other family
+            continue
+        if ip and not ipaddress.ip_address(ip).is_link_local and (ip, port) not in out:
+            out.append((ip, port))
+    return out or [(host, port)]
 
 
 async def _close_quietly(conn: WebTransportConnection) -> None:

@@ -96,7 +96,10 @@ class WebTransportStream(IMuxedStream):
         self._maybe_forget()
 
     def _on_connection_lost(self, reason: str) -> None:
+        # The session is gone and with it every stream (WT_SESSION_GONE): like a reset, unread
+        # data is dropped and the next read raises. No credit to return on a dead connection.
         self._conn_error = reason
+        self._recv.clear()
         self._notify()
 
     def _writable_maybe(self) -> None:

@@ -14,12 +14,14 @@ mkdir -p "$OUT"
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(3.10 3.11 3.12 3.13)
 
-find_python() {  # a CPython X.Y interpreter: pythonX.Y on PATH, else pyenv's
-    local v=$1 p
-    p=$(command -v "python$v" 2>/dev/null || true)
-    if [ -z "$p" ] && command -v pyenv >/dev/null 2>&1; then
+find_python() {  # a CPython X.Y interpreter that runs: pyenv's, else pythonX.Y on PATH
+    local v=$1 p="" d
+    if command -v pyenv >/dev/null 2>&1; then
         for d in "$(pyenv root)"/versions/"$v".*; do [ -x "$d/bin/python" ] && p="$d/bin/python"; done
     fi
+    [ -n "$p" ] || p=$(command -v "python$v" 2>/dev/null || true)
+    # pyenv shims exist for versions that are not selected and then fail: check it runs.
+    if [ -n "$p" ] && ! "$p" -c 'pass' >/dev/null 2>&1; then p=""; fi
     echo "$p"
 }
 

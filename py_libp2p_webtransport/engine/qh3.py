@@ -315,6 +315,21 @@ class Qh3Engine(AdapterBase):
         self._quic.receive_many_datagrams(batch, addr, now)
         self._note_close_on_receive()
 
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """RESET_STREAM; a no-op once every byte we sent was acknowledged.
+
+        RFC 9000 §3.1 has no reset in "Data Recvd" (nothing left to abort), but qh3's core raises
+        for it. A reset racing the peer's last ACK is normal (e.g. a handler resetting a stream
+        right after closing it), so it must not surface as an engine failure.
+        """
+        try:
+            self._quic.reset_stream(stream_id, error_code)
+        except ValueError as exc:
+            if "completed stream" not in str(exc):
+                raise EngineError(f"{self.name}: reset_stream({stream_id}) failed: {exc}") from exc
+        except self._library_errors as exc:
+            raise EngineError(f"{self.name}: reset_stream({stream_id}) failed: {exc}") from exc
+
     def consume(self, stream_id: int, n: int) -> None:
         """Account ``n`` read bytes; resumes taking events from the core once under budget.
 

@@ -13,7 +13,7 @@ from collections import deque
 from .. import _wire
 from ..constants import FrameType, H3ErrorCode, StreamType
 from ..engine import base as eng
-from ..errors import LocalProtocolError, NeedMoreData, RemoteProtocolError
+from ..errors import EngineError, LocalProtocolError, NeedMoreData, RemoteProtocolError
 from .config import H3Config
 from .events import ConnectionClosed, SessionEvent
 from .headers import HeaderCodec
@@ -88,7 +88,7 @@ class Http3Base:
     def _reset(self, stream_id: int, code: int) -> None:
         try:
             self._engine.reset_stream(stream_id, code)
-        except ValueError:
+        except (ValueError, EngineError):  # the adapters wrap library ValueErrors as EngineError
             # The engine already discarded the stream (both directions finished in packets we
             # have not seen the events of yet): there is nothing left to reset.
             pass
@@ -96,7 +96,7 @@ class Http3Base:
     def _stop(self, stream_id: int, code: int) -> None:
         try:
             self._engine.stop_stream(stream_id, code)
-        except ValueError:
+        except (ValueError, EngineError):
             pass  # as in _reset: the stream is already gone inside the engine
 
     # ---- peer streams that are not WebTransport streams ----------------------------------------

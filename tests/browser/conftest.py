@@ -8,3 +8,11 @@ import pytest
 @pytest.fixture(params=["qh3", "aioquic"])
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _browser_available(request: pytest.FixtureRequest) -> None:
+    """Skip (or, under CI, fail) before the test starts when the browser or the page is missing."""
+    from browser_harness import require_browser
+
+    require_browser(getattr(request.module, "BROWSER", "chromium"))

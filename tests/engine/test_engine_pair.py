@@ -88,6 +88,21 @@ def test_reset_reaches_peer_with_its_code(pair: EnginePair) -> None:
     assert not ended(pair.srv.events, sid)  # a reset is never a clean end of stream
 
 
+def test_reset_after_everything_was_acknowledged_is_a_no_op(pair: EnginePair) -> None:
+    # A handler may reset a stream it already closed; once the peer acknowledged every byte
+    # and the FIN there is nothing to abort (RFC 9000 §3.1), and it must not raise.
+    sid = pair.client.engine.get_next_available_stream_id()
+    pair.client.engine.send_stream_data(sid, b"done", end_stream=True)
+    pair.run(lambda: ended(pair.srv.events, sid))
+    pair.srv.engine.send_stream_data(sid, b"bye", end_stream=True)
+    pair.run(lambda: ended(pair.client.events, sid))
+    pair.settle()
+    pair.client.engine.reset_stream(sid, 0x52E4A40FA8DB)
+    pair.settle()
+    assert pair.srv.stream_bytes(sid) == b"done"
+    assert ended(pair.srv.events, sid)
+
+
 def test_stop_sending_reaches_peer_with_its_code(pair: EnginePair) -> None:
     sid = pair.client.engine.get_next_available_stream_id()
     pair.client.engine.send_stream_data(sid, b"hello")

@@ -175,3 +175,15 @@ async def test_non_2xx_is_session_rejected(engine: str, monkeypatch: pytest.Monk
             with pytest.raises(SessionRejected) as info:
                 await transport_of(client).dial(addr)
             assert info.value.status == 404
+
+
+def test_wildcard_listen_addresses_are_concrete() -> None:
+    """A wildcard bind is advertised as dialable interface addresses (no socket needed here)."""
+    from py_libp2p_webtransport.listener import _concrete_addresses
+
+    v4 = _concrete_addresses(("0.0.0.0", 4433))
+    assert ("127.0.0.1", 4433) in v4
+    assert all(host != "0.0.0.0" and ":" not in host for host, _ in v4)
+    assert _concrete_addresses(("127.0.0.1", 4433)) == [("127.0.0.1", 4433)]
+    v6 = _concrete_addresses(("::", 4433))
+    assert all(host != "::" and ":" in host for host, _ in v6) or v6 == [("::", 4433)]

@@ -235,3 +235,36 @@ async def test_writer_waits_for_a_slow_reader(engine: str) -> None:
                 start_reading.set()
             await done.wait()
     assert received == [block * (total // chunk)]
+
+
+STOP_PROTOCOL = TProtocol("/test/stop-reading/1.0.0")
+
+
+async def test_reader_closing_early_stops_the_writer(engine: str) -> None:
+    """``close_read`` on one side sends STOP_SENDING: the other side's writes fail as a reset
+    instead of filling buffers nobody reads."""
+    stopped = trio.Event()
+
+    async def handler(stream: NetStream) -> None:
+        await stream.read(5)
+        raw = stream.muxed_stream
+        assert isinstance(raw, WebTransportStream)
+        await raw.close_read()
+        stopped.set()
+        await trio.sleep_forever()  # keep the stream open; only the read side is closed
+
+    with trio.fail_after(60):
+        async with wt_host(engine) as server, wt_host(engine) as client:
+            server.set_stream_handler(STOP_PROTOCOL, handler)
+            await client.connect(peer_info(server))
+            stream = await client.new_stream(server.get_id(), [STOP_PROTOCOL])
+            await stream.write(b"hello")
+            await stopped.wait()
+            raw = stream.muxed_stream
+            assert isinstance(raw, WebTransportStream)
+            block = bytes(64 * 1024)
+            with pytest.raises(MuxedStreamReset):
+                for _ in range(1024):  # 64 MiB: far more than any window; must fail before
+                    await raw.write(block)
+            # Our read side is untouched by the peer's STOP_SENDING.
+            assert raw._remote_reset is None

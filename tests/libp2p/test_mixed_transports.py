@@ -31,7 +31,7 @@ def _has_ipv6_loopback() -> bool:
 async def _echo(client, peer_id, payload: bytes) -> bytes:  # type: ignore[no-untyped-def]
     stream = await client.new_stream(peer_id, [ECHO_PROTOCOL])
     await stream.write(payload)
-    await stream.close()
+    await stream.close_write()  # type: ignore[attr-defined]
     return await read_to_end(stream)
 
 
@@ -71,6 +71,17 @@ async def test_beside_tcp_and_quic(engine: str) -> None:
             async with tcp_client.run(listen_addrs=[]):
                 await tcp_client.connect(PeerInfo(server.get_id(), [tcp_addr]))
                 assert await _echo(tcp_client, server.get_id(), b"tcp") == b"tcp"
+            # And py-libp2p's QUIC client reaches it over plain QUIC.
+            quic_addr = next(
+                a for a in addrs if "/quic-v1" in str(a) and "webtransport" not in str(a)
+            )
+            quic_kp = create_new_key_pair()
+            quic_client = new_host(
+                key_pair=quic_kp, transports=[QUICTransport(quic_kp.private_key)]
+            )
+            async with quic_client.run(listen_addrs=[]):
+                await quic_client.connect(PeerInfo(server.get_id(), [quic_addr]))
+                assert await _echo(quic_client, server.get_id(), b"quic") == b"quic"
 
 
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")

@@ -188,6 +188,7 @@ async def test_deadline_raises_timeout_error() -> None:
 
 async def test_connection_loss_is_a_reset_not_eof() -> None:
     stream, _ = make()
+    stream._on_data(b"unread", False)
     stream._on_connection_lost("gone")
     with pytest.raises(MuxedStreamReset):
         await stream.read(1)

@@ -9,6 +9,7 @@ as Chromium, webtransport-go or a broken peer.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ def _certificate() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.DER), key_der
 
 
-_CERT = _certificate()
+CERT = _certificate()
 
 
 def _create_engine(name: str, config: eng.EngineConfig, odcid: bytes | None) -> eng.QuicEngine:
@@ -109,20 +110,28 @@ class Pair:
         server_h3: bool = True,
         client_config: H3Config | None = None,
         server_config: H3Config | None = None,
+        client_engine: Any = None,
+        server_factory: Callable[[bytes], Any] | None = None,
     ) -> None:
+        """``client_engine`` / ``server_factory`` (given the client's original destination
+        connection id) replace our adapters, e.g. with a bare aioquic ``QuicConnection``."""
         self.now = 1000.0
         self.engine_name = engine_name
         self.client = Side(True, CLIENT_ADDR, client_h3, client_config)
         self.server = Side(False, SERVER_ADDR, server_h3, server_config)
         config = eng.EngineConfig(is_client=True)
-        self.client.start(_create_engine(engine_name, config, None), self.now)
+        self._server_factory = server_factory
+        if client_engine is None:
+            client_engine = _create_engine(engine_name, config, None)
+        self.client.start(client_engine, self.now)
         self.client.engine.connect(SERVER_ADDR, self.now)
 
     def _make_server(self, first: bytes) -> None:
-        config = eng.EngineConfig(
-            is_client=False, certificate_der=_CERT[0], private_key_der=_CERT[1]
-        )
-        engine = _create_engine(self.engine_name, config, initial_dcid(first))
+        config = eng.EngineConfig(is_client=False, certificate_der=CERT[0], private_key_der=CERT[1])
+        if self._server_factory is not None:
+            engine = self._server_factory(initial_dcid(first))
+        else:
+            engine = _create_engine(self.engine_name, config, initial_dcid(first))
         self.server.start(engine, self.now)
 
     # ---- driving ---------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ class Result:
 
 
 _EMIT_LOCK = threading.Lock()
+_WATCHDOG_FILES: list[Any] = []  # keeps faulthandler's file alive
 
 
 def start_watchdog(result: Result, seconds: float) -> None:
@@ -137,7 +138,9 @@ def start_watchdog(result: Result, seconds: float) -> None:
     thread cannot run, so faulthandler's C-level watchdog ends the process two seconds later (with a
     traceback on stderr and no JSON line, which the test harness reports as a hang).
     """
-    faulthandler.dump_traceback_later(seconds + 2.0, exit=True)
+    # A duplicate of the real stderr: the traceback must not vanish into a diverted fd 2.
+    _WATCHDOG_FILES.append(os.fdopen(os.dup(2), "w"))
+    faulthandler.dump_traceback_later(seconds + 2.0, exit=True, file=_WATCHDOG_FILES[-1])
 
     def expire() -> None:
         result.fail(f"timed out after {seconds:.1f} s (watchdog)")

@@ -33,8 +33,7 @@ _TRACE_NOTE = re.compile(r"validate invalid|validate failed|abort")
 
 
 class TraceCapture:
-    """Send the process's stderr (where the Rust core's tracing writes) to a temporary file while
-    running."""
+    """Divert the process's stderr (where the Rust core's tracing writes) to a temporary file."""
 
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
@@ -45,8 +44,7 @@ class TraceCapture:
         os.dup2(self.file.fileno(), 2)
 
     def text(self) -> str:
-        """Restore stderr and return what was captured (echoed to the real stderr with
-        --verbose)."""
+        """Restore stderr; return what was captured (also echoed to stderr with --verbose)."""
         sys.stderr.flush()
         os.dup2(self.saved_fd, 2)
         self.file.seek(0)

@@ -38,8 +38,12 @@ RECV_SIZE = 65535
 # - `h3.Session.send_stream_data(..., fin=False)` never returns, so every write is one call with
 #   fin=True;
 # - `quic.Connection.send()` never returns when more stream data is queued than the congestion
-#   window allows (~10 packets at the start), so one write must stay below that.
+#   window allows (~10 packets at the start), so one write must stay below that, and we only write
+#   once everything sent before has been acknowledged (see Driver.wait_quiet).
 MAX_WRITE = 12000
+# With nothing in flight ngtcp2 arms no loss-detection timer: the next timer is then the idle
+# timeout (30 s here), far beyond this.
+QUIET_TIMER_NS = 2_000_000_000
 
 
 class Driver:
@@ -184,6 +188,16 @@ class Driver:
                     self.closed = (-1, f"socket error: {exc}")
                     return False
                 self.quic.receive(data)
+
+    def wait_quiet(self, deadline: float) -> bool:
+        """Pump until none of our packets awaits an acknowledgement (the whole congestion window
+        is free again), so that the next write cannot make `quic.send()` spin."""
+
+        def quiet() -> bool:
+            qt = self.quic.get_timeout()
+            return qt is None or qt > QUIET_TIMER_NS
+
+        return self.pump_until(quiet, deadline)
 
     def open_h3_streams(self) -> None:
         """Open the three client HTTP/3 unidirectional streams, remembering the control stream."""
@@ -342,6 +356,9 @@ def run(args, result: Result) -> bool:  # type: ignore[no-untyped-def]
                 )
                 return False
             payload = os.urandom(n)
+            if not drv.wait_quiet(deadline):
+                result.fail(f"earlier data never acknowledged ({drv.closed or 'timeout'})")
+                return False
             sid = drv.quic.open_stream(True)
             if not drv.wt.open_stream(drv.request_stream_id, sid, False):
                 result.fail("open_stream refused")
@@ -378,6 +395,10 @@ def run(args, result: Result) -> bool:  # type: ignore[no-untyped-def]
                 result.fail(
                     f"cannot echo {len(data)} bytes: above the {MAX_WRITE}-byte write limit"
                 )
+                break
+            if not drv.wait_quiet(deadline):
+                actions_ok = False
+                result.fail(f"earlier data never acknowledged ({drv.closed or 'timeout'})")
                 break
             drv.wt.send_stream_data(sid, data, True)
             result.bytes_sent += len(data)
