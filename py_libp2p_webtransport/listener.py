@@ -175,6 +175,8 @@ class WebTransportListener(IListener):
                     return
                 stream = await conn.accept_wt_stream()
                 result = await transport._noise_responder(stream)
+                # FIN only: js-libp2p fails its dial on a STOP_SENDING here. The client's own FIN
+                # then retires the stream.
                 await stream.close()
         except trio.TooSlowError:
             logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())

@@ -56,8 +56,11 @@ check_wheel python3 "$pure" python
 echo "== sdist"
 python3 -m build --sdist --outdir "$WORK/sdist" . >/dev/null
 sdist=$(ls "$WORK/sdist"/*.tar.gz)
-tar tzf "$sdist" | grep -q 'csrc/_wire_c.pyx' || { echo "sdist lacks csrc/*.pyx" >&2; exit 1; }
-if tar tzf "$sdist" | grep -q 'csrc/.*\.c$'; then echo "sdist carries generated C" >&2; exit 1; fi
+listing=$(tar tzf "$sdist")  # (grep -q on a pipe would SIGPIPE tar under pipefail)
+for pyx in _wire_c _mux_c _udp_c; do
+    grep -q "csrc/$pyx.pyx" <<<"$listing" || { echo "sdist lacks csrc/$pyx.pyx" >&2; exit 1; }
+done
+if grep -q 'csrc/.*\.c$' <<<"$listing"; then echo "sdist carries generated C" >&2; exit 1; fi
 cp "$sdist" "$OUT/"
 python3 -m pip wheel --quiet --no-deps -w "$WORK/from-sdist" "$sdist"
 check_wheel python3 "$(ls "$WORK/from-sdist"/*.whl)" cython
