@@ -62,6 +62,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     from .config import WebTransportConfig
     from .demo import running_demo
+    from .identify import install_identify
     from .services import register_handlers
     from .transport import WebTransportTransport
 
@@ -71,6 +72,7 @@ async def serve(args: argparse.Namespace) -> int:
     listen = Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")
     host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
     register_handlers(host)
+    install_identify(host)  # observed address as /udp/…/quic-v1/webtransport, not /tcp/
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with host.run(listen_addrs=[listen]), running_demo(host, args):
             peer = host.get_id()

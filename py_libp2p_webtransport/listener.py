@@ -223,6 +223,8 @@ async def _retire_handshake_stream(stream: WebTransportStream) -> None:
         with trio.move_on_after(HANDSHAKE_STREAM_LINGER):
             while await stream.read(65536):
                 pass  # nothing may follow message 3; discard
+    except EOFError:  # MuxedStreamEOF: the dialer's FIN, the normal end
+        pass
     except Exception:  # a reset or a closed connection ends the linger just as well
         logger.debug("handshake stream ended abnormally", exc_info=True)
     await stream.close_read()

@@ -2,6 +2,7 @@
 // Run a test plan in a real headless browser and print one JSON report on stdout.
 //
 //   node run.mjs --browser chromium|firefox --plan '{"steps":[{"op":"dial","addr":"/ip4/..."}]}' [--timeout 60]
+//                [--net-log PATH] (Chromium's net-log)  [--moz-log MODULES] (Firefox's MOZ_LOG)
 //                [--page DIR --bundle dist/NAME.js]   (another page folder, e.g. demo/; default: this one)
 //
 // The page (dist/page.js, built with `npm run build`) is served from a local HTTP server on
@@ -9,7 +10,7 @@
 // driven through playwright-core (console and page errors are captured); Firefox is started as a
 // plain headless process with a throwaway profile. Everything is bounded by --timeout.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     'chromium-path': { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' },
     'firefox-path': { type: 'string', default: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr' },
     'net-log': { type: 'string' },
+    'moz-log': { type: 'string' },
     page: { type: 'string', default: here },
     bundle: { type: 'string', default: join('dist', 'page.js') }
   }
@@ -91,16 +93,34 @@ async function startFirefox () {
     'user_pref("network.proxy.type", 0);',
     'user_pref("devtools.console.stdout.content", true);'
   ].join('\n'))
+  const env = { ...process.env, MOZ_HEADLESS: '1' }
+  if (args['moz-log']) {
+    // Firefox's page-visible errors are generic ("WebTransport connection rejected"); its
+    // internal log says why. Written to files in the profile, failures are picked out below.
+    env.MOZ_LOG = args['moz-log']
+    env.MOZ_LOG_FILE = join(profile, 'moz.log')
+  }
   const child = spawn(args['firefox-path'], ['--headless', '--no-remote', '--profile', profile, url], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOZ_HEADLESS: '1' }
+    stdio: ['ignore', 'pipe', 'pipe'], env
   })
   child.stdout.on('data', d => note(`firefox: ${String(d).trimEnd()}`))
   child.stderr.on('data', d => note(`firefox: ${String(d).trimEnd()}`))
   cleanup = async () => {
     child.kill('SIGTERM')
     await new Promise(resolve => { child.once('exit', resolve); setTimeout(resolve, 3000) })
+    if (args['moz-log']) noteMozLogFailures()
   }
   return 'firefox-esr'
+}
+
+// The lines of Firefox's MOZ_LOG files (one per process) that report a failure, at most 100.
+function noteMozLogFailures () {
+  let kept = 0
+  for (const name of readdirSync(profile).filter(n => n.startsWith('moz.log')).sort()) {
+    for (const line of readFileSync(join(profile, name), 'utf8').split('\n')) {
+      if (kept < 100 && /fail|error/i.test(line)) { note(`moz-log: ${line.slice(0, 400)}`); kept++ }
+    }
+  }
 }
 
 let output
@@ -118,5 +138,6 @@ try {
   server.close()
   rmSync(profile, { recursive: true, force: true })
 }
-console.log(JSON.stringify(output))
-process.exit(0)
+// Exit only once the report is flushed: process.exit() right after a large write to a pipe
+// truncates it.
+process.stdout.write(JSON.stringify(output) + '\n', () => process.exit(0))

@@ -202,3 +202,26 @@ async def test_connection_loss_is_a_reset_not_eof() -> None:
     with pytest.raises(MuxedStreamReset):
         await stream.write(b"x")
     assert stream.get_remote_address() == ("127.0.0.1", 4433)
+
+
+async def test_py_libp2p_read_exactly_sees_eof_in_one_read() -> None:
+    """py-libp2p's ``read_exactly`` (ping, multistream) stops at the first EOF: one read, not the
+    100 retries an empty read gets (the browser ping x20 regression)."""
+    from libp2p.io.exceptions import IncompleteReadError
+    from libp2p.io.utils import read_exactly
+
+    stream, _ = make()
+    stream._on_data(b"p" * 32, True)
+    assert await read_exactly(stream, 32) == b"p" * 32
+    reads = 0
+    original = stream.read
+
+    async def counting_read(n: int | None = None) -> bytes:
+        nonlocal reads
+        reads += 1
+        return await original(n)
+
+    stream.read = counting_read  # type: ignore[method-assign]
+    with pytest.raises((IncompleteReadError, MuxedStreamEOF)):
+        await read_exactly(stream, 32)
+    assert reads == 1
