@@ -61,11 +61,12 @@ async def serve(args: argparse.Namespace) -> int:
     from multiaddr import Multiaddr
 
     from .config import WebTransportConfig
-    from .demo import running_demo
+    from .demo import check_demo, running_demo
     from .identify import install_identify
     from .services import register_handlers
     from .transport import WebTransportTransport
 
+    check_demo(args)  # --demo without the built page: how to build it, exit 2
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
     transport = WebTransportTransport(key_pair.private_key, WebTransportConfig(engine=args.engine))
     family = "ip6" if ":" in args.host else "ip4"

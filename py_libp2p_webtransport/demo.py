@@ -99,17 +99,24 @@ async def _chat_responder(host: IHost, pubsub: object) -> None:
         await publish_with_backpressure(pubsub, CHAT_TOPIC, f"python node got: {text}".encode())
 
 
+def check_demo(args: argparse.Namespace) -> None:
+    """Before anything starts: with ``--demo`` but no built page, say how to build it and exit 2."""
+    if not getattr(args, "demo", False):
+        return
+    missing = bundle_missing(Path(args.demo_dir))
+    if missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 @asynccontextmanager
 async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[None]:
     """Serve the demo next to a running ``host`` when ``args.demo`` is set (else do nothing)."""
     if not getattr(args, "demo", False):
         yield
         return
+    check_demo(args)
     demo_dir = Path(args.demo_dir)
-    missing = bundle_missing(demo_dir)
-    if missing is not None:
-        print(f"error: {missing}", file=sys.stderr)
-        raise SystemExit(2)
     files = FileService()
     for proto, handler in files.handlers().items():
         host.set_stream_handler(proto, handler)  # type: ignore[arg-type]
