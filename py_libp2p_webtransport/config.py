@@ -48,6 +48,12 @@ class WebTransportConfig:
     write_buffer_limit: int = 1024 * 1024
     #: ``write`` hands data to the engine in chunks of at most this many bytes.
     write_chunk_size: int = 256 * 1024
+    #: qh3 only (its receive budget is per connection, see README "Backpressure"): when unread
+    #: data has held the connection's receive path paused this long (seconds) with nothing
+    #: read by the application meanwhile, the stream holding the most unread data is aborted
+    #: (STOP_SENDING + RESET_STREAM; its reader and writer get ``MuxedStreamReset``) so the
+    #: others flow again: an explicit error, never a silent drop.
+    stall_timeout: float = 30.0
     #: Local close: how long to wait for the session close capsule to be acknowledged
     #: before the QUIC connection is closed (seconds).
     close_linger: float = 0.25
@@ -69,6 +75,6 @@ class WebTransportConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WebTransportConfig.{name} must be > 0")
-        for name in ("idle_timeout", "connect_timeout", "handshake_timeout"):
+        for name in ("idle_timeout", "connect_timeout", "handshake_timeout", "stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WebTransportConfig.{name} must be > 0")

@@ -22,7 +22,7 @@ from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamRese
 from multiaddr import Multiaddr
 
 from .config import WebTransportConfig
-from .constants import H3ErrorCode
+from .constants import RECEIVE_STALL_ERROR, H3ErrorCode
 from .engine import base as engine_events
 from .errors import LocalProtocolError, SessionRejected
 from .session import WebTransportH3
@@ -83,6 +83,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.closed_event = trio.Event()
         self._progress = trio.Event()  # set (then replaced) after every pump turn
         self._resource_scope: Any = None
+        # qh3's receive budget: since when reception has been paused with no read progress.
+        self._paused_since: float | None = None
+        self.stalls_broken = 0  # streams aborted by the stall breaker (see _break_stall)
 
         endpoint_conn.handler = self
         self._h3.initialize(trio.current_time())
@@ -104,17 +107,61 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             self._h3.handle_engine_event(event, now)
         self._dispatch_session_events()
         self._wake_writers()
+        self._note_pause(now)
 
     def get_timer(self) -> float | None:
-        """The session layer's next deadline (pending streams, SETTINGS)."""
+        """The session layer's next deadline (pending streams, SETTINGS), or the stall breaker's."""
         timer: float | None = self._h3.get_timer()
+        if self._paused_since is not None:
+            stall = self._paused_since + self.config.stall_timeout
+            if timer is None or stall < timer:
+                timer = stall
         return timer
 
     def handle_timer(self, now: float) -> None:
-        """The session layer's deadline passed."""
+        """The session layer's deadline passed, or reception stayed paused too long."""
         self._h3.handle_timer(now)
         self._dispatch_session_events()
+        paused_since = self._paused_since
+        if paused_since is not None and now >= paused_since + self.config.stall_timeout:
+            self._break_stall()
         self._wake_writers()
+        self._note_pause(now)
+
+    def _note_pause(self, now: float) -> None:
+        """Track how long the engine has held reception back (qh3's per-connection budget)
+        without the application reading anything: that is a stall."""
+        if self._closed or not getattr(self._engine, "receive_paused", False):
+            self._paused_since = None
+        elif self._paused_since is None:
+            self._paused_since = now
+
+    def _break_stall(self) -> None:
+        """Abort the stream holding the most unread data so the connection's others flow again.
+
+        qh3 can only bound unread data per connection (README "Backpressure"): one stalled
+        reader then holds every stream back. After ``stall_timeout`` with reception paused and
+        nothing read on the connection, the stream holding the most unread data loses its
+        stream, loudly: the peer gets STOP_SENDING/RESET_STREAM with ``RECEIVE_STALL_ERROR`` and
+        the local reader ``MuxedStreamReset``. Its buffered bytes are consumed, which resumes
+        reception.
+        """
+        if not self._streams:
+            return
+        victim = max(self._streams.values(), key=lambda s: self._engine.unread_bytes(s.stream_id))
+        if self._engine.unread_bytes(victim.stream_id) == 0:
+            return
+        logger.warning(
+            "%r: reception paused %.1f s with nothing read; aborting stream %d (%d bytes unread)",
+            self,
+            self.config.stall_timeout,
+            victim.stream_id,
+            self._engine.unread_bytes(victim.stream_id),
+        )
+        self.stalls_broken += 1
+        self._paused_since = None
+        victim._on_stall_broken(RECEIVE_STALL_ERROR)
+        self._ep_conn.transmit_soon()
 
     def _dispatch_session_events(self) -> None:
         h3 = self._h3
@@ -237,6 +284,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
     def _consume(self, stream_id: int, n: int) -> None:
         if not self._closed:
             self._h3.consume(stream_id, n)
+            if self._paused_since is not None:
+                # Reading is progress: the stall clock restarts (or stops, if resumed).
+                self._paused_since = None
+                self._note_pause(trio.current_time())
             self._ep_conn.transmit_soon()
 
     def _reset(self, stream_id: int, error_code: int) -> None:

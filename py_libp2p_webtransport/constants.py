@@ -90,6 +90,10 @@ WT_APP_ERROR_FIRST = 0x52E4A40FA8DB
 WT_APP_ERROR_LAST = 0x52E5AC983162  # maps n = 0xffffffff
 WT_APP_ERROR_MAX = 0xFFFFFFFF
 
+# The application error code (WebTransport range) of a stream aborted by the qh3 stall breaker
+# (``WebTransportConfig.stall_timeout``): it held the most unread data while reception was paused.
+RECEIVE_STALL_ERROR = 0x5354414C  # "STAL"
+
 # The close capsule's message is at most 1024 bytes (draft-16 §5).
 CLOSE_MESSAGE_MAX = 1024
 

@@ -191,3 +191,7 @@ class MalformedPacket(WebTransportError):
 
 class PerfError(WebTransportError):
     """A ``/perf/1.0.0`` exchange broke the protocol (short request header, wrong byte count)."""
+
+
+class ContentError(WebTransportError):
+    """The use-case protocols (apps/files.py): a malformed or unknown CID, a bad request line."""

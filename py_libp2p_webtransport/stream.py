@@ -57,6 +57,7 @@ class WebTransportStream(IMuxedStream):
         self._write_closed = False  # we sent FIN
         self._read_closed = False  # we sent STOP_SENDING / gave up reading
         self._conn_error: str | None = None
+        self._stall_error: int | None = None  # aborted by the connection's stall breaker
         self.read_deadline: float | None = None
         self.write_deadline: float | None = None
 
@@ -75,7 +76,12 @@ class WebTransportStream(IMuxedStream):
         self._changed = trio.Event()
 
     def _on_data(self, data: bytes, end_stream: bool) -> None:
-        if self._read_closed or self._local_reset or self._remote_reset is not None:
+        if (
+            self._read_closed
+            or self._local_reset
+            or self._remote_reset is not None
+            or self._stall_error is not None
+        ):
             # We told the peer to stop (or the stream is dead): hand the credit back.
             if data:
                 self._conn._consume(self.stream_id, len(data))
@@ -107,6 +113,20 @@ class WebTransportStream(IMuxedStream):
         self._recv.clear()
         self._notify()
 
+    def _on_stall_broken(self, error_code: int) -> None:
+        # Both directions end with ``error_code``; dropping the buffer returns its credit, which
+        # is what unblocks the connection's other streams.
+        self._stall_error = error_code
+        dropped = self._recv.clear()
+        if dropped:
+            self._conn._consume(self.stream_id, dropped)
+        if self._remote_reset is None and not self._recv.eof:
+            self._conn._stop_sending(self.stream_id, error_code)
+        if self._stop_sending is None and not self._write_closed:
+            self._conn._reset(self.stream_id, error_code)
+        self._notify()
+        self._conn._forget(self.stream_id)
+
     def _writable_maybe(self) -> None:
         """The engine made progress (acks, credit): a blocked writer may continue."""
         self._notify()
@@ -133,6 +153,8 @@ class WebTransportStream(IMuxedStream):
                     raise MuxedStreamReset(
                         f"stream {self.stream_id} reset by peer (code {self._remote_reset})"
                     )
+                if self._stall_error is not None:
+                    raise MuxedStreamReset(self._stall_message())
                 if self._local_reset or self._read_closed:
                     raise MuxedStreamClosed(f"stream {self.stream_id} closed for reading")
                 if self._recv.size:
@@ -164,6 +186,8 @@ class WebTransportStream(IMuxedStream):
             raise MuxedStreamReset(
                 f"stream {self.stream_id}: peer stopped reading (code {self._stop_sending})"
             )
+        if self._stall_error is not None:
+            raise MuxedStreamReset(self._stall_message())
         if self._local_reset:
             raise MuxedStreamClosed(f"stream {self.stream_id} was reset")
         if self._write_closed:
@@ -203,7 +227,7 @@ class WebTransportStream(IMuxedStream):
 
     async def close_read(self, error_code: int = 0) -> None:
         """Stop reading: STOP_SENDING if more data may come, drop what is buffered."""
-        if self._read_closed or self._local_reset:
+        if self._read_closed or self._local_reset or self._stall_error is not None:
             return
         self._read_closed = True
         dropped = self._recv.clear()
@@ -219,6 +243,8 @@ class WebTransportStream(IMuxedStream):
         if self._local_reset:
             return
         self._local_reset = True
+        if self._stall_error is not None:
+            return  # already aborted both ways
         dropped = self._recv.clear()
         if dropped:
             self._conn._consume(self.stream_id, dropped)
@@ -270,6 +296,12 @@ class WebTransportStream(IMuxedStream):
                 return await operation()
         except trio.TooSlowError:
             raise TimeoutError(f"stream {what} timed out after {ttl} s") from None
+
+    def _stall_message(self) -> str:
+        return (
+            f"stream {self.stream_id} aborted: its unread data held the connection's reception"
+            f" paused past stall_timeout (code {self._stall_error:#x})"
+        )
 
     def _maybe_forget(self) -> None:
         """Drop the connection's reference once neither direction can carry data any more."""

@@ -166,6 +166,10 @@ class QuicEngine(Protocol):
     def consume(self, stream_id: int, n: int) -> None:
         """The application read ``n`` bytes of ``stream_id``: credit may now return to the peer."""
 
+    def unread_bytes(self, stream_id: int | None = None) -> int:
+        """Delivered, not yet consumed bytes of one stream or (``None``) the connection."""
+        ...
+
     def send_datagram(self, data: bytes) -> None: ...
 
     # --- connection -----------------------------------------------------------------------------

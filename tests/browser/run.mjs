@@ -3,6 +3,7 @@
 //
 //   node run.mjs --browser chromium|firefox --plan '{"steps":[{"op":"dial","addr":"/ip4/..."}]}' [--timeout 60]
 //                [--net-log PATH] (Chromium's net-log)  [--moz-log MODULES] (Firefox's MOZ_LOG)
+//                [--page DIR --bundle dist/NAME.js]   (another page folder, e.g. demo/; default: this one)
 //
 // The page (dist/page.js, built with `npm run build`) is served from a local HTTP server on
 // 127.0.0.1; it reads the plan from the URL fragment and POSTs its report to /result. Chromium is
@@ -25,7 +26,9 @@ const { values: args } = parseArgs({
     'chromium-path': { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' },
     'firefox-path': { type: 'string', default: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr' },
     'net-log': { type: 'string' },
-    'moz-log': { type: 'string' }
+    'moz-log': { type: 'string' },
+    page: { type: 'string', default: here },
+    bundle: { type: 'string', default: join('dist', 'page.js') }
   }
 })
 const timeoutMs = Number(args.timeout) * 1000
@@ -33,9 +36,10 @@ const plan = JSON.parse(args.plan)
 const logs = []
 const note = (line) => { logs.push(line); if (logs.length > 400) logs.shift() }
 
-const bundle = join(here, 'dist', 'page.js')
+const pageDir = args.page
+const bundle = join(pageDir, args.bundle)
 if (!existsSync(bundle)) {
-  console.log(JSON.stringify({ ok: false, error: 'dist/page.js missing: run `npm ci && npm run build` in tests/browser' }))
+  console.log(JSON.stringify({ ok: false, error: `${bundle} missing: run \`npm ci && npm run build\` in ${pageDir}` }))
   process.exit(2)
 }
 
@@ -49,11 +53,11 @@ const server = createServer((req, res) => {
     return
   }
   const path = req.url.split('?')[0].split('#')[0]
-  const files = { '/': ['index.html', 'text/html'], '/index.html': ['index.html', 'text/html'], '/dist/page.js': ['dist/page.js', 'text/javascript'] }
+  const files = { '/': ['index.html', 'text/html'], '/index.html': ['index.html', 'text/html'], '/dist/page.js': [args.bundle, 'text/javascript'] }
   const file = files[path]
   if (file == null) { res.statusCode = 404; res.end(); return }
   res.setHeader('content-type', file[1])
-  res.end(readFileSync(join(here, file[0])))
+  res.end(readFileSync(join(pageDir, file[0])))
 })
 await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
 const url = `http://127.0.0.1:${server.address().port}/index.html#${encodeURIComponent(Buffer.from(JSON.stringify(plan)).toString('base64'))}`

@@ -1,0 +1,74 @@
+"""Helpers of the reliability suite: reach the transport's own state inside a running host and
+sample its counters while traffic flows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from libp2p.abc import IHost
+from wt_helpers import transport_of
+
+from py_libp2p_webtransport.conn import WebTransportConnection
+
+
+def server_connections(host: IHost) -> list[WebTransportConnection]:
+    """The live connections accepted by ``host``'s WebTransport listeners."""
+    transport = transport_of(host)
+    conns: list[WebTransportConnection] = []
+    for listener in transport._listeners:
+        conns.extend(c for c in listener._connections if not c.is_closed)
+    return conns
+
+
+def all_connections(host: IHost) -> list[WebTransportConnection]:
+    """Every live connection of ``host``'s transport (dialed and accepted)."""
+    transport = transport_of(host)
+    found = {c for c in transport._connections if not c.is_closed}
+    found.update(server_connections(host))
+    return list(found)
+
+
+class Sampler:
+    """Records the peak of ``probe()`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, probe: Callable[[], int], interval: float = 0.005) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+
+    def sample(self) -> None:
+        value = self.probe()
+        self.samples += 1
+        if value > self.peak:
+            self.peak = value
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            self.sample()
+            await trio.sleep(self.interval)
+
+
+def unread_probe(host: IHost) -> Callable[[], int]:
+    """Bytes delivered by the engine to ``host``'s accepted connections and not yet read."""
+
+    def probe() -> int:
+        return max((c._engine.unread_bytes() for c in server_connections(host)), default=0)
+
+    return probe
+
+
+def stream_unread_probe(host: IHost) -> Callable[[], int]:
+    """The largest per-stream unread byte count on ``host``'s accepted connections."""
+
+    def probe() -> int:
+        peak = 0
+        for conn in server_connections(host):
+            for sid in list(conn._streams):
+                peak = max(peak, conn._engine.unread_bytes(sid))
+        return peak
+
+    return probe
