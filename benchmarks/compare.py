@@ -23,7 +23,7 @@ Workloads, per client process, on one connection opened with ``host.connect`` (u
   the server has read everything (see ``py_libp2p_webtransport/perf.py``). CPU is user+system
   time of both processes from ``/proc/PID/stat``; peak RSS is ``VmHWM`` after resetting it
   through ``/proc/PID/clear_refs`` just before the transfer (so it includes the interpreter and
-  libraries, ~90 MB for py-libp2p alone).
+  libraries, ~90 MB for py-libp2p alone; the raw client JSON also has ``*_rss_before_mb``).
 - ``ping``: 1000 round trips of 32 bytes on one ``/ipfs/ping/1.0.0`` stream; median and p99.
 - ``dial``: 50 times, a fresh connection: ``swarm.dial_addr(addr, peer)`` (transport dial,
   security, muxer, swarm registration; below ``host.connect``/``dial_peer``, which add a fixed
@@ -40,6 +40,7 @@ JSON (``--json PATH``), schema ``py-libp2p-webtransport/compare/1``:
 "workload_timeout", "quick"}, "baseline": "ours-qh3", "metrics": {METRIC: {"unit",
 "better": "higher"|"lower", "description"}}, "cases": {CASE: {"transport", "engine",
 "pure_python", "status": "ok"|"partial"|"failed"|"unavailable", "reason" (null or text),
+"notes": [text: failed runs and workloads, failed dial attempts],
 "runs": [{"run", "status", "error", "seconds", "client": raw peer.py output or null}],
 "medians": {METRIC: number|null}, "ratios": {METRIC: number|null}}}}``
 
@@ -307,20 +308,41 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _notes(runs: list[dict[str, Any]]) -> list[str]:
+    """What went wrong short of failing a run: failed workloads, dials that failed."""
+    notes: list[str] = []
+    failed_dials = attempted = 0
+    for r in runs:
+        if r["status"] != "ok":
+            notes.append(f"run {r['run']} failed: {r['error']}")
+            continue
+        for name, w in r["client"]["workloads"].items():
+            if "error" in w:
+                notes.append(f"run {r['run']} {name}: {w['error']}")
+        dial = r["client"]["workloads"].get("dial") or {}
+        if "failures" in dial:
+            failed_dials += dial["failures"]
+            attempted += dial["failures"] + dial["count"]
+    if failed_dials:
+        notes.append(f"{failed_dials} of {attempted} dials failed")
+    return notes
+
+
 def summarise(results: dict[str, Any]) -> None:
     """Fill in each case's status, medians and ratios (in place)."""
     for case in results["cases"].values():
         if case["status"] == "unavailable":
             case["medians"] = dict.fromkeys(METRICS)
+            case["notes"] = []
             continue
         ok_runs = [r for r in case["runs"] if r["status"] == "ok"]
         per_run = [extract(r["client"]["workloads"]) for r in ok_runs]
         case["medians"] = {m: _median([run[m] for run in per_run]) for m in METRICS}
+        case["notes"] = _notes(case["runs"])
         if not ok_runs:
             case["status"] = "failed"
-        else:
-            errors = any("error" in w for r in ok_runs for w in r["client"]["workloads"].values())
-            case["status"] = "partial" if errors or len(ok_runs) < len(case["runs"]) else "ok"
+        else:  # the notes name every failed run, workload and dial attempt
+            case["status"] = "partial" if case["notes"] else "ok"
     base = results["cases"].get(results["baseline"], {}).get("medians", {})
     for case in results["cases"].values():
         case["ratios"] = {
@@ -337,6 +359,10 @@ def _cell(value: float | None, ratio: float | None, baseline: bool) -> str:
     if ratio is not None and not baseline:
         text += f" ({ratio:.2g}×)"
     return text
+
+
+def _short(note: str, limit: int = 80) -> str:
+    return note if len(note) <= limit else note[: limit - 1] + "…"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -359,6 +385,8 @@ def markdown(results: dict[str, Any]) -> str:
         status = case["status"]
         if case.get("reason"):
             status += f": {case['reason']}"
+        elif case.get("notes"):
+            status += " (" + "; ".join(_short(n) for n in case["notes"]) + ")"
         cells = [
             _cell(case["medians"][m], case["ratios"][m], name == results["baseline"])
             for m in METRICS

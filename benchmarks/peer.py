@@ -33,7 +33,8 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from py_libp2p_webtransport.cli_perf import build_host  # noqa: E402
-from py_libp2p_webtransport.perf import ECHO_PROTOCOL, register_handlers, run_perf  # noqa: E402
+from py_libp2p_webtransport.perf import run_perf  # noqa: E402
+from py_libp2p_webtransport.services import ECHO_PROTOCOL, register_handlers  # noqa: E402
 
 LISTEN = {
     "webtransport": "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
@@ -70,6 +71,15 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def rss_mb(pid: int) -> float:
+    """Current VmRSS of ``pid`` in MB (10**6 bytes)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -123,6 +133,7 @@ class Workloads:
     async def transfer(self, upload: int, download: int) -> dict[str, Any]:
         """One perf exchange with CPU and peak RSS of both processes."""
         reset = reset_peak_rss(os.getpid()) and reset_peak_rss(self.server_pid)
+        before = rss_mb(os.getpid()), rss_mb(self.server_pid)
         c0, s0 = self._cpu()
         result = await run_perf(self.host, self.peer, upload, download)
         c1, s1 = self._cpu()
@@ -137,6 +148,8 @@ class Workloads:
             "cpu_ms_per_mib": (c1 - c0 + s1 - s0) * 1000 / (nbytes / MiB),
             "client_peak_rss_mb": peak_rss_mb(os.getpid()),
             "server_peak_rss_mb": peak_rss_mb(self.server_pid),
+            "client_rss_before_mb": before[0],
+            "server_rss_before_mb": before[1],
             "peak_rss_reset": reset,
             "perf": result.as_dict(),
         }
@@ -180,26 +193,44 @@ class Workloads:
             raise EOFError(f"echo returned {len(got)} of {size} bytes")
         await stream.close()
 
+    async def _disconnect(self) -> None:
+        """Close every connection to the server and wait (up to 2 s) until the swarm forgets it."""
+        net = self.host.get_network()
+        await net.close_peer(self.peer)
+        with trio.move_on_after(2.0):
+            while net.get_connections(self.peer):
+                await trio.sleep(0.01)
+
     async def dial(self) -> dict[str, Any]:
         """Fresh connections: ``swarm.dial_addr`` + new echo stream + 1-byte echo, timed.
 
         ``dial_addr`` is below ``host.connect``/``dial_peer``, which add a fixed 250 ms wait.
-        The connection is closed (untimed) before the next one.
+        Closing the previous connection is not timed. A failed attempt (bounded to 10 s) is
+        counted in ``failures`` and left out of the times, so one flaky dial does not hide the
+        other figures.
         """
         net = self.host.get_network()
-        await net.close_peer(self.peer)
-        await trio.sleep(0.05)
-        times = []
+        times: list[float] = []
+        failures: list[str] = []
         for _ in range(self.args.dials):
+            await self._disconnect()
             t0 = time.perf_counter()
-            await net.dial_addr(self.info.addrs[0], self.peer)
-            await self._echo_once()
+            try:
+                with trio.fail_after(10):
+                    await net.dial_addr(self.info.addrs[0], self.peer)
+                    await self._echo_once()
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                continue
             times.append(time.perf_counter() - t0)
-            await net.close_peer(self.peer)
-            await trio.sleep(0.02)  # let both sides finish closing, untimed
+        await self._disconnect()
         await self.host.connect(self.info)  # back to one open connection for what follows
+        if not times:
+            raise RuntimeError(f"every dial failed; first: {failures[0]}")
         return {
             "count": len(times),
+            "failures": len(failures),
+            "first_failure": failures[0] if failures else None,
             "median_ms": statistics.median(times) * 1000,
             "min_ms": min(times) * 1000,
             "max_ms": max(times) * 1000,

@@ -60,6 +60,7 @@ async def serve(args: argparse.Namespace) -> int:
     from multiaddr import Multiaddr
 
     from .config import WebTransportConfig
+    from .identify import install_identify
     from .services import register_handlers
     from .transport import WebTransportTransport
 
@@ -69,6 +70,7 @@ async def serve(args: argparse.Namespace) -> int:
     listen = Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")
     host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
     register_handlers(host)
+    install_identify(host)  # observed address as /udp/…/quic-v1/webtransport, not /tcp/
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with host.run(listen_addrs=[listen]):
             peer = host.get_id()

@@ -7,6 +7,8 @@ Both twins of each accelerated module (``_*_c`` and ``_*_py``) raise these exact
 from __future__ import annotations
 
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.io.exceptions import IOException
+from libp2p.stream_muxer.exceptions import MuxedStreamEOF
 from libp2p.transport.exceptions import OpenConnectionError
 
 from .constants import H3ErrorCode
@@ -94,6 +96,14 @@ class StreamReset(WebTransportError):
         self.stream_id = stream_id
         self.error_code = error_code
         self.remote = remote
+
+
+class StreamEnded(MuxedStreamEOF, IOException, EOFError):
+    """A read found the peer's clean end of stream (FIN) and nothing left to read.
+
+    py-libp2p's convention (yamux, mplex, its QUIC): ``NetStream`` turns it into ``StreamEOF``,
+    and ``read_exactly``/multiselect, which catch ``IOException``, stop at once.
+    """
 
 
 class SessionClosed(WebTransportError):
@@ -185,3 +195,7 @@ class MalformedPacket(WebTransportError):
 
 class PerfError(WebTransportError):
     """A ``/perf/1.0.0`` exchange broke the protocol (short request header, wrong byte count)."""
+
+
+class ContentError(WebTransportError):
+    """The use-case protocols (apps/files.py): a malformed or unknown CID, a bad request line."""

@@ -175,6 +175,8 @@ class WebTransportListener(IListener):
                     return
                 stream = await conn.accept_wt_stream()
                 result = await transport._noise_responder(stream)
+                # FIN only: js-libp2p fails its dial on a STOP_SENDING here. The client's own FIN
+                # then retires the stream.
                 await stream.close()
         except trio.TooSlowError:
             logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())
@@ -221,6 +223,8 @@ async def _retire_handshake_stream(stream: WebTransportStream) -> None:
         with trio.move_on_after(HANDSHAKE_STREAM_LINGER):
             while await stream.read(65536):
                 pass  # nothing may follow message 3; discard
+    except EOFError:  # MuxedStreamEOF: the dialer's FIN, the normal end
+        pass
     except Exception:  # a reset or a closed connection ends the linger just as well
         logger.debug("handshake stream ended abnormally", exc_info=True)
     await stream.close_read()

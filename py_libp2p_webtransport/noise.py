@@ -420,7 +420,10 @@ async def drive_handshake(
                     await stream.write(out)
                 if handshake.is_complete:
                     return handshake.result
-                data = await stream.read(handshake.bytes_needed)
+                try:
+                    data = await stream.read(handshake.bytes_needed)
+                except EOFError:  # MuxedStreamEOF / StreamEOF: the peer sent FIN early
+                    data = b""
                 if not data:
                     raise HandshakeError("stream closed during the Noise handshake")
                 handshake.receive_data(data)

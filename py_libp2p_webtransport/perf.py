@@ -35,22 +35,16 @@ from .errors import PerfError
 
 __all__ = [
     "CHUNK_SIZE",
-    "ECHO_PROTOCOL",
     "PERF_PROTOCOL",
     "PerfResult",
     "ProgressCallback",
-    "echo_handler",
-    "perf_client",
     "perf_handler",
-    "register_handlers",
     "run_perf",
 ]
 
 logger = logging.getLogger(__name__)
 
 PERF_PROTOCOL = TProtocol("/perf/1.0.0")
-#: Not a libp2p standard: echoes a stream back until EOF (tests, benchmarks, ``serve``).
-ECHO_PROTOCOL = TProtocol("/echo/1.0.0")
 HEADER_SIZE = 8
 MAX_REQUEST = 2**64 - 1
 # Big enough that per-write overhead of any muxer is small, small enough to bound memory.
@@ -143,30 +137,6 @@ async def perf_handler(stream: INetStream) -> None:
     except Exception as exc:
         logger.error("perf: stream failed, resetting it: %s", exc)
         await _reset_quietly(stream)
-
-
-async def echo_handler(stream: INetStream) -> None:
-    """Write back everything read until EOF, then close; errors are logged and reset the stream.
-
-    Reads at most CHUNK_SIZE at a time and writes each chunk before reading on, so memory stays
-    bounded and a peer that does not read its echo is held back by flow control.
-    """
-    try:
-        while chunk := await _read_chunk(stream, CHUNK_SIZE):
-            await stream.write(chunk)
-        await stream.close()
-    except trio.Cancelled:
-        await _reset_quietly(stream)
-        raise
-    except Exception as exc:
-        logger.error("echo: stream failed, resetting it: %s", exc)
-        await _reset_quietly(stream)
-
-
-def register_handlers(host: IHost) -> None:
-    """Serve ``/perf/1.0.0`` and ``/echo/1.0.0`` on ``host``."""
-    host.set_stream_handler(PERF_PROTOCOL, perf_handler)
-    host.set_stream_handler(ECHO_PROTOCOL, echo_handler)
 
 
 @dataclass(frozen=True)
@@ -280,8 +250,3 @@ async def run_perf(
         download_seconds=(t_end - t_first) if download_bytes else 0.0,
         total_seconds=t_end - t_start,
     )
-
-
-async def perf_client(host: IHost, peer_id: ID, upload: int, download: int) -> PerfResult:
-    """Positional shorthand for :func:`run_perf` (the name the glue branch's callers use)."""
-    return await run_perf(host, peer_id, upload, download)

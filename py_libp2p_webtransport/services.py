@@ -21,9 +21,7 @@ async def echo_handler(stream: INetStream) -> None:
         while True:
             try:
                 chunk = await stream.read(_ECHO_READ)
-            except StreamEOF:  # yamux and py-libp2p's QUIC signal EOF this way; ours returns b""
-                break
-            if not chunk:
+            except StreamEOF:  # how py-libp2p's muxers (and ours) signal the peer's FIN
                 break
             await stream.write(chunk)
         await stream.close()

@@ -4,8 +4,11 @@ The stream translates py-libp2p's ``IMuxedStream`` calls into session calls and 
 into trio wake-ups; it does no parsing. Semantics (go-libp2p ``stream.go`` is the model):
 
 - ``read(n)`` returns as much as is buffered, up to ``n``; it waits only while nothing is
-  buffered; ``b""`` means a clean FIN. A peer RESET_STREAM raises ``MuxedStreamReset`` (never
-  EOF), and so does a connection that went away.
+  buffered. A clean FIN raises ``StreamEnded`` (a ``MuxedStreamEOF``, as py-libp2p's yamux, mplex
+  and QUIC streams do; ``NetStream`` turns it into ``StreamEOF``). Returning ``b""`` instead
+  makes py-libp2p's ``read_exactly`` retry 100 times, which kept ping handlers alive long enough
+  for a browser's next ping to hit py-libp2p's 2-streams-per-peer ping limit. A peer
+  RESET_STREAM raises ``MuxedStreamReset`` (never EOF), and so does a connection that went away.
 - Every read hands the bytes back to the session as consumed, so flow-control credit follows
   the application (a slow reader slows the sender; nothing is dropped).
 - ``write`` waits while the engine holds more than ``write_buffer_limit`` unacknowledged bytes
@@ -26,6 +29,7 @@ from libp2p.abc import IMuxedStream
 from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamReset
 
 from . import _mux
+from .errors import StreamEnded
 
 if TYPE_CHECKING:
     from .conn import WebTransportConnection
@@ -86,6 +90,7 @@ class WebTransportStream(IMuxedStream):
             self._recv.append(data)
         if end_stream and not self._recv.eof:
             self._recv.feed_eof()
+            self._maybe_forget()  # e.g. a handshake stream nobody reads any more
         self._notify()
 
     def _on_reset(self, error_code: int | None) -> None:
@@ -131,9 +136,10 @@ class WebTransportStream(IMuxedStream):
     async def read(self, n: int | None = None) -> bytes:
         """Read up to ``n`` bytes (all buffered bytes when ``n`` is None or negative).
 
-        Returns ``b""`` at a clean end of stream. Raises ``MuxedStreamReset`` when the peer reset
-        the stream or the connection is gone, ``MuxedStreamClosed`` after ``close_read``/``reset``
-        on our side, and ``TimeoutError`` past the read deadline.
+        Raises ``StreamEnded`` (``MuxedStreamEOF``) at a clean end of stream,
+        ``MuxedStreamReset`` when the peer reset the stream or the connection is gone,
+        ``MuxedStreamClosed`` after ``close_read``/``reset`` on our side, and ``TimeoutError``
+        past the read deadline.
         """
         if n is not None and n == 0:
             return b""
@@ -159,7 +165,7 @@ class WebTransportStream(IMuxedStream):
                     return data
                 if self._recv.eof:
                     self._maybe_forget()
-                    return b""
+                    raise StreamEnded(f"stream {self.stream_id}: end of stream")
                 if self._conn_error is not None:
                     raise MuxedStreamReset(f"stream {self.stream_id}: {self._conn_error}")
                 await self._changed.wait()

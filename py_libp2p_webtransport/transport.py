@@ -240,8 +240,7 @@ class WebTransportTransport(ITransport):
                 peer, public_key = await self._noise_initiator(
                     stream, expected_peer, addr.certhashes
                 )
-                await stream.close()
-                await stream.close_read()
+                await stream.close()  # FIN; the server's FIN retires the stream
         except trio.TooSlowError:
             await conn.close()
             raise DialTimeout(f"Noise handshake with {maddr} timed out") from None

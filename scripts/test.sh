@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "Python environment ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -52,5 +52,8 @@ run_pytest() {
 step "Tests with the compiled (Cython) twins"
 PY_LIBP2P_WEBTRANSPORT_REQUIRE_EXTENSIONS=1 run_pytest "$@"
 
+# The pure pass skips the `slow` tests: the unit and fuzz tests already run both twins in the
+# pass above (twin fixtures), and the long transfers would only repeat themselves at a third
+# of the speed. Everything else (session, endpoint, libp2p, browsers) runs again on the pure twins.
 step "Tests with the pure-Python twins"
-PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1 run_pytest --no-c-extensions "$@"
+PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1 run_pytest --no-c-extensions -m "not slow" "$@"

@@ -14,12 +14,14 @@ mkdir -p "$OUT"
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(3.10 3.11 3.12 3.13)
 
-find_python() {  # a CPython X.Y interpreter: pythonX.Y on PATH, else pyenv's
-    local v=$1 p
-    p=$(command -v "python$v" 2>/dev/null || true)
-    if [ -z "$p" ] && command -v pyenv >/dev/null 2>&1; then
+find_python() {  # a CPython X.Y interpreter that runs: pyenv's, else pythonX.Y on PATH
+    local v=$1 p="" d
+    if command -v pyenv >/dev/null 2>&1; then
         for d in "$(pyenv root)"/versions/"$v".*; do [ -x "$d/bin/python" ] && p="$d/bin/python"; done
     fi
+    [ -n "$p" ] || p=$(command -v "python$v" 2>/dev/null || true)
+    # pyenv shims exist for versions that are not selected and then fail: check it runs.
+    if [ -n "$p" ] && ! "$p" -c 'pass' >/dev/null 2>&1; then p=""; fi
     echo "$p"
 }
 
@@ -54,8 +56,11 @@ check_wheel python3 "$pure" python
 echo "== sdist"
 python3 -m build --sdist --outdir "$WORK/sdist" . >/dev/null
 sdist=$(ls "$WORK/sdist"/*.tar.gz)
-tar tzf "$sdist" | grep -q 'csrc/_wire_c.pyx' || { echo "sdist lacks csrc/*.pyx" >&2; exit 1; }
-if tar tzf "$sdist" | grep -q 'csrc/.*\.c$'; then echo "sdist carries generated C" >&2; exit 1; fi
+listing=$(tar tzf "$sdist")  # (grep -q on a pipe would SIGPIPE tar under pipefail)
+for pyx in _wire_c _mux_c _udp_c; do
+    grep -q "csrc/$pyx.pyx" <<<"$listing" || { echo "sdist lacks csrc/$pyx.pyx" >&2; exit 1; }
+done
+if grep -q 'csrc/.*\.c$' <<<"$listing"; then echo "sdist carries generated C" >&2; exit 1; fi
 cp "$sdist" "$OUT/"
 python3 -m pip wheel --quiet --no-deps -w "$WORK/from-sdist" "$sdist"
 check_wheel python3 "$(ls "$WORK/from-sdist"/*.whl)" cython

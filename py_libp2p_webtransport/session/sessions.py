@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import _wire
 from ..constants import CapsuleType, FrameType, H3ErrorCode
 from ..engine import base as eng
-from ..errors import LocalProtocolError, MessageError, RemoteProtocolError
+from ..errors import EngineError, LocalProtocolError, MessageError, RemoteProtocolError
 from .config import H3Config
 from .events import (
     SessionClosed,
@@ -271,7 +271,12 @@ class SessionHandling(Http3Base):
             self._reset(req.session_id, H3ErrorCode.H3_REQUEST_CANCELLED)
             req.fin_sent = True
         elif not req.fin_sent:  # answer a peer's close with our FIN (draft-16 §6)
-            self._engine.send_stream_data(req.session_id, b"", end_stream=True)
+            try:
+                self._engine.send_stream_data(req.session_id, b"", end_stream=True)
+            except EngineError:
+                # The peer closed the QUIC connection in the same flight as the capsule
+                # (Firefox does): qh3 refuses to send on a closed connection; nothing to answer.
+                pass
             req.fin_sent = True
         self._end_streams(req)
         self._events.append(SessionClosed(req.session_id, code, message, remote))

@@ -7,6 +7,7 @@ piece; when the ``CI`` environment variable is set they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import trio
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.network.stream.net_stream import INetStream
 from multiaddr import Multiaddr
 
@@ -82,12 +84,19 @@ class BrowserReport:
 
 
 async def run_browser(
-    browser: str, steps: list[dict[str, Any]], timeout: float = 90
+    browser: str,
+    steps: list[dict[str, Any]],
+    timeout: float = 90,
+    runner_args: list[str] | None = None,
 ) -> BrowserReport:
-    """Run a plan in a fresh headless ``browser``; bounded by ``timeout`` seconds."""
+    """Run a plan in a fresh headless ``browser``; bounded by ``timeout`` seconds.
+
+    ``runner_args`` go to run.mjs (e.g. ``["--moz-log", "nsHttp:5"]``, ``["--net-log", path]``).
+    """
     require_browser(browser)
     plan = json.dumps({"steps": steps})
     cmd = ["node", str(RUNNER), "--browser", browser, "--plan", plan, "--timeout", str(timeout)]
+    cmd += runner_args or []
     with trio.fail_after(timeout + 30):
         proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     out = proc.stdout.decode().strip().splitlines()
@@ -114,11 +123,9 @@ class ServedHost:
 
 async def echo_handler(stream: INetStream) -> None:
     """/echo/1.0.0: send back everything until EOF, then close."""
-    while True:
-        data = await stream.read(1 << 16)
-        if not data:
-            break
-        await stream.write(data)
+    with contextlib.suppress(StreamEOF):  # the browser's FIN
+        while True:
+            await stream.write(await stream.read(1 << 16))
     await stream.close()
 
 
@@ -131,6 +138,7 @@ async def served_host(
 ) -> AsyncIterator[ServedHost]:
     """Run a host with our transport (the given engine) plus ping, identify, echo and perf."""
     from py_libp2p_webtransport.config import WebTransportConfig
+    from py_libp2p_webtransport.identify import install_identify
     from py_libp2p_webtransport.perf import perf_handler
     from py_libp2p_webtransport.transport import WebTransportTransport
 
@@ -140,6 +148,7 @@ async def served_host(
     async with host.run(listen_addrs=[Multiaddr(listen)]):
         host.set_stream_handler(TProtocol("/echo/1.0.0"), echo_handler)
         host.set_stream_handler(TProtocol("/perf/1.0.0"), perf_handler)
+        install_identify(host)  # as `serve` does
         for proto, handler in (handlers or {}).items():
             host.set_stream_handler(TProtocol(proto), handler)
         addrs = [str(a) for a in host.get_addrs()]

@@ -2,13 +2,15 @@
 // Run a test plan in a real headless browser and print one JSON report on stdout.
 //
 //   node run.mjs --browser chromium|firefox --plan '{"steps":[{"op":"dial","addr":"/ip4/..."}]}' [--timeout 60]
+//                [--net-log PATH] (Chromium's net-log)  [--moz-log MODULES] (Firefox's MOZ_LOG)
+//                [--page DIR --bundle dist/NAME.js]   (another page folder, e.g. demo/; default: this one)
 //
 // The page (dist/page.js, built with `npm run build`) is served from a local HTTP server on
 // 127.0.0.1; it reads the plan from the URL fragment and POSTs its report to /result. Chromium is
 // driven through playwright-core (console and page errors are captured); Firefox is started as a
 // plain headless process with a throwaway profile. Everything is bounded by --timeout.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -23,7 +25,10 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '60' },
     'chromium-path': { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' },
     'firefox-path': { type: 'string', default: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr' },
-    'net-log': { type: 'string' }
+    'net-log': { type: 'string' },
+    'moz-log': { type: 'string' },
+    page: { type: 'string', default: here },
+    bundle: { type: 'string', default: join('dist', 'page.js') }
   }
 })
 const timeoutMs = Number(args.timeout) * 1000
@@ -31,9 +36,10 @@ const plan = JSON.parse(args.plan)
 const logs = []
 const note = (line) => { logs.push(line); if (logs.length > 400) logs.shift() }
 
-const bundle = join(here, 'dist', 'page.js')
+const pageDir = args.page
+const bundle = join(pageDir, args.bundle)
 if (!existsSync(bundle)) {
-  console.log(JSON.stringify({ ok: false, error: 'dist/page.js missing: run `npm ci && npm run build` in tests/browser' }))
+  console.log(JSON.stringify({ ok: false, error: `${bundle} missing: run \`npm ci && npm run build\` in ${pageDir}` }))
   process.exit(2)
 }
 
@@ -47,11 +53,11 @@ const server = createServer((req, res) => {
     return
   }
   const path = req.url.split('?')[0].split('#')[0]
-  const files = { '/': ['index.html', 'text/html'], '/index.html': ['index.html', 'text/html'], '/dist/page.js': ['dist/page.js', 'text/javascript'] }
+  const files = { '/': ['index.html', 'text/html'], '/index.html': ['index.html', 'text/html'], '/dist/page.js': [args.bundle, 'text/javascript'] }
   const file = files[path]
   if (file == null) { res.statusCode = 404; res.end(); return }
   res.setHeader('content-type', file[1])
-  res.end(readFileSync(join(here, file[0])))
+  res.end(readFileSync(join(pageDir, file[0])))
 })
 await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
 const url = `http://127.0.0.1:${server.address().port}/index.html#${encodeURIComponent(Buffer.from(JSON.stringify(plan)).toString('base64'))}`
@@ -87,16 +93,34 @@ async function startFirefox () {
     'user_pref("network.proxy.type", 0);',
     'user_pref("devtools.console.stdout.content", true);'
   ].join('\n'))
+  const env = { ...process.env, MOZ_HEADLESS: '1' }
+  if (args['moz-log']) {
+    // Firefox's page-visible errors are generic ("WebTransport connection rejected"); its
+    // internal log says why. Written to files in the profile, failures are picked out below.
+    env.MOZ_LOG = args['moz-log']
+    env.MOZ_LOG_FILE = join(profile, 'moz.log')
+  }
   const child = spawn(args['firefox-path'], ['--headless', '--no-remote', '--profile', profile, url], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOZ_HEADLESS: '1' }
+    stdio: ['ignore', 'pipe', 'pipe'], env
   })
   child.stdout.on('data', d => note(`firefox: ${String(d).trimEnd()}`))
   child.stderr.on('data', d => note(`firefox: ${String(d).trimEnd()}`))
   cleanup = async () => {
     child.kill('SIGTERM')
     await new Promise(resolve => { child.once('exit', resolve); setTimeout(resolve, 3000) })
+    if (args['moz-log']) noteMozLogFailures()
   }
   return 'firefox-esr'
+}
+
+// The lines of Firefox's MOZ_LOG files (one per process) that report a failure, at most 100.
+function noteMozLogFailures () {
+  let kept = 0
+  for (const name of readdirSync(profile).filter(n => n.startsWith('moz.log')).sort()) {
+    for (const line of readFileSync(join(profile, name), 'utf8').split('\n')) {
+      if (kept < 100 && /fail|error/i.test(line)) { note(`moz-log: ${line.slice(0, 400)}`); kept++ }
+    }
+  }
 }
 
 let output
@@ -114,5 +138,6 @@ try {
   server.close()
   rmSync(profile, { recursive: true, force: true })
 }
-console.log(JSON.stringify(output))
-process.exit(0)
+// Exit only once the report is flushed: process.exit() right after a large write to a pipe
+// truncates it.
+process.stdout.write(JSON.stringify(output) + '\n', () => process.exit(0))

@@ -1,170 +1,36 @@
-"""Headless Chromium running js-libp2p dials our py-libp2p host over WebTransport (issue 5).
-
-Each check is its own test and runs on both QUIC engines. Data checks are byte-exact (the page
-compares every byte it gets back against what it sent).
-"""
+"""Headless Chromium (Debian ``chromium``, through playwright-core) running js-libp2p dials our
+py-libp2p host over WebTransport: every check of ``browser_checks.py``, on both QUIC engines."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import trio
-from browser_harness import ServedHost, run_browser, served_host
-from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.network.stream.net_stream import INetStream
-from libp2p.stream_muxer.exceptions import MuxedStreamReset
+from browser_checks import (
+    test_100_concurrent_streams_echo_64KiB,
+    test_browser_reset_is_seen_as_reset,
+    test_dial_reports_progress,
+    test_echo_is_byte_exact,
+    test_identify_lists_our_protocols,
+    test_perf_upload_and_download_32MiB,
+    test_ping_20_times,
+    test_reconnect_after_restart_with_old_multiaddr,
+    test_server_close_is_seen_by_the_page,
+    test_server_reset_is_seen_by_the_browser,
+    test_wrong_certhash_fails_with_a_certificate_error,
+)
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"
-MiB = 1024 * 1024
 
-
-def dial_step(served: ServedHost, **extra: Any) -> dict[str, Any]:
-    return {"op": "dial", "addr": served.webtransport_addr, **extra}
-
-
-async def test_dial_reports_progress(engine: str) -> None:
-    async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served)])
-        dial = report.ok_step("dial")
-        assert dial["remotePeer"] == str(served.host.get_id())
-        # js-libp2p's WebTransport dial goes through these phases, in order.
-        phases = [p for p in dial["progress"] if p.startswith("webtransport:")]
-        assert phases[:2] == [
-            "webtransport:wait-for-session",
-            "webtransport:open-authentication-stream",
-        ]
-        assert "webtransport:close-authentication-stream" in phases
-
-
-async def test_ping_20_times(engine: str) -> None:
-    async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "ping", "count": 20}])
-        rtts = report.ok_step("ping")["rtts"]
-        assert len(rtts) == 20 and all(r >= 0 for r in rtts)
-
-
-async def test_identify_lists_our_protocols(engine: str) -> None:
-    async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "identify"}])
-        ident = report.ok_step("identify")
-        for proto in ("/ipfs/ping/1.0.0", "/ipfs/id/1.0.0", "/echo/1.0.0", "/perf/1.0.0"):
-            assert proto in ident["protocols"]
-        # The browser's address as we saw it: a loopback UDP WebTransport address.
-        observed = ident["observedAddr"]
-        assert observed is not None and observed.startswith("/ip4/127.0.0.1/udp/"), observed
-        assert "webtransport" in observed
-        assert any("/webtransport/certhash/" in a for a in ident["listenAddrs"])
-
-
-@pytest.mark.parametrize("size", [1 * MiB, 16 * MiB], ids=["1MiB", "16MiB"])
-async def test_echo_is_byte_exact(engine: str, size: int) -> None:
-    async with served_host(engine) as served:
-        report = await run_browser(BROWSER, [dial_step(served), {"op": "echo", "bytes": size}])
-        echo = report.ok_step("echo")
-        assert (echo["sent"], echo["received"], echo["exact"]) == (size, size, True)
-
-
-async def test_perf_upload_and_download_32MiB(engine: str) -> None:
-    size = 32 * MiB
-    async with served_host(engine) as served:
-        steps = [dial_step(served), {"op": "perf", "upload": size, "download": size}]
-        perf = (await run_browser(BROWSER, steps)).ok_step("perf")
-        assert perf["uploaded"] == size and perf["downloaded"] == size
-
-
-async def test_100_concurrent_streams_echo_64KiB(engine: str) -> None:
-    async with served_host(engine) as served:
-        steps = [dial_step(served), {"op": "concurrentEcho", "streams": 100, "bytes": 64 * 1024}]
-        result = (await run_browser(BROWSER, steps)).ok_step("concurrentEcho")
-        assert result["exact"] == 100, result["errors"]
-
-
-async def test_browser_reset_is_seen_as_reset(engine: str) -> None:
-    outcome: list[str] = []
-    seen = trio.Event()
-
-    async def observe(stream: INetStream) -> None:
-        try:
-            await stream.read(65536)
-            await stream.write(b"reading")  # tells the page it may reset now
-            while await stream.read(65536):
-                pass
-            outcome.append("eof")
-        except MuxedStreamReset:
-            outcome.append("reset")
-        seen.set()
-
-    async with served_host(engine, {"/test/observe-reset/1.0.0": observe}) as served:
-        steps = [
-            dial_step(served),
-            {"op": "resetStream", "protocol": "/test/observe-reset/1.0.0"},
-            {"op": "sleep", "ms": 500},
-        ]
-        report = await run_browser(BROWSER, steps)
-        assert report.ok_step("resetStream")["gotReply"]
-        with trio.fail_after(10):
-            await seen.wait()
-    assert outcome == ["reset"]
-
-
-async def test_server_reset_is_seen_by_the_browser(engine: str) -> None:
-    async def reset_me(stream: INetStream) -> None:
-        await stream.read(2)
-        await stream.reset()
-
-    async with served_host(engine, {"/test/reset-me/1.0.0": reset_me}) as served:
-        steps = [dial_step(served), {"op": "expectRemoteReset", "protocol": "/test/reset-me/1.0.0"}]
-        result = (await run_browser(BROWSER, steps)).ok_step("expectRemoteReset")
-        assert result["ended"] == "error", result
-
-
-async def test_server_close_is_seen_by_the_page(engine: str) -> None:
-    async def close_connection(stream: INetStream) -> None:
-        await stream.read(2)
-        await stream.muxed_conn.close()
-
-    async with served_host(engine, {"/test/close-connection/1.0.0": close_connection}) as served:
-        steps = [
-            dial_step(served),
-            {"op": "expectRemoteReset", "protocol": "/test/close-connection/1.0.0"},
-            {"op": "waitClosed", "timeoutMs": 10000},
-        ]
-        closed = (await run_browser(BROWSER, steps)).ok_step("waitClosed")
-        assert closed["closed"] is True, closed
-
-
-async def test_reconnect_after_restart_with_old_multiaddr(engine: str) -> None:
-    key_pair = create_new_key_pair()
-    async with served_host(engine, key_pair=key_pair) as first:
-        old_addr = first.webtransport_addr
-        report = await run_browser(BROWSER, [{"op": "dial", "addr": old_addr}])
-        report.ok_step("dial")
-        old_port = old_addr.split("/udp/")[1].split("/")[0]
-    # Same key, same port: the certhashes in the old address must still be served.
-    port_addr = f"/ip4/127.0.0.1/udp/{old_port}/quic-v1/webtransport"
-    async with served_host(engine, key_pair=key_pair, listen=port_addr) as second:
-        assert second.webtransport_addr == old_addr
-        report = await run_browser(
-            BROWSER, [{"op": "dial", "addr": old_addr}, {"op": "ping", "count": 3}]
-        )
-        report.ok_step("ping")
-
-
-async def test_wrong_certhash_fails_with_a_certificate_error(engine: str) -> None:
-    async with served_host(engine) as served:
-        parts = served.webtransport_addr.split("/")
-        i = parts.index("certhash")
-        # A valid sha2-256 multihash of other bytes, in both certhash slots.
-        bogus = "uEiDWmnCnBxD4ZhwZ8hxt-sJ6pMHdszK4CSyoGNWG6YC9Lw"
-        parts[i + 1] = bogus
-        if "certhash" in parts[i + 2 :]:
-            parts[i + 2 + parts[i + 2 :].index("certhash") + 1] = bogus
-        report = await run_browser(
-            BROWSER, [{"op": "dial", "addr": "/".join(parts), "timeoutMs": 8000}]
-        )
-        dial = report.step("dial")
-        assert not dial["ok"]
-        logs = "\n".join(report.raw.get("logs", []))
-        assert "CERTIFICATE" in logs.upper() or "ERR_QUIC_PROTOCOL_ERROR" in logs, report.describe()
+__all__ = [
+    "test_dial_reports_progress",
+    "test_ping_20_times",
+    "test_identify_lists_our_protocols",
+    "test_echo_is_byte_exact",
+    "test_perf_upload_and_download_32MiB",
+    "test_100_concurrent_streams_echo_64KiB",
+    "test_browser_reset_is_seen_as_reset",
+    "test_server_reset_is_seen_by_the_browser",
+    "test_server_close_is_seen_by_the_page",
+    "test_reconnect_after_restart_with_old_multiaddr",
+    "test_wrong_certhash_fails_with_a_certificate_error",
+]

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import trio
+from libp2p.network.stream.exceptions import StreamEOF
 from wt_helpers import peer_info, wt_host
 
 from py_libp2p_webtransport.services import ECHO_PROTOCOL
@@ -36,7 +37,11 @@ async def test_100_mib_each_way(engine: str) -> None:
 
             async def reader() -> None:
                 nonlocal count
-                while chunk := await stream.read(1 << 20):
+                while True:
+                    try:
+                        chunk = await stream.read(1 << 20)
+                    except StreamEOF:
+                        break
                     received.update(chunk)
                     count += len(chunk)
 

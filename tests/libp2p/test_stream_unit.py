@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 import trio.testing
-from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamReset
+from libp2p.io.exceptions import IOException
+from libp2p.stream_muxer.exceptions import MuxedStreamClosed, MuxedStreamEOF, MuxedStreamReset
 
 from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.errors import StreamEnded
 from py_libp2p_webtransport.stream import WebTransportStream
 
 
@@ -72,20 +74,24 @@ async def test_read_returns_everything_buffered_up_to_n() -> None:
     assert conn.consumed == 6  # credit follows what the application read
 
 
-async def test_read_waits_then_eof_is_empty_bytes() -> None:
+async def test_read_waits_then_eof_raises_stream_ended() -> None:
     stream, _ = make()
-    got: list[bytes] = []
+    got: list[object] = []
 
     async def reader() -> None:
         got.append(await stream.read(10))
-        got.append(await stream.read(10))
+        try:
+            await stream.read(10)
+        except MuxedStreamEOF as eof:  # py-libp2p's convention; NetStream makes it StreamEOF
+            got.append(eof)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader)
         await trio.testing.wait_all_tasks_blocked()
         assert got == []  # nothing buffered: the reader waits
         stream._on_data(b"xyz", True)
-    assert got == [b"xyz", b""]
+    assert got[0] == b"xyz" and isinstance(got[1], StreamEnded) and len(got) == 2
+    assert isinstance(got[1], IOException)  # read_exactly and multiselect stop on it at once
 
 
 async def test_peer_reset_raises_on_read_and_write_and_drops_buffer() -> None:
@@ -154,7 +160,8 @@ async def test_close_is_half_close() -> None:
         await stream.write(b"late")
     stream._on_data(b"reply", True)
     assert await stream.read() == b"reply"
-    assert await stream.read() == b""
+    with pytest.raises(MuxedStreamEOF):
+        await stream.read()
     assert conn.forgotten  # both directions done
 
 
@@ -195,3 +202,26 @@ async def test_connection_loss_is_a_reset_not_eof() -> None:
     with pytest.raises(MuxedStreamReset):
         await stream.write(b"x")
     assert stream.get_remote_address() == ("127.0.0.1", 4433)
+
+
+async def test_py_libp2p_read_exactly_sees_eof_in_one_read() -> None:
+    """py-libp2p's ``read_exactly`` (ping, multistream) stops at the first EOF: one read, not the
+    100 retries an empty read gets (the browser ping x20 regression)."""
+    from libp2p.io.exceptions import IncompleteReadError
+    from libp2p.io.utils import read_exactly
+
+    stream, _ = make()
+    stream._on_data(b"p" * 32, True)
+    assert await read_exactly(stream, 32) == b"p" * 32
+    reads = 0
+    original = stream.read
+
+    async def counting_read(n: int | None = None) -> bytes:
+        nonlocal reads
+        reads += 1
+        return await original(n)
+
+    stream.read = counting_read  # type: ignore[method-assign]
+    with pytest.raises((IncompleteReadError, MuxedStreamEOF)):
+        await read_exactly(stream, 32)
+    assert reads == 1

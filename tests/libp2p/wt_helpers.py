@@ -66,8 +66,8 @@ def transport_of(host: IHost) -> WebTransportTransport:
 
 
 async def read_to_end(stream: Any) -> bytes:
-    """Everything until the end of the stream: ours returns ``b""``, yamux and py-libp2p's
-    built-in WebTransport raise ``StreamEOF`` instead."""
+    """Everything until the end of the stream (``StreamEOF``: how py-libp2p's muxers and ours
+    signal the peer's FIN)."""
     out = bytearray()
     try:
         while chunk := await stream.read(1 << 20):

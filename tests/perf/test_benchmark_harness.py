@@ -88,13 +88,16 @@ async def test_peer_processes_produce_every_workload_over_tcp() -> None:
     assert w["download"]["perf"]["download_bytes"] == 300001
     assert (w["ping"]["count"], w["dial"]["count"], w["streams"]["count"]) == (20, 3, 20)
     assert w["idle"]["connections"] == 2
+    assert w["dial"]["failures"] == 0
     for name in ("upload", "download"):
         # Both processes are python + py-libp2p: tens of MB at least, and /proc was readable.
         assert w[name]["client_peak_rss_mb"] > 20 and w[name]["server_peak_rss_mb"] > 20
     assert server.returncode == 0  # it stopped because its stdin closed
 
 
-def _run(status: str, upload: float | None, ping: float | None = None) -> dict[str, Any]:
+def _run(
+    status: str, upload: float | None, ping: float | None = None, run: int = 1
+) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     if upload is not None:
         workloads["upload"] = {"mb_per_s": upload}
@@ -102,7 +105,12 @@ def _run(status: str, upload: float | None, ping: float | None = None) -> dict[s
         workloads["ping"] = {"median_ms": ping}
     else:
         workloads["ping"] = {"error": "TooSlowError: "}
-    return {"status": status, "client": {"workloads": workloads} if status == "ok" else None}
+    return {
+        "run": run,
+        "status": status,
+        "error": None if status == "ok" else "killed",
+        "client": {"workloads": workloads} if status == "ok" else None,
+    }
 
 
 def test_summarise_medians_ratios_and_statuses() -> None:
@@ -133,6 +141,7 @@ def test_summarise_medians_ratios_and_statuses() -> None:
     assert cases["libp2p-quic"]["status"] == "partial"  # a workload failed
     assert cases["libp2p-quic"]["medians"]["ping_median_ms"] is None
     assert cases["hung"]["status"] == "failed"
+    assert cases["hung"]["notes"] == ["run 1 failed: killed"]
     assert cases["ours-aioquic"]["status"] == "unavailable"
     assert set(cases["ours-aioquic"]["ratios"]) == set(compare.METRICS)
     table = compare.markdown(
@@ -171,3 +180,19 @@ def test_unknown_case_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         compare.parse_args(["--cases", "ours-qh3,warp-drive"])
     assert "warp-drive" in capsys.readouterr().err
+
+
+def test_failed_dials_are_counted_in_the_notes() -> None:
+    run = _run("ok", 10, 0.5)
+    run["client"]["workloads"]["dial"] = {"count": 47, "failures": 3, "median_ms": 20.0}
+    again = _run("ok", 10, 0.5)
+    again["client"]["workloads"]["dial"] = {"count": 50, "failures": 0, "median_ms": 22.0}
+    results: dict[str, Any] = {
+        "baseline": "x",
+        "cases": {"x": {"status": "pending", "runs": [run, again | {"run": 2}]}},
+    }
+    compare.summarise(results)
+    case = results["cases"]["x"]
+    assert case["notes"] == ["3 of 100 dials failed"]
+    assert case["status"] == "partial"
+    assert case["medians"]["dial_median_ms"] == 21.0

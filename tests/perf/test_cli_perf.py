@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from libp2p.abc import IHost
 from multiaddr import Multiaddr
 
 from py_libp2p_webtransport.cli_perf import (
+    _ProgressBar,
     add_perf_parser,
     build_host,
     format_table,
@@ -233,3 +235,15 @@ async def test_cli_unreachable_server_fails_within_timeout() -> None:
     done = await _cli(addr, "--timeout", "5", timeout=30)
     assert done.returncode == 2
     assert b"cannot connect" in done.stderr
+
+
+def test_progress_bar_draws_and_clears() -> None:
+    out = io.StringIO()
+    bar = _ProgressBar(out, upload=4 * 2**20, download=4 * 2**20)
+    bar(4 * 2**20, 0)  # half way
+    bar(4 * 2**20, 4 * 2**20)  # complete: always drawn
+    frames = out.getvalue().split("\r")[1:]
+    assert frames[0].startswith("[" + "#" * 15 + "." * 15 + "]")
+    assert frames[-1].startswith("[" + "#" * 30 + "]") and "down 4.0/4.0 MiB" in frames[-1]
+    bar.clear()
+    assert out.getvalue().endswith("\r")

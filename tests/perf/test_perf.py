@@ -18,15 +18,13 @@ from libp2p.transport.quic.exceptions import QUICStreamClosedError, QUICStreamRe
 from py_libp2p_webtransport.errors import PerfError
 from py_libp2p_webtransport.perf import (
     CHUNK_SIZE,
-    ECHO_PROTOCOL,
     PERF_PROTOCOL,
     PerfResult,
     _read_chunk,
-    perf_client,
     perf_handler,
-    register_handlers,
     run_perf,
 )
+from py_libp2p_webtransport.services import ECHO_PROTOCOL, register_handlers
 
 MiB = 1024 * 1024
 SIZES = [
@@ -285,13 +283,3 @@ async def test_echo_handler_returns_exactly_what_was_sent(
             nursery.start_soon(send)
             echoed = await _read_all(stream)
     assert echoed == payload
-
-
-async def test_register_handlers_serves_perf_and_perf_client_alias(
-    host_pair: tuple[IHost, IHost],
-) -> None:
-    server, client = host_pair
-    register_handlers(server)
-    with trio.fail_after(30):
-        result = await perf_client(client, server.get_id(), 1000, 2000)
-    assert (result.upload_bytes, result.download_bytes) == (1000, 2000)

@@ -580,3 +580,22 @@ def test_unknown_uni_stream_is_stopped_not_fatal(engine_name: str) -> None:
     sid = connect(pair, peer, chromium_connect())
     assert [type(e) for e in pair.server.take()] == [SessionRequested]
     assert sid == 0
+
+
+def test_close_capsule_and_connection_close_in_one_flight(engine_name: str) -> None:
+    """Firefox closes the session and the QUIC connection at once: the server's engine is
+    already closed when the capsule is handled, so there is no FIN to answer with; the session
+    still ends cleanly (no error out of the session layer)."""
+    pair, peer = raw_client(engine_name)
+    sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
+    capsule = bytes.fromhex("6843 07 00001234") + b"bye"  # CLOSE_WEBTRANSPORT_SESSION
+    peer.send(sid, frame(0x0, capsule), end=True)
+    flight = [d for d, _ in peer.engine.datagrams_to_send(pair.now)]
+    peer.engine.close(0x100, "bye")
+    flight += [d for d, _ in peer.engine.datagrams_to_send(pair.now)]
+    for datagram in flight:  # both reach the server before it handles any event
+        pair.server.engine.receive_datagram(datagram, pair.client.addr, pair.now)
+    pair.pump()
+    events = pair.server.take()
+    assert events[0] == SessionClosed(sid, 0x1234, "bye", True)
+    assert isinstance(events[-1], ConnectionClosed)

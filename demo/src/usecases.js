@@ -1,0 +1,137 @@
+// The use-case test page: run.mjs --page demo opens index.html#<base64 JSON plan>; the page runs
+// the plan's steps in order (dial, gossip, upload, fetch) and POSTs one JSON report to /result.
+import { enable } from '@libp2p/logger'
+import { multiaddr } from '@multiformats/multiaddr'
+import { startBitswap } from './bitswap.js'
+import { fetchFile } from './fetch.js'
+import {
+  UPLOAD_PROTOCOL, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
+} from './node.js'
+
+const steps = {
+  async dial (state, step) {
+    const t0 = performance.now()
+    state.conn = await state.node.dial(multiaddr(step.addr), { signal: AbortSignal.timeout(step.timeoutMs ?? 10000) })
+    state.peer = state.conn.remotePeer
+    return { ms: performance.now() - t0, remotePeer: state.peer.toString() }
+  },
+
+  // Join `topic`, wait (bounded) until the server is in our mesh, publish `count` messages
+  // "b2p-<i>", then collect the server's "p2b-<i>" messages until `expect` distinct ones arrived;
+  // a short settle afterwards lets duplicates show up. Reports every message received.
+  async gossip (state, step) {
+    const pubsub = state.node.services.pubsub
+    const received = []
+    pubsub.addEventListener('message', (evt) => {
+      if (evt.detail.topic === step.topic) received.push(new TextDecoder().decode(evt.detail.data))
+    })
+    pubsub.subscribe(step.topic)
+    const t0 = performance.now()
+    const peer = state.peer.toString()
+    const inMesh = await waitFor(() => pubsub.getMeshPeers(step.topic).includes(peer), step.meshTimeoutMs ?? 20000)
+    if (!inMesh) {
+      throw new Error(`server not in our mesh; subscribers: ${pubsub.getSubscribers(step.topic).map(String)}`)
+    }
+    const meshMs = performance.now() - t0
+    const publishErrors = []
+    for (let i = 0; i < step.count; i++) {
+      try {
+        await pubsub.publish(step.topic, new TextEncoder().encode(`b2p-${i}`))
+      } catch (err) { publishErrors.push(errorText(err)) }
+    }
+    const distinct = () => new Set(received.filter(m => m.startsWith('p2b-'))).size
+    await waitFor(() => distinct() >= step.expect, step.receiveTimeoutMs ?? 30000)
+    await sleep(step.settleMs ?? 1000)
+    return { meshMs, received, publishErrors: publishErrors.slice(0, 5), publishFailures: publishErrors.length }
+  },
+
+  // Upload `bytes` random bytes; the server answers {bytes, sha256, cid}.
+  async upload (state, step) {
+    const data = randomBytes(step.bytes)
+    const sha256 = await sha256Hex(data)
+    const stream = await state.node.dialProtocol(state.peer, UPLOAD_PROTOCOL)
+    const t0 = performance.now()
+    const reading = readAll(stream)
+    await sendAll(stream, data)
+    await stream.close()
+    const answer = JSON.parse(new TextDecoder().decode(await reading))
+    const secs = (performance.now() - t0) / 1000
+    return { sha256, answer, MBps: step.bytes / 1e6 / secs }
+  },
+
+  // Fetch the file `cid`, verifying every block; report its sha256 and throughput.
+  async fetch (state, step) {
+    const t0 = performance.now()
+    let progressCalls = 0
+    const data = await fetchFile(state.node, state.peer, step.cid, () => { progressCalls++ })
+    const secs = (performance.now() - t0) / 1000
+    return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs, progressCalls }
+  },
+
+  // Start Bitswap before dialing: it learns which peers speak it from identify at connect time.
+  async startBitswap (state, step) {
+    state.bitswap = await startBitswap(state.node)
+    return {}
+  },
+
+  // Want each of `cids` (raw blocks) over Bitswap from the connected peer; bounded per block.
+  async bitswapFetch (state, step) {
+    const bitswap = state.bitswap
+    const t0 = performance.now()
+    const hashes = []
+    let bytes = 0
+    try {
+      for (const cid of step.cids) {
+        const block = await bitswap.get(cid, AbortSignal.timeout(step.blockTimeoutMs ?? 10000))
+        bytes += block.length
+        hashes.push(await sha256Hex(block))
+      }
+    } finally {
+      await bitswap.stop()
+    }
+    return { bytes, hashes, MBps: bytes / 1e6 / ((performance.now() - t0) / 1000) }
+  },
+
+  async sleep (state, step) {
+    await sleep(step.ms)
+    return {}
+  }
+}
+
+async function run (plan) {
+  const report = { userAgent: navigator.userAgent, steps: [] }
+  const state = {}
+  // plan.debug: js-libp2p debug namespaces to print on the console (e.g. "helia:bitswap*").
+  if (plan.debug) enable(plan.debug)
+  try {
+    state.node = await createNode()
+  } catch (err) {
+    report.error = `createLibp2p: ${errorText(err)}`
+    return report
+  }
+  for (const step of plan.steps) {
+    const t0 = performance.now()
+    try {
+      const result = await steps[step.op](state, step)
+      report.steps.push({ op: step.op, ok: true, ms: performance.now() - t0, ...result })
+    } catch (err) {
+      report.steps.push({ op: step.op, ok: false, ms: performance.now() - t0, error: errorText(err) })
+      if (!step.continueOnError) break
+    }
+  }
+  try { await state.node.stop() } catch (err) { report.stopError = errorText(err) }
+  return report
+}
+
+async function main () {
+  const plan = JSON.parse(atob(decodeURIComponent(location.hash.slice(1))))
+  let report
+  try {
+    report = await run(plan)
+  } catch (err) {
+    report = { error: errorText(err), steps: [] }
+  }
+  await fetch('/result', { method: 'POST', body: JSON.stringify(report), headers: { 'content-type': 'application/json' } })
+}
+
+main()
