@@ -75,51 +75,37 @@ def _feed_all(reader: Any, chunks: list[bytes]) -> list[Any]:
     return [(t, bytes(v)) for t, v in out]
 
 
-@FAST
-@given(BLOBS, st.integers(0, 8))
-def test_varints(data: bytes, offset: int) -> None:
+def _varints(data: bytes, offset: int) -> None:
     same_on_twins(lambda m: m.decode_varint(data, offset))
 
 
-@FAST
-@given(BLOBS)
-def test_stream_headers(data: bytes) -> None:
+def _stream_headers(data: bytes) -> None:
     same_on_twins(lambda m: m.parse_bidi_stream_start(data))
     same_on_twins(lambda m: m.parse_uni_stream_type(data))
 
 
-@FAST
-@given(BLOBS)
-def test_frame_headers_and_settings(data: bytes) -> None:
+def _frame_headers_and_settings(data: bytes) -> None:
     same_on_twins(lambda m: m.parse_frame_header(data))
     same_on_twins(lambda m: m.decode_settings(data))
 
 
-@FAST
-@given(st.lists(BLOBS, max_size=6), st.integers(1, 300))
-def test_frame_reader(chunks: list[bytes], max_payload: int) -> None:
+def _frame_reader(chunks: list[bytes], max_payload: int) -> None:
     same_on_twins(lambda m: _feed_all(m.FrameReader(max_payload), chunks))
 
 
-@FAST
-@given(st.lists(BLOBS, max_size=6), st.integers(1, 300))
-def test_capsules(chunks: list[bytes], max_capsule: int) -> None:
+def _capsules(chunks: list[bytes], max_capsule: int) -> None:
     same_on_twins(lambda m: _feed_all(m.CapsuleReader(max_capsule), chunks))
     same_on_twins(lambda m: m.decode_close_session(b"".join(chunks)))
 
 
-@FAST
-@given(BLOBS)
-def test_qpack_header_blocks(block: bytes) -> None:
+def _qpack_header_blocks(block: bytes) -> None:
     # One implementation (pylsqpack behind HeaderCodec): typed errors only.
     result = outcome(lambda: HeaderCodec().decode(0, block))
     if result[0] == "ok":
         outcome(lambda: parse_request(result[1][1]))
 
 
-@FAST
-@given(BLOBS, st.binary(max_size=300))
-def test_noise_payloads_and_messages(payload: bytes, message: bytes) -> None:
+def _noise_payloads_and_messages(payload: bytes, message: bytes) -> None:
     outcome(lambda: HandshakePayload.decode(payload))
     responder = NoiseHandshake.responder(KEY)
     outcome(lambda: responder.receive_data(len(message).to_bytes(2, "big") + message))
@@ -136,28 +122,53 @@ ADDR_LIKE = st.builds(
 )
 
 
-@FAST
-@given(st.one_of(TEXT, ADDR_LIKE))
-def test_multiaddrs_and_certhashes(text: str) -> None:
+def _multiaddrs_and_certhashes(text: str) -> None:
     outcome(lambda: wt_multiaddr.decode_certhash(text))
     outcome(lambda: wt_multiaddr.parse_webtransport_multiaddr(text))
 
 
-PROPERTIES = [
-    test_varints,
-    test_stream_headers,
-    test_frame_headers_and_settings,
-    test_frame_reader,
-    test_capsules,
-    test_qpack_header_blocks,
-    test_noise_payloads_and_messages,
-    test_multiaddrs_and_certhashes,
-]
+PROPERTIES: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
+    "varints": (
+        _varints,
+        (BLOBS, st.integers(0, 8)),
+    ),
+    "stream_headers": (_stream_headers, (BLOBS,)),
+    "frame_headers_and_settings": (_frame_headers_and_settings, (BLOBS,)),
+    "frame_reader": (
+        _frame_reader,
+        (st.lists(BLOBS, max_size=6), st.integers(1, 300)),
+    ),
+    "capsules": (
+        _capsules,
+        (st.lists(BLOBS, max_size=6), st.integers(1, 300)),
+    ),
+    "qpack_header_blocks": (_qpack_header_blocks, (BLOBS,)),
+    "noise_payloads_and_messages": (
+        _noise_payloads_and_messages,
+        (BLOBS, st.binary(max_size=300)),
+    ),
+    "multiaddrs_and_certhashes": (_multiaddrs_and_certhashes, (st.one_of(TEXT, ADDR_LIKE),)),
+}
+
+
+def build(name: str, examples: int) -> Callable[[], None]:
+    """A fresh hypothesis test of property ``name`` running ``examples`` examples."""
+    fn, strategies = PROPERTIES[name]
+    return settings(FAST, max_examples=examples)(given(*strategies)(fn))
+
+
+test_varints = build("varints", FUZZ_EXAMPLES)
+test_stream_headers = build("stream_headers", FUZZ_EXAMPLES)
+test_frame_headers_and_settings = build("frame_headers_and_settings", FUZZ_EXAMPLES)
+test_frame_reader = build("frame_reader", FUZZ_EXAMPLES)
+test_capsules = build("capsules", FUZZ_EXAMPLES)
+test_qpack_header_blocks = build("qpack_header_blocks", FUZZ_EXAMPLES)
+test_noise_payloads_and_messages = build("noise_payloads_and_messages", FUZZ_EXAMPLES)
+test_multiaddrs_and_certhashes = build("multiaddrs_and_certhashes", FUZZ_EXAMPLES)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("prop", PROPERTIES, ids=lambda p: p.__name__)
-def test_many_examples(prop: Any) -> None:
+@pytest.mark.parametrize("name", sorted(PROPERTIES))
+def test_many_examples(name: str) -> None:
     """≥ 10⁵ examples in total across the parsers (both twins where compiled)."""
-    per_property = SLOW_EXAMPLES_TOTAL // len(PROPERTIES)
-    settings(FAST, max_examples=per_property)(prop)()
+    build(name, SLOW_EXAMPLES_TOTAL // len(PROPERTIES))()

@@ -15,7 +15,7 @@ import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamReset
 from multiaddr import Multiaddr
-from wt_helpers import read_to_end
+from rel_helpers import read_all
 
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.conn import WebTransportConnection
@@ -124,7 +124,7 @@ async def test_stream_credit_returns_as_streams_close(engine: str) -> None:
 
     async def _echo(stream: Any) -> None:
         try:
-            await stream.write(await read_to_end(stream))
+            await stream.write(await read_all(stream))
             await stream.close()
         except MuxedStreamReset:
             pass  # the connection closed at the end of the test
@@ -145,7 +145,7 @@ async def test_stream_credit_returns_as_streams_close(engine: str) -> None:
                     payload = b"%d/%d" % (round_, i)
                     await stream.write(payload)
                     await stream.close()
-                    assert await read_to_end(stream) == payload
+                    assert await read_all(stream) == payload
 
                 async with trio.open_nursery() as nursery:
                     for i in range(8):
