@@ -199,3 +199,52 @@ async def test_junk_flood_creates_no_state_and_is_logged_once(
             assert 0 < len(records) <= kinds, [r.getMessage() for r in records]
         finally:
             await server.close()
+
+
+def fake_initial(rng: random.Random) -> bytes:
+    """A datagram that passes the endpoint's Initial checks (v1, ≥ 1200 bytes, 8-byte DCID) but
+    whose payload is noise: it creates a half-open connection the handshake timeout reaps."""
+    header = bytes([0xC3]) + (1).to_bytes(4, "big") + b"\x08" + rng.randbytes(8)
+    header += b"\x08" + rng.randbytes(8) + b"\x00" + (0x4000 | 1180).to_bytes(2, "big")
+    return header + rng.randbytes(1200 - len(header) + 10)
+
+
+async def test_initial_flood_from_one_source_is_rate_limited(engine: str) -> None:
+    """One address sending new-connection Initials as fast as it can gets at most its burst of
+    half-open connections; another address is still served; the drops are counted."""
+
+    async def handler(conn: Any) -> None:
+        raise AssertionError("noise Initials never complete a handshake")
+
+    rng = random.Random(9)
+    with trio.fail_after(30):
+        server, listener = await _listening(engine, handler, max_pending_handshakes=1000)
+        try:
+            endpoint = listener._endpoint
+            (addr,) = listener.get_addrs()
+            target = ("127.0.0.1", int(addr.value_for_protocol("udp")))
+            flooder = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            started = trio.current_time()
+            for i in range(300):
+                await flooder.sendto(fake_initial(rng), target)
+                if i % 50 == 0:
+                    await trio.sleep(0)
+            while endpoint.stats.datagrams_received < 300:
+                await trio.sleep(0.01)
+            elapsed = trio.current_time() - started
+            flooded = endpoint.stats.connections_accepted
+            limited = endpoint.stats.dropped_rate_limited
+            print(f"\n{engine}: 300 Initials from one source in {elapsed:.2f} s:", end=" ")
+            print(f"{flooded} accepted, {limited} rate-limited")
+            assert flooded + limited == 300
+            assert flooded <= 50 + 50 * elapsed + 1  # the burst plus the refill (50/s)
+            other = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await other.bind(("127.0.0.2", 0))
+            await other.sendto(fake_initial(rng), target)
+            while endpoint.stats.datagrams_received < 301:
+                await trio.sleep(0.01)
+            assert endpoint.stats.connections_accepted == flooded + 1  # another source: served
+            flooder.close()
+            other.close()
+        finally:
+            await server.close()
