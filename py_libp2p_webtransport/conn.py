@@ -24,7 +24,7 @@ from multiaddr import Multiaddr
 from .config import WebTransportConfig
 from .constants import RECEIVE_STALL_ERROR, H3ErrorCode
 from .engine import base as engine_events
-from .errors import LocalProtocolError, SessionRejected
+from .errors import LocalProtocolError, SessionRejected, StreamLimitReached
 from .session import WebTransportH3
 from .session import events as sev
 from .stream import WebTransportStream
@@ -355,11 +355,25 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.event_started.set()
 
     async def open_stream(self) -> IMuxedStream:
-        """Open a bidirectional WebTransport stream."""
-        return self.open_stream_nowait()
+        """Open a bidirectional WebTransport stream, waiting (up to ``connect_timeout``) for
+        stream credit when the peer's MAX_STREAMS is used up."""
+        with trio.move_on_after(self.config.connect_timeout):
+            while True:
+                try:
+                    return self.open_stream_nowait()
+                except StreamLimitReached:
+                    # Credit comes back as the peer retires closed streams; every pump turn
+                    # (which brings its MAX_STREAMS) sets _progress.
+                    await self._progress.wait()
+        raise MuxedConnUnavailable(
+            f"the peer granted no stream credit within {self.config.connect_timeout} s"
+        )
 
     def open_stream_nowait(self) -> WebTransportStream:
-        """Open a bidirectional stream without a checkpoint (the engine queues the header)."""
+        """Open a bidirectional stream without a checkpoint (the engine queues the header).
+
+        Raises ``StreamLimitReached`` (qh3) when the peer's MAX_STREAMS is used up.
+        """
         if self._closed or self.session_id is None:
             raise MuxedConnUnavailable(f"connection is closed: {self._close_reason}")
         try:

@@ -99,6 +99,7 @@ class EndpointStats:
     dropped_small_initial: int = 0  # an Initial in a datagram under 1200 bytes
     dropped_not_listening: int = 0  # an Initial reached a client-only endpoint
     dropped_half_open: int = 0  # an Initial while max_half_open handshakes were running
+    dropped_rate_limited: int = 0  # new-connection Initials beyond one source's rate
     dropped_cid_collision: int = 0  # a new client picked an id that routes to another peer
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
@@ -155,8 +156,11 @@ class Endpoint:
         max_half_open: int = 256,
         handshake_timeout: float = 10.0,
         udp: ModuleType | None = None,
+        initials_per_second: float = 50.0,
     ) -> None:
         _check_options(engine, server_config, max_half_open, handshake_timeout)
+        if not initials_per_second > 0:
+            raise ValueError(f"initials_per_second must be > 0, got {initials_per_second}")
         self.stats = EndpointStats()
         self._sock = sock
         self._fd = sock.fileno()
@@ -179,6 +183,10 @@ class Endpoint:
         self._closed = trio.Event()
         self._running = False
         self._logged: set[str] = set()
+        # New connections per source address: a token bucket of ``initials_per_second`` tokens
+        # a second, as many at most (one host cannot take every half-open slot at once).
+        self._initial_rate = initials_per_second
+        self._initial_buckets: dict[object, tuple[float, float]] = {}  # host -> (tokens, time)
 
     # ---- construction ----------------------------------------------------------------------
 
@@ -195,13 +203,16 @@ class Endpoint:
         handshake_timeout: float = 10.0,
         dual_stack: bool = False,
         udp: ModuleType | None = None,
+        initials_per_second: float = 50.0,
     ) -> Endpoint:
         """Bind a UDP socket on ``host``/``port`` (IPv4 or IPv6 literal or name).
 
         ``server_config`` None makes a client-only endpoint. At most ``max_half_open`` accepted
         connections may be handshaking at once; one that has not completed its QUIC handshake
         after ``handshake_timeout`` seconds is dropped. ``dual_stack`` lets an IPv6 wildcard
-        socket (``::``) also take IPv4. ``udp`` picks a ``_udp`` twin (tests).
+        socket (``::``) also take IPv4. ``udp`` picks a ``_udp`` twin (tests). One source
+        address may start at most ``initials_per_second`` new connections a second (with a burst
+        of as many); Initials beyond that are dropped and counted.
         """
         _check_options(engine, server_config, max_half_open, handshake_timeout)
         try:
@@ -228,6 +239,7 @@ class Endpoint:
             max_half_open=max_half_open,
             handshake_timeout=handshake_timeout,
             udp=udp,
+            initials_per_second=initials_per_second,
         )
         endpoint._udp.enable_gro(sock)  # both twins split coalesced buffers
         return endpoint
@@ -571,10 +583,29 @@ class Endpoint:
         if self._server_config is None or self._closing:
             self._drop("dropped_not_listening", "Initial from %s on a client endpoint", addr)
             return None
+        if not self._initial_allowed(addr[0], now):
+            self._drop("dropped_rate_limited", "Initial rate limit reached for %s", addr[0])
+            return None
         if self._half_open >= self._max_half_open:
             self._drop("dropped_half_open", "half-open limit reached; Initial from %s", addr)
             return None
         return self._accept(header.destination_cid, addr)
+
+    def _initial_allowed(self, host: object, now: float) -> bool:
+        """Take one token from ``host``'s bucket (False: none left)."""
+        rate = self._initial_rate
+        buckets = self._initial_buckets
+        tokens, last = buckets.get(host, (rate, now))
+        tokens = min(rate, tokens + (now - last) * rate)
+        if len(buckets) > 4096:
+            # Bounded memory under a flood from many addresses: forget full buckets.
+            for key in [k for k, (t, at) in buckets.items() if t + (now - at) * rate >= rate]:
+                del buckets[key]
+        if tokens < 1.0:
+            buckets[host] = (tokens, now)
+            return False
+        buckets[host] = (tokens - 1.0, now)
+        return True
 
     def _accept(self, odcid: bytes, addr: Address) -> EndpointConnection | None:
         assert self._server_config is not None

@@ -121,6 +121,10 @@ class EngineError(WebTransportError):
     """The QUIC engine failed or is not supported (version, missing private API)."""
 
 
+class StreamLimitReached(EngineError):
+    """A new stream would exceed the peer's MAX_STREAMS; retry once it grants more credit."""
+
+
 # --- dial / listen errors (OpenConnectionError so py-libp2p's swarm handles them) ---------------
 
 

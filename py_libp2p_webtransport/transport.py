@@ -73,6 +73,7 @@ class WebTransportTransport(ITransport):
         )
         self._nursery: trio.Nursery | None = None
         self._own_nursery_lock = trio.Lock()
+        self._own_scope: trio.CancelScope | None = None  # our own system task, if we made one
         self._swarm: Any = None
         self._client_endpoints: dict[int, Endpoint] = {}
         self._client_lock = trio.Lock()
@@ -149,10 +150,12 @@ class WebTransportTransport(ITransport):
                 ready = trio.Event()
 
                 async def own_nursery() -> None:
-                    async with trio.open_nursery() as nursery:
-                        self._nursery = nursery
-                        ready.set()
-                        await trio.sleep_forever()
+                    with trio.CancelScope() as scope:
+                        self._own_scope = scope
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            ready.set()
+                            await trio.sleep_forever()
 
                 trio.lowlevel.spawn_system_task(own_nursery)
                 await ready.wait()
@@ -307,9 +310,17 @@ class WebTransportTransport(ITransport):
         async with trio.open_nursery() as nursery:
             for conn in list(self._connections):
                 nursery.start_soon(conn.close)
-        for endpoint in self._client_endpoints.values():
-            endpoint.close()
+        endpoints = list(self._client_endpoints.values())
         self._client_endpoints.clear()
+        for endpoint in endpoints:
+            endpoint.close()
+        if self._own_scope is not None:
+            # Our own system task (no swarm gave us a nursery) ends with us, once the client
+            # endpoints have sent their close frames; otherwise each transport leaks one task.
+            with trio.move_on_after(1.0):
+                for endpoint in endpoints:
+                    await endpoint.wait_closed()
+            self._own_scope.cancel()
 
 
 def default_engine() -> str:

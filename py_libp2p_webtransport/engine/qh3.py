@@ -45,7 +45,7 @@ from qh3.quic.packet import (
 )
 from qh3.tls import ExtensionType, load_pem_private_key
 
-from ..errors import EngineError
+from ..errors import EngineError, StreamLimitReached
 from . import qh3_zero_length_cid as zero_cid
 from ._adapter import (
     AdapterBase,
@@ -227,6 +227,15 @@ _PATCHED = (
 )
 
 
+# qh3 facade attributes holding the next local stream ids (see Qh3Engine.send_stream_data).
+_NEXT_STREAM_IDS = (
+    "_next_stream_id_bidi",
+    "_local_next_stream_id_bidi",
+    "_next_stream_id_uni",
+    "_local_next_stream_id_uni",
+)
+
+
 def _with_stream_limits(encoded: bytes, bidi: int, uni: int, capacity: int) -> bytes:
     """Transport parameters ``encoded`` with our initial_max_streams_{bidi,uni}."""
     parameters = pull_quic_transport_parameters(_hazmat.Buffer(data=encoded))
@@ -314,6 +323,29 @@ class Qh3Engine(AdapterBase):
         self._packets_received += len(batch)
         self._quic.receive_many_datagrams(batch, addr, now)
         self._note_close_on_receive()
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.
+
+        aioquic queues such a stream until MAX_STREAMS arrives; qh3's core refuses it
+        (ValueError) but its facade has already taken the id (``_record_local_stream``): we give
+        the id back, or every retry would burn one more id past the peer's limit and never fit.
+        """
+        quic = self._quic
+        ids = tuple(getattr(quic, name) for name in _NEXT_STREAM_IDS)
+        known = stream_id in quic._created_local_stream_ids
+        try:
+            quic.send_stream_data(stream_id, data, end_stream)
+        except ValueError as exc:
+            if "stream limit" in str(exc):
+                for name, value in zip(_NEXT_STREAM_IDS, ids, strict=True):
+                    setattr(quic, name, value)
+                if not known:
+                    quic._created_local_stream_ids.discard(stream_id)
+                raise StreamLimitReached(f"{self.name}: stream {stream_id}: {exc}") from exc
+            raise EngineError(f"{self.name}: send_stream_data({stream_id}) failed: {exc}") from exc
+        except self._library_errors as exc:
+            raise EngineError(f"{self.name}: send_stream_data({stream_id}) failed: {exc}") from exc
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """RESET_STREAM; a no-op once every byte we sent was acknowledged.

@@ -8,6 +8,8 @@ from typing import Any
 
 import trio
 from libp2p.abc import IHost
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.stream_muxer.exceptions import MuxedStreamEOF
 from wt_helpers import transport_of
 
 from py_libp2p_webtransport.conn import WebTransportConnection
@@ -72,3 +74,15 @@ def stream_unread_probe(host: IHost) -> Callable[[], int]:
         return peak
 
     return probe
+
+
+async def read_all(stream: Any) -> bytes:
+    """Everything until the peer's FIN, on a libp2p ``NetStream`` or one of our raw streams
+    (which end with ``StreamEnded``, a ``MuxedStreamEOF``)."""
+    out = bytearray()
+    try:
+        while chunk := await stream.read(1 << 20):
+            out += chunk
+    except (StreamEOF, MuxedStreamEOF):
+        pass
+    return bytes(out)

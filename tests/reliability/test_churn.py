@@ -1,0 +1,149 @@
+"""Churn soak: many connections opening and closing streams for a while; afterwards RSS, open
+file descriptors, trio tasks and every internal registry are back to their baseline."""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+from typing import Any
+
+import pytest
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamReset
+from multiaddr import Multiaddr
+from rel_helpers import read_all
+from test_limits import task_count
+
+from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.transport import WebTransportTransport
+
+LISTEN = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
+
+
+def task_names() -> list[str]:
+    names, stack = [], [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        names.append(task.name)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return names
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def _echo_handler(conn: Any) -> None:
+    async def echo(stream: Any) -> None:
+        try:
+            await stream.write(await read_all(stream))
+            await stream.close()
+        except MuxedStreamReset:
+            pass  # the client went away mid-echo: that is churn
+
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                stream = await conn.accept_wt_stream()
+            except MuxedConnUnavailable:
+                return
+            nursery.start_soon(echo, stream)
+
+
+def registries(server: WebTransportTransport) -> dict[str, int]:
+    (listener,) = server._listeners
+    endpoint = listener._endpoint
+    return {
+        "endpoint.connections": len(endpoint.connections),
+        "endpoint.routes": len(endpoint._routes),
+        "endpoint.half_open": endpoint.half_open,
+        "listener.connections": len({c for c in listener._connections if not c.is_closed}),
+        "listener.pending": listener._pending,
+        "transport.connections": len({c for c in server._connections if not c.is_closed}),
+    }
+
+
+async def _churn(engine: str, connections: int, seconds: float) -> None:
+    server = WebTransportTransport(
+        create_new_key_pair().private_key, WebTransportConfig(engine=engine)
+    )
+    listener = server.create_listener(_echo_handler)
+    await listener.listen(LISTEN)
+    addr = listener.get_addrs()[0]
+    streams = 0
+
+    async def one_client(deadline: float) -> None:
+        nonlocal streams
+        client = WebTransportTransport(
+            create_new_key_pair().private_key, WebTransportConfig(engine=engine)
+        )
+        try:
+            while trio.current_time() < deadline:
+                conn = await client.dial(addr)
+                for i in range(20):  # each connection: 20 streams, then a new connection
+                    stream = await conn.open_stream()
+                    await stream.write(b"churn %d" % i)
+                    await stream.close()
+                    assert await read_all(stream) == b"churn %d" % i
+                    streams += 1
+                await conn.close()
+        finally:
+            await client.close()
+
+    try:
+        # Warm up with the same load (allocator high-water marks, caches, certificate), so the
+        # baseline is steady state: what must not grow is what the churn itself leaves behind.
+        async with trio.open_nursery() as nursery:
+            warm_deadline = trio.current_time() + min(seconds, 10.0)
+            for _ in range(connections):
+                nursery.start_soon(one_client, warm_deadline)
+        streams = 0
+        with trio.move_on_after(10):
+            while registries(server)["endpoint.connections"]:
+                await trio.sleep(0.1)
+        gc.collect()
+        await trio.sleep(0.5)
+        base_rss, base_fds, base_tasks = rss_bytes(), open_fds(), task_count()
+        base_reg = registries(server)
+        async with trio.open_nursery() as nursery:
+            deadline = trio.current_time() + seconds
+            for _ in range(connections):
+                nursery.start_soon(one_client, deadline)
+        with trio.move_on_after(10):  # the server side drains its closing connections
+            while registries(server) != base_reg or task_count() > base_tasks:
+                await trio.sleep(0.1)
+        gc.collect()
+        rss, fds, tasks = rss_bytes(), open_fds(), task_count()
+        print(
+            f"\n{engine}: {connections} connections, {streams} streams in {seconds} s; "
+            f"RSS {base_rss / 2**20:.1f} -> {rss / 2**20:.1f} MiB, fds {base_fds} -> {fds}, "
+            f"tasks {base_tasks} -> {tasks}, registries {registries(server)}"
+        )
+        if tasks > base_tasks:
+            print("tasks now:", task_names())
+        assert streams > connections
+        assert registries(server) == base_reg
+        assert fds <= base_fds
+        assert tasks <= base_tasks
+        assert rss <= base_rss * 1.05
+    finally:
+        await server.close()
+
+
+async def test_short_churn(engine: str) -> None:
+    with trio.fail_after(60):
+        await _churn(engine, connections=10, seconds=3.0)
+
+
+@pytest.mark.slow
+async def test_churn_soak_50_connections_60_s(engine: str) -> None:
+    with trio.fail_after(180):
+        await _churn(engine, connections=50, seconds=60.0)
