@@ -21,6 +21,7 @@ import trio
 from libp2p.crypto.keys import KeyPair, PrivateKey
 
 from .cli_perf import add_perf_parser
+from .demo import add_demo_arguments
 
 PROG = "py-libp2p-webtransport"
 
@@ -60,10 +61,12 @@ async def serve(args: argparse.Namespace) -> int:
     from multiaddr import Multiaddr
 
     from .config import WebTransportConfig
+    from .demo import check_demo, running_demo
     from .identify import install_identify
     from .services import register_handlers
     from .transport import WebTransportTransport
 
+    check_demo(args)  # --demo without the built page: how to build it, exit 2
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
     transport = WebTransportTransport(key_pair.private_key, WebTransportConfig(engine=args.engine))
     family = "ip6" if ":" in args.host else "ip4"
@@ -72,7 +75,7 @@ async def serve(args: argparse.Namespace) -> int:
     register_handlers(host)
     install_identify(host)  # observed address as /udp/…/quic-v1/webtransport, not /tcp/
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with host.run(listen_addrs=[listen]):
+        async with host.run(listen_addrs=[listen]), running_demo(host, args):
             peer = host.get_id()
             for addr in host.get_addrs():
                 text = str(addr)
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="logging level (default WARNING)",
     )
+    add_demo_arguments(s)  # ``serve --demo`` (demo.py)
     add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli_perf.py)
     return parser
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the browser tests need: Debian's chromium and firefox-esr (apt-get, as root) and the
-# pinned npm packages of tests/browser (npm ci from the committed lockfile), then bundle the page.
+# pinned npm packages of tests/browser and demo/ (npm ci from the committed lockfiles), then bundle the pages.
 # Without root, missing browsers are reported and the browser tests skip (they fail when CI is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,13 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 0
 fi
 cd tests/browser
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
+
+# The use-case pages and the `serve --demo` page (demo/, its own pinned npm project).
+cd ../../demo
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -41,6 +41,8 @@ export async function fetchFile (node, peer, cidText, onProgress = () => {}) {
   const root = CID.parse(cidText)
   const stream = await node.dialProtocol(peer, FETCH_PROTOCOL)
   await sendAll(stream, new TextEncoder().encode(cidText + '\n'))
+  // Half-close: the request is complete (a stream left half-open stalls later streams).
+  await stream.close()
   const it = stream[Symbol.asyncIterator]()
   // The status byte comes in the first chunk; push the rest back for the frame parser.
   const first = await it.next()

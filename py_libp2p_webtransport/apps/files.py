@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 
 from ..errors import ContentError
@@ -114,11 +115,20 @@ class ContentStore:
         raise ContentError(f"unknown CID {cid}")
 
 
+async def _read_some(stream: INetStream, n: int) -> bytes:
+    """Up to ``n`` bytes; ``b""`` at the end of the stream (our streams raise StreamEOF there,
+    as py-libp2p's other muxers do)."""
+    try:
+        return await stream.read(n)
+    except StreamEOF:
+        return b""
+
+
 async def _read_line(stream: INetStream) -> str:
     """Read one request line (bounded); ContentError if it is too long or never ends."""
     buf = bytearray()
     while b"\n" not in buf:
-        data = await stream.read(MAX_REQUEST_LINE)
+        data = await _read_some(stream, MAX_REQUEST_LINE)
         if not data:
             raise ContentError("request ended before its newline")
         buf += data
@@ -147,7 +157,7 @@ class FileService:
         chunks: list[bytes] = []
         total = 0
         while True:
-            data = await stream.read(_READ)
+            data = await _read_some(stream, _READ)
             if not data:
                 break
             total += len(data)
@@ -180,7 +190,7 @@ class FileService:
 
 async def _read_exact(stream: INetStream, n: int, buf: bytearray) -> bytes:
     while len(buf) < n:
-        data = await stream.read(max(n - len(buf), _READ))
+        data = await _read_some(stream, max(n - len(buf), _READ))
         if not data:
             raise ContentError(f"stream ended {n - len(buf)} bytes short of a block")
         buf += data
@@ -202,7 +212,7 @@ async def upload(host: IHost, peer: ID, data: bytes) -> dict[str, object]:
         await stream.write(data[off : off + _READ])
     await stream.close()
     answer = bytearray()
-    while chunk := await stream.read(_READ):
+    while chunk := await _read_some(stream, _READ):
         answer += chunk
     result: dict[str, object] = json.loads(answer)
     return result
@@ -219,7 +229,7 @@ async def fetch(host: IHost, peer: ID, cid: str) -> bytes:
     status = await _read_exact(stream, 1, buf)
     if status != b"\x00":
         rest = bytes(buf)
-        while chunk := await stream.read(_READ):
+        while chunk := await _read_some(stream, _READ):
             rest += chunk
         raise ContentError(f"fetch refused: {rest.decode(errors='replace')}")
 

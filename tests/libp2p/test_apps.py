@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -129,3 +131,12 @@ async def test_gossip_between_two_python_hosts(engine: str) -> None:
                     await publish_with_backpressure(pa, topic, f"m{i}".encode())
                 got = [(await sub_b.get()).data.decode() for _ in range(50)]
                 assert sorted(got) == sorted(f"m{i}" for i in range(50))
+
+
+async def test_serve_demo_without_bundle_says_how_to_build(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--demo"]
+    cmd += ["--demo-dir", str(tmp_path)]
+    with trio.fail_after(60):
+        proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
+    assert proc.returncode == 2
+    assert f"cd {tmp_path} && npm ci && npm run build" in proc.stderr.decode()

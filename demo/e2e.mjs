@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Click through the demo page in headless Chromium and save a screenshot; prints one JSON line.
+//
+//   node e2e.mjs --url http://127.0.0.1:PORT/ --screenshot out.png [--timeout 90]
+import { parseArgs } from 'node:util'
+import { chromium } from 'playwright-core'
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    screenshot: { type: 'string' },
+    message: { type: 'string', default: 'hello from the browser test' },
+    timeout: { type: 'string', default: '90' },
+    'chromium-path': { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' }
+  }
+})
+const timeout = Number(args.timeout) * 1000
+const logs = []
+const out = { ok: false, logs }
+let browser
+const watchdog = setTimeout(() => { out.error = 'timed out'; finish() }, timeout + 5000)
+
+async function finish () {
+  clearTimeout(watchdog)
+  if (browser) await browser.close().catch(() => {})
+  console.log(JSON.stringify(out))
+  process.exit(0)
+}
+
+try {
+  browser = await chromium.launch({
+    executablePath: args['chromium-path'],
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage']
+  })
+  const page = await browser.newPage({ viewport: { width: 900, height: 1000 } })
+  page.setDefaultTimeout(timeout)
+  page.on('console', msg => { logs.push(`console.${msg.type()}: ${msg.text()}`); if (logs.length > 100) logs.shift() })
+  page.on('pageerror', err => logs.push(`pageerror: ${err.message}`))
+  await page.goto(args.url)
+  const step = async (name, fn) => { out.step = name; await fn() }
+
+  await step('connect', () => page.waitForSelector('#state[data-state="connected"], #state[data-state="error"]'))
+  out.state = await page.textContent('#state')
+  if (out.state !== 'connected') throw new Error(`state: ${out.state}`)
+  await step('ping', () => page.waitForFunction(() => /^[\d.]+ ms/.test(document.getElementById('rtt').textContent)))
+  out.rtt = await page.textContent('#rtt')
+  await step('chat', async () => {
+    await page.waitForSelector('#chat-input:not([disabled])')
+    await page.fill('#chat-input', args.message)
+    await page.click('#chat-send')
+    await page.waitForFunction((m) => document.getElementById('chat-log').textContent.includes(`python node got: ${m}`), args.message)
+  })
+  out.chat = await page.$$eval('#chat-log div', divs => divs.map(d => d.textContent))
+  await step('fetch', async () => {
+    await page.click('#fetch')
+    await page.waitForSelector('#fetch-result[data-verified]')
+  })
+  out.fetch = { verified: await page.getAttribute('#fetch-result', 'data-verified'), text: await page.textContent('#fetch-result') }
+  out.fetchProgress = await page.$eval('#fetch-progress', p => [p.value, p.max])
+  await step('upload', async () => {
+    await page.click('#upload')
+    await page.waitForSelector('#upload-result[data-verified]')
+  })
+  out.upload = { verified: await page.getAttribute('#upload-result', 'data-verified'), text: await page.textContent('#upload-result') }
+  await step('screenshot', () => page.screenshot({ path: args.screenshot, fullPage: true }))
+  out.screenshot = args.screenshot
+  out.ok = true
+} catch (err) {
+  out.error = `${err.name}: ${err.message}`
+}
+await finish()

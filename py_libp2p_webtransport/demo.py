@@ -1,0 +1,145 @@
+"""``py-libp2p-webtransport serve --demo``: a web page on localhost that dials this node.
+
+Next to the node it serves, over plain HTTP on loopback, a page (``demo/``, built with
+``npm ci && npm run build``) that connects over WebTransport and shows the connection state, ping
+RTT, a gossip chat (the node answers every message) and a file fetch by CID with progress and
+throughput (plus an upload). The node serves a random file of ``--demo-file-mib`` MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import trio
+from libp2p.abc import IHost
+
+from .apps.files import FileService
+from .apps.gossip import publish_with_backpressure, running_pubsub
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+CHAT_TOPIC = "py-libp2p-webtransport/demo-chat"
+MAX_REQUEST_HEAD = 8192
+_STATIC = {
+    "/": ("demo.html", "text/html; charset=utf-8"),
+    "/index.html": ("demo.html", "text/html; charset=utf-8"),
+    "/dist/demo.js": ("dist/demo.js", "text/javascript"),
+}
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--demo`` and its options to the ``serve`` parser."""
+    g = parser.add_argument_group("demo page (serve --demo)")
+    g.add_argument("--demo", action="store_true", help="also serve the demo web page over HTTP")
+    g.add_argument("--demo-port", type=int, default=0, help="HTTP port on 127.0.0.1 (default any)")
+    g.add_argument("--demo-file-mib", type=int, default=10, help="size of the demo file in MiB")
+    g.add_argument("--demo-dir", default=str(DEMO_DIR), help="the built demo/ folder")
+
+
+def bundle_missing(demo_dir: Path) -> str | None:
+    """How to build the page if its bundle is missing, else None."""
+    if (demo_dir / "dist" / "demo.js").is_file() and (demo_dir / "demo.html").is_file():
+        return None
+    return f"the demo page is not built: run `cd {demo_dir} && npm ci && npm run build` (Node 20+)"
+
+
+async def _serve_http(
+    stream: trio.SocketStream, demo_dir: Path, config: Mapping[str, object]
+) -> None:
+    """Answer one GET (static file or /config.json) and close; anything else is 404/400."""
+    head = b""
+    with trio.move_on_after(10):
+        while b"\r\n\r\n" not in head and len(head) < MAX_REQUEST_HEAD:
+            data = await stream.receive_some(4096)
+            if not data:
+                break
+            head += data
+    parts = head.split(b"\r\n", 1)[0].split()
+    status, ctype, body = "400 Bad Request", "text/plain", b"bad request\n"
+    if len(parts) == 3 and parts[0] == b"GET":
+        path = parts[1].decode("latin-1").split("?", 1)[0]
+        status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+        if path == "/config.json":
+            status, ctype, body = "200 OK", "application/json", json.dumps(config).encode()
+        elif path in _STATIC:
+            name, ctype = _STATIC[path]
+            status, body = "200 OK", (demo_dir / name).read_bytes()
+    header = (
+        f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n"
+        "cache-control: no-store\r\nconnection: close\r\n\r\n"
+    )
+    try:
+        await stream.send_all(header.encode() + body)
+    except trio.BrokenResourceError:
+        pass
+    await stream.aclose()
+
+
+async def _chat_responder(host: IHost, pubsub: object) -> None:
+    """Answer every chat message from a browser, so the chat shows traffic both ways."""
+    from libp2p.pubsub.pubsub import Pubsub
+
+    assert isinstance(pubsub, Pubsub)
+    sub = await pubsub.subscribe(CHAT_TOPIC)
+    me = host.get_id().to_bytes()
+    async for msg in sub:
+        if msg.from_id == me:
+            continue
+        text = msg.data.decode(errors="replace")[:500]
+        log.info("chat: %s", text)
+        await publish_with_backpressure(pubsub, CHAT_TOPIC, f"python node got: {text}".encode())
+
+
+def check_demo(args: argparse.Namespace) -> None:
+    """Before anything starts: with ``--demo`` but no built page, say how to build it and exit 2."""
+    if not getattr(args, "demo", False):
+        return
+    missing = bundle_missing(Path(args.demo_dir))
+    if missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+@asynccontextmanager
+async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[None]:
+    """Serve the demo next to a running ``host`` when ``args.demo`` is set (else do nothing)."""
+    if not getattr(args, "demo", False):
+        yield
+        return
+    check_demo(args)
+    demo_dir = Path(args.demo_dir)
+    files = FileService()
+    for proto, handler in files.handlers().items():
+        host.set_stream_handler(proto, handler)  # type: ignore[arg-type]
+    entry = files.store.add_file(os.urandom(args.demo_file_mib * 1024 * 1024))
+    peer = str(host.get_id())
+    addrs = [str(a) for a in host.get_addrs() if "/webtransport/" in str(a)]
+    addrs = [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs]
+    config: dict[str, object] = {
+        "addrs": addrs,
+        "topic": CHAT_TOPIC,
+        "file": {"cid": entry.cid, "bytes": entry.size, "sha256": entry.sha256},
+    }
+    async with running_pubsub(host) as pubsub, trio.open_nursery() as nursery:
+        nursery.start_soon(_chat_responder, host, pubsub)
+        handler = partial(_serve_http, demo_dir=demo_dir, config=config)
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, handler, args.demo_port, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        print(f"demo: open http://127.0.0.1:{port}/ in Chrome or Firefox")
+        print(f"demo: file {entry.cid} ({entry.size} bytes, sha256 {entry.sha256})")
+        sys.stdout.flush()
+        try:
+            yield
+        finally:
+            nursery.cancel_scope.cancel()
