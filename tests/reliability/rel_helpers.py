@@ -86,3 +86,13 @@ async def read_all(stream: Any) -> bytes:
     except (StreamEOF, MuxedStreamEOF):
         pass
     return bytes(out)
+
+
+async def read_some(stream: Any, n: int) -> bytes:
+    """``stream.read(n)``, with the peer's FIN as ``b""`` (our streams raise ``StreamEnded``,
+    which ``NetStream`` turns into ``StreamEOF``)."""
+    try:
+        data: bytes = await stream.read(n)
+    except (StreamEOF, MuxedStreamEOF):
+        return b""
+    return data

@@ -13,7 +13,7 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.net_stream import NetStream
-from rel_helpers import Sampler, stream_unread_probe, unread_probe
+from rel_helpers import Sampler, read_some, stream_unread_probe, unread_probe
 from wt_helpers import peer_info, wt_host
 
 MiB = 1024 * 1024
@@ -46,7 +46,7 @@ def pausing_reader(pause: float) -> Reader:
         halfway_done = False
         paused.set()
         await trio.sleep(pause)
-        while chunk := await stream.read(1 << 20):
+        while chunk := await read_some(stream, 1 << 20):
             digest.update(chunk)
             count += len(chunk)
             if not halfway_done and count >= 2 * MiB:
@@ -61,7 +61,7 @@ async def byte_reader(stream: NetStream, digest: Any, paused: trio.Event) -> int
     """Reads one byte per call (every read hands back one byte of credit)."""
     count = 0
     paused.set()
-    while chunk := await stream.read(1):
+    while chunk := await read_some(stream, 1):
         digest.update(chunk)
         count += 1
     return count

@@ -16,7 +16,7 @@ from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.peerinfo import PeerInfo
 from lossy_proxy import Faults, LossyProxy
 from multiaddr import Multiaddr
-from rel_helpers import server_connections
+from rel_helpers import read_some, server_connections
 from wt_helpers import peer_info, read_to_end, wt_addrs, wt_host
 
 from py_libp2p_webtransport.services import ECHO_PROTOCOL
@@ -105,7 +105,7 @@ async def test_100_mib_each_way_through_a_lossy_path(engine: str) -> None:
 
                 async def reader() -> None:
                     nonlocal count
-                    while data := await stream.read(1 << 20):
+                    while data := await read_some(stream, 1 << 20):
                         received.update(data)
                         count += len(data)
 
