@@ -56,6 +56,7 @@ from ._adapter import (
     require_private_api,
 )
 from .base import Address, EngineConfig, EngineStats
+from .qh3_send_gate import SendGate, send_budget
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
 _ENDING_STATES = frozenset({"closing", "draining", "terminated"})
@@ -299,7 +300,10 @@ class Qh3Engine(AdapterBase):
         config: EngineConfig,
         *,
         original_destination_connection_id: bytes | None = None,
+        send_gate: bool = True,
     ) -> None:
+        """``send_gate=False`` hands every write to the core at once (only for tests that show
+        the qh3 stall the gate prevents)."""
         check_config(config)
         require_private_api("qh3", qh3.__version__, QuicConnection, _PATCHED)
         if not config.is_client and original_destination_connection_id is None:
@@ -314,6 +318,8 @@ class Qh3Engine(AdapterBase):
             unread=reads,
         )
         super().__init__(config, quic, qh3_events, reads)
+        # Stream data the core's congestion window cannot take yet (see qh3_send_gate).
+        self._gate: SendGate | None = SendGate() if send_gate else None
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed a batch through qh3's native ``receive_many_datagrams``."""
@@ -326,6 +332,53 @@ class Qh3Engine(AdapterBase):
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.
+
+        What the core's congestion window cannot carry yet waits in the send gate (see
+        ``qh3_send_gate``); the first bytes (or an empty write) always reach the core at once,
+        so a new stream takes its id and meets the stream limit here.
+        """
+        gate = self._gate
+        if gate is None or self._quic._core is None:
+            self._send_to_core(stream_id, data, end_stream)
+            return
+        if gate.holds(stream_id):
+            gate.hold(stream_id, data, end_stream)
+            return
+        budget = self._send_budget()
+        if len(data) <= budget:
+            self._send_to_core(stream_id, data, end_stream)
+            return
+        self._send_to_core(stream_id, data[:budget], False)
+        gate.hold(stream_id, data[budget:], end_stream)
+
+    def _send_budget(self) -> int:
+        core = self._quic._core
+        return send_budget(
+            core.congestion_window, core.bytes_in_flight, core.get_send_buffer_size(None)
+        )
+
+    def _release_held(self) -> None:
+        """Hand the core what its window can take now, round-robin over the held streams."""
+        gate = self._gate
+        if gate is None or not len(gate) or self._quic._core is None:
+            return
+        for stream_id, chunk, end_stream in gate.release(self._send_budget()):
+            try:
+                self._quic.send_stream_data(stream_id, chunk, end_stream)
+            except self._library_errors:
+                # The stream can no longer send (reset, STOP_SENDING, connection closing):
+                # the application hears of that through the stream's own events.
+                gate.drop(stream_id)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Release held stream data the window can take, then collect the datagrams."""
+        if self._gate is not None and len(self._gate):
+            self._release_held()
+        return super().datagrams_to_send(now)
+
+    def _send_to_core(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Write straight to the core; ``StreamLimitReached`` when a new stream exceeds the
+        peer's limit.
 
         aioquic queues such a stream until MAX_STREAMS arrives; qh3's core refuses it
         (ValueError) but its facade has already taken the id (``_record_local_stream``): we give
@@ -354,6 +407,8 @@ class Qh3Engine(AdapterBase):
         for it. A reset racing the peer's last ACK is normal (e.g. a handler resetting a stream
         right after closing it), so it must not surface as an engine failure.
         """
+        if self._gate is not None:
+            self._gate.drop(stream_id)
         try:
             self._quic.reset_stream(stream_id, error_code)
         except ValueError as exc:
@@ -377,7 +432,15 @@ class Qh3Engine(AdapterBase):
             size: int = self._quic.get_send_buffer_size(stream_id)
         except ValueError as exc:
             raise EngineError(str(exc)) from exc
+        if self._gate is not None and self._quic._close_event is None:
+            size += self._gate.held_bytes(stream_id)
         return size
+
+    def close(self, error_code: int = 0, reason: str = "") -> None:
+        """CONNECTION_CLOSE; held stream data is dropped with the connection."""
+        if self._gate is not None:
+            self._gate.clear()
+        super().close(error_code, reason)
 
     def peer_certificate_der(self) -> bytes | None:
         """The peer's leaf certificate (DER) once the handshake has received it."""

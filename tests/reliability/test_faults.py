@@ -24,21 +24,6 @@ from py_libp2p_webtransport.services import ECHO_PROTOCOL
 MiB = 1024 * 1024
 
 
-# qh3 2.1.0 under loss (found here): with many concurrent streams both ends end up with
-# bytes_in_flight above cwnd, a handful of packets counted lost, and PTO timers seconds away, so
-# the connection stops moving (0-2 datagrams/s) and libp2p's 10 s negotiation timeout fires;
-# once its native core also raised ValueError("reserved stream is missing") from poll_transmit,
-# which ends the connection. aioquic passes the same tests. Not strict: it depends on timing.
-QH3_LOSS_BUG = pytest.mark.xfail(
-    strict=False, reason="qh3 2.1.0 stalls under loss with many streams (see comment)"
-)
-
-
-def mark_qh3_loss_bug(request: pytest.FixtureRequest, engine: str) -> None:
-    if engine == "qh3":
-        request.node.add_marker(QH3_LOSS_BUG)
-
-
 def via(proxy: LossyProxy, server: IHost) -> PeerInfo:
     """``server``'s peer info with its WebTransport address pointing at ``proxy``."""
     (addr,) = [a for a in wt_addrs(server) if "/ip4/" in str(a)]
@@ -59,14 +44,14 @@ async def echo_once(client: IHost, server: IHost, payload: bytes) -> None:
     assert await read_to_end(stream) == payload
 
 
-async def test_200_concurrent_echoes_through_a_lossy_path(
-    engine: str, request: pytest.FixtureRequest
-) -> None:
-    mark_qh3_loss_bug(request, engine)
+# qh3 2.1.0 used to stall here (both ends withholding ACKs behind a full congestion window):
+# see engine/qh3_send_gate.py. A few seeds, as the stall depended on where the losses fell.
+@pytest.mark.parametrize("seed", [7, 8, 9])
+async def test_200_concurrent_echoes_through_a_lossy_path(engine: str, seed: int) -> None:
     faults = Faults(loss=0.03, duplicate=0.02, reorder=0.03, delayed=0.05, jitter=0.003)
     with trio.fail_after(120):
         async with wt_host(engine) as server, wt_host(engine) as client:
-            proxy = LossyProxy(("127.0.0.1", server_port(server)), faults, seed=7)
+            proxy = LossyProxy(("127.0.0.1", server_port(server)), faults, seed=seed)
             async with trio.open_nursery() as nursery:
                 await nursery.start(proxy.run)
                 await client.connect(via(proxy, server))
@@ -75,7 +60,7 @@ async def test_200_concurrent_echoes_through_a_lossy_path(
                     for payload in payloads:
                         echoes.start_soon(echo_once, client, server, payload)
                 assert proxy.stats.dropped > 0 and proxy.stats.duplicated > 0
-                print(f"\n{engine}: proxy {proxy.stats}")
+                print(f"\n{engine} seed {seed}: proxy {proxy.stats}")
                 nursery.cancel_scope.cancel()
             proxy.close()
 
