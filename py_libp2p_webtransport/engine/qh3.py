@@ -60,6 +60,9 @@ from .qh3_send_gate import SendGate, send_budget
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
 _ENDING_STATES = frozenset({"closing", "draining", "terminated"})
+# Free congestion window (bytes) above which qh3's core holds no unbuilt stream reservation
+# after transmitting: one datagram of the largest size it may use (PMTU probing reaches 1472).
+_WINDOW_OPEN = 1500
 
 
 class _Qh3Connection(QuicConnection):
@@ -79,24 +82,77 @@ class _Qh3Connection(QuicConnection):
         self.wt_recv_budget = recv_budget
         self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
         self.wt_zero_length_peer_cid = False
+        self.wt_now: float | None = None  # the latest time we were given
+        self.wt_stash: list[tuple[bytes, Any]] = []  # built while draining, sent next
+        self.wt_window_closed = False  # the last transmit ended with the window full
 
-    # --- budget ---------------------------------------------------------------------------------
+    # --- draining: the receive budget and the reservation guard ----------------------------------
     def wt_over_budget(self) -> bool:
         return bool(self.wt_unread.total > self.wt_recv_budget)
 
     def _drain_core(self) -> None:
         core = self._core
-        if self.wt_over_budget() and core is not None and core.state not in _ENDING_STATES:
-            return  # leave events (and so credit) in the core until the reader catches up
+        if core is not None and core.state not in _ENDING_STATES:
+            if self.wt_over_budget():
+                return  # leave events (and so credit) in the core until the reader catches up
+            if not self._wt_reservations_built():
+                return  # popping a StreamFinished now could break a pending reservation
         super()._drain_core()
+
+    def _wt_reservations_built(self) -> bool:
+        """Build what the core has reserved; True once no reservation can be pending.
+
+        qh3 2.1.0 removes a finished stream when its StreamFinished event is popped, even while
+        a frame reserved for it (a PTO probe copy or a retransmission of bytes that were then
+        acknowledged after all) waits unbuilt in ``pending_streams``; committing that frame
+        later raises ValueError("reserved stream is missing") from ``poll_transmit`` and the
+        connection is lost. The core leaves reservations pending only while its congestion
+        window is closed (less than a datagram free) after transmitting, so we transmit first
+        (stashing the datagrams for the next ``datagrams_to_send``) and pop events only when
+        the window is open; otherwise the events wait for the acknowledgements that open it.
+        """
+        if not self.wt_window_closed or not self._handshake_complete or self.wt_now is None:
+            return True  # no reservation outlives a transmit that left the window open
+        # Only now: every poll_transmit with an open window spends pacing credit, sent or not.
+        self.wt_stash.extend(self._wt_poll(self.wt_now))
+        return not self.wt_window_closed
+
+    def _wt_poll(self, now: float) -> list[tuple[bytes, Any]]:
+        out = super().datagrams_to_send(now)
+        core = self._core
+        self.wt_window_closed = bool(
+            core is not None and core.congestion_window - core.bytes_in_flight < _WINDOW_OPEN
+        )
+        return out
 
     def wt_resume(self) -> None:
         """Pop what the core held back, once ``consume()`` brought us under budget."""
-        if self._core is not None and not self.wt_over_budget():
-            super()._drain_core()
+        if self._core is not None:
+            self._drain_core()
+
+    def receive_many_datagrams(self, datagrams: list[bytes], addr: Any, now: float) -> None:
+        self.wt_now = now
+        super().receive_many_datagrams(datagrams, addr, now)
+
+    def handle_timer(self, now: float) -> None:
+        self.wt_now = now
+        super().handle_timer(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        self.wt_now = now
+        out = self.wt_stash
+        self.wt_stash = []
+        out.extend(self._wt_poll(now))
+        core = self._core
+        if core is not None and core.has_events:
+            self._drain_core()  # what waited for the window (the pump collects it next)
+            out.extend(self.wt_stash)
+            self.wt_stash = []
+        return out
 
     # --- server handshake receive path -----------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        self.wt_now = now
         if self._is_client or self._handshake_complete:
             super().receive_datagram(data, addr, now)
             return
