@@ -127,3 +127,48 @@ def test_ending_core_states_are_the_ones_we_drain_in(cert: ServerCertificate) ->
     assert core.state == "connected"
     pair.client.engine.close(0, "")
     assert core.state in _ENDING_STATES
+
+
+# --- the loss workarounds: send gate (engine/qh3_send_gate.py) and reservation guard ----------
+
+
+def test_hooks_of_the_loss_workarounds_keep_their_signatures() -> None:
+    # _Qh3Connection overrides these to note the time and stash datagrams built while draining.
+    assert params(QuicConnection.datagrams_to_send) == ["self", "now"]
+    assert params(QuicConnection.handle_timer) == ["self", "now"]
+    assert params(QuicConnection.receive_many_datagrams) == ["self", "datagrams", "addr", "now"]
+    for name in ("get_send_buffer_size", "poll_transmit", "congestion_window", "bytes_in_flight"):
+        assert hasattr(_hazmat.QuicConnectionCore, name), name
+
+
+def test_core_send_buffer_size_counts_bytes_not_yet_sent_once(cert: ServerCertificate) -> None:
+    # The gate's budget subtracts what the core already queued: that must be this number.
+    pair = EnginePair("qh3", "qh3", cert)
+    pair.handshake()
+    engine = pair.client.engine
+    quic = engine._quic  # type: ignore[attr-defined]
+    stream_id = engine.get_next_available_stream_id()
+    quic.send_stream_data(stream_id, b"q" * 100_000, False)  # past the gate, straight in
+    assert quic._core.get_send_buffer_size(None) == 100_000
+    assert quic._core.get_send_buffer_size(stream_id) == 100_000
+    sent = engine.datagrams_to_send(pair.now)
+    on_the_wire = sum(len(d) for d, _ in sent)
+    left = quic._core.get_send_buffer_size(None)
+    assert 0 < left < 100_000 and on_the_wire >= 100_000 - left
+    # qh3 stops at its congestion window (what the gate budgets against).
+    assert quic._core.bytes_in_flight <= quic._core.congestion_window
+
+
+def test_poll_transmit_spends_pacing_credit_without_sending(cert: ServerCertificate) -> None:
+    """Why the reservation guard polls only when the window was left full: every
+    ``poll_transmit`` with an open window takes a datagram's worth of pacing credit even when
+    it has nothing to send, so extra polls make a pacing timer out of nothing."""
+    pair = EnginePair("qh3", "qh3", cert)
+    pair.handshake()
+    pair.settle()
+    quic = pair.client.engine._quic  # type: ignore[attr-defined]
+    timers = []
+    for _ in range(40):
+        assert quic._core.poll_transmit(pair.now) is None
+        timers.append(quic._core.get_timer())
+    assert any(t is not None and t[0] == "pacing" for t in timers)

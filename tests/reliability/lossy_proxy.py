@@ -25,6 +25,13 @@ class Faults:
     reorder: float = 0.02  # held back by ``jitter`` so later datagrams overtake it
     delayed: float = 0.05  # share of datagrams delayed by a random part of ``jitter``
     jitter: float = 0.003
+    # Bursts, like a receive buffer that overflows: a datagram starts one with probability
+    # ``burst``, and then it and the next ``burst_length`` (a random int in that range)
+    # datagrams towards the same receiver are dropped, unless ``burst_time`` seconds pass first
+    # (a full buffer drains within milliseconds; it does not eat a stalled sender's probes).
+    burst: float = 0.0
+    burst_length: tuple[int, int] = (20, 50)
+    burst_time: float = 0.01
 
 
 @dataclass
@@ -33,6 +40,7 @@ class ProxyStats:
     dropped: int = 0
     duplicated: int = 0
     delayed: int = 0
+    bursts: int = 0
     clients: set[Any] = field(default_factory=set)
 
 
@@ -49,6 +57,7 @@ class LossyProxy:
         self._upstream: dict[Any, Any] = {}  # client address -> its socket towards the server
         self._queue: list[tuple[float, int, bytes, Any, Any]] = []  # (due, seq, data, sock, dest)
         self._seq = 0
+        self._burst_left: dict[Any, tuple[int, float]] = {}  # receiver -> (datagrams, until)
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -82,7 +91,7 @@ class LossyProxy:
     async def _relay(self, data: bytes, sock: Any, dest: Any) -> None:
         f = self.faults
         r = self.random.random
-        if self.blackhole or r() < f.loss:
+        if self.blackhole or r() < f.loss or self._in_burst(dest):
             self.stats.dropped += 1
             return
         copies = 2 if r() < f.duplicate else 1
@@ -100,6 +109,22 @@ class LossyProxy:
             self._seq += 1
             heapq.heappush(self._queue, (trio.current_time() + delay, self._seq, data, sock, dest))
             self._wake.set()
+
+    def _in_burst(self, dest: Any) -> bool:
+        now = trio.current_time()
+        left, until = self._burst_left.get(dest, (0, 0.0))
+        if now > until:
+            left = 0
+        if left == 0 and self.faults.burst and self.random.random() < self.faults.burst:
+            left, until = (
+                self.random.randint(*self.faults.burst_length),
+                now + self.faults.burst_time,
+            )
+            self.stats.bursts += 1
+        if left == 0:
+            return False
+        self._burst_left[dest] = (left - 1, until)
+        return True
 
     async def _send(self, sock: Any, data: bytes, dest: Any) -> None:
         try:

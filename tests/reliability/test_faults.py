@@ -105,6 +105,52 @@ async def test_100_mib_each_way_through_a_lossy_path(engine: str) -> None:
     assert received.hexdigest() == sent.hexdigest()
 
 
+async def echo_through(proxy: LossyProxy, engine: str, size: int, chunk: int = 256 * 1024) -> None:
+    """Echo ``size`` bytes on one stream through ``proxy`` (writer and reader concurrently) and
+    check every byte came back in order."""
+    sent, received = hashlib.sha256(), hashlib.sha256()
+    count = 0
+    async with wt_host(engine) as server, wt_host(engine) as client:
+        proxy.server_addr = ("127.0.0.1", server_port(server))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(proxy.run)
+            await client.connect(via(proxy, server))
+            stream = await client.new_stream(server.get_id(), [ECHO_PROTOCOL])
+            block = os.urandom(chunk)
+
+            async def writer() -> None:
+                for i in range(size // chunk):
+                    piece = block[i % 13 :] + block[: i % 13]
+                    sent.update(piece)
+                    await stream.write(piece)
+                await stream.close()
+
+            async def reader() -> None:
+                nonlocal count
+                while data := await read_some(stream, 1 << 20):
+                    received.update(data)
+                    count += len(data)
+
+            async with trio.open_nursery() as transfer:
+                transfer.start_soon(writer)
+                transfer.start_soon(reader)
+            nursery.cancel_scope.cancel()
+        proxy.close()
+    assert count == size
+    assert received.hexdigest() == sent.hexdigest()
+
+
+async def test_16_mib_echo_survives_bursts_of_dropped_datagrams(engine: str) -> None:
+    """Bursts of 20-50 consecutive datagrams dropped towards one receiver, the way a full
+    socket receive buffer drops them (a busy browser's or our own)."""
+    faults = Faults(loss=0, duplicate=0, reorder=0, delayed=0, jitter=0, burst=0.002)
+    proxy = LossyProxy(("127.0.0.1", 0), faults, seed=5)
+    with trio.fail_after(120):
+        await echo_through(proxy, engine, 16 * MiB)
+    print(f"\n{engine}: 16 MiB echo through bursts; proxy {proxy.stats}")
+    assert proxy.stats.bursts >= 3 and proxy.stats.dropped >= 60
+
+
 HOLD = TProtocol("/test/reliab/hold/1.0.0")
 
 
