@@ -135,15 +135,19 @@ async def served_host(
     handlers: dict[str, StreamHandler] | None = None,
     key_pair: Any = None,
     listen: str = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
+    **config: Any,
 ) -> AsyncIterator[ServedHost]:
-    """Run a host with our transport (the given engine) plus ping, identify, echo and perf."""
+    """Run a host with our transport (the given engine) plus ping, identify, echo and perf.
+
+    ``config``: further ``WebTransportConfig`` fields (e.g. ``retry="always"``).
+    """
     from py_libp2p_webtransport.config import WebTransportConfig
     from py_libp2p_webtransport.identify import install_identify
     from py_libp2p_webtransport.perf import perf_handler
     from py_libp2p_webtransport.transport import WebTransportTransport
 
     kp = key_pair or create_new_key_pair()
-    transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine))
+    transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine, **config))
     host = new_host(key_pair=kp, transports=[transport], listen_addrs=[Multiaddr(listen)])
     async with host.run(listen_addrs=[Multiaddr(listen)]):
         host.set_stream_handler(TProtocol("/echo/1.0.0"), echo_handler)
