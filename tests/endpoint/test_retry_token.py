@@ -230,3 +230,35 @@ def test_validator_round_trip_and_rejections() -> None:
 def test_off_ignores_tokens() -> None:
     data = _initial(b"anything")
     assert AddressValidator("off", 0).validate(data, parse_header(data, 8), ADDR, NOW) is None
+
+
+# ---- hostile input ----------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.binary(max_size=200), dcid=st.binary(max_size=20), age=st.floats(-1e9, 1e9))
+def test_any_token_bytes_give_a_typed_error(token: bytes, dcid: bytes, age: float) -> None:
+    codec = RetryTokenCodec()
+    with pytest.raises(InvalidRetryToken) as info:
+        codec.decode(token, ADDR, dcid, NOW + age)
+    assert info.value.reason == "forged"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tail=st.one_of(
+        st.binary(max_size=40), st.binary(min_size=2, max_size=6).map(lambda b: b"\x03" + b)
+    )
+)
+def test_any_bytes_after_an_initial_header_give_a_token_or_malformed(tail: bytes) -> None:
+    head = bytes([0xC3]) + (1).to_bytes(4, "big") + bytes([8]) + ODCID + b"\x00"
+    data = head + tail
+    header = parse_header(data, 8)
+    # RFC 9000 §16: the two top bits give the varint's size; the rest is the token length.
+    size = 1 << (tail[0] >> 6) if tail else 0
+    length = int.from_bytes(tail[:size], "big") & ((1 << (8 * size - 2)) - 1) if tail else 0
+    if not tail or len(tail) < size + length:
+        with pytest.raises(MalformedPacket):
+            read_initial_token(data, header)
+    else:
+        assert read_initial_token(data, header) == tail[size : size + length]
