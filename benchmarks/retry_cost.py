@@ -22,6 +22,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from py_libp2p_webtransport._wire import encode_varint  # noqa: E402
+from py_libp2p_webtransport.certs import ephemeral_certificate  # noqa: E402
 from py_libp2p_webtransport.engine import EngineConfig, available_engines, create_engine  # noqa: E402
 from py_libp2p_webtransport.quic_header import parse_header  # noqa: E402
 from py_libp2p_webtransport.retry import AddressValidator  # noqa: E402
@@ -73,9 +74,11 @@ def main() -> None:
         "retry_bytes": len(retry),
         "initial_bytes": len(first),
     }
-    cert = _certificate()
+    cert = ephemeral_certificate()
     for engine in available_engines():
-        config = EngineConfig(is_client=False, certificate_der=cert[0], private_key_der=cert[1])
+        config = EngineConfig(
+            is_client=False, certificate_der=cert.der, private_key_der=cert.key_der
+        )
         figures[f"accept_{engine}_us"] = per_op(
             lambda e=engine, c=config: create_engine(
                 e, c, original_destination_connection_id=os.urandom(8)
@@ -87,32 +90,6 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=1)
-
-
-def _certificate() -> tuple[bytes, bytes]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "retry-bench")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 if __name__ == "__main__":
