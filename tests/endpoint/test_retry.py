@@ -262,3 +262,43 @@ async def test_under_load_retries_a_source_over_its_rate(
     accepted, retried = results["under_load"]
     assert retried == 20 - accepted and retried > 0
     assert results["off"][1] == 0
+
+
+async def test_a_real_client_behind_a_flooded_address_gets_in_through_retry(
+    engine_name: str, certificate: Certificate
+) -> None:
+    """Its address is over its Initial rate (a flood from the same host), so without Retry its
+    Initial would be dropped; under load it gets a Retry, proves its address and is accepted at
+    once (validated clients are not charged to the rate again)."""
+    server, _ = await _echo_server(
+        "127.0.0.1",
+        engine_name,
+        _udp_py(),
+        certificate,
+        retry="under_load",
+        initials_per_second=1.0,  # a burst of one, one more a second
+        handshake_timeout=2.0,
+    )
+    flooder = await _raw_socket("127.0.0.1")
+    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(client.run)
+            for _ in range(10):
+                await flooder.sendto(
+                    crafted_initial(os.urandom(8), os.urandom(8)), server.local_address
+                )
+            await wait_until(lambda: server.stats.datagrams_received == 10, "the flood")
+            flood_retries = server.stats.retries_sent
+            assert flood_retries >= 9 and server.stats.connections_accepted <= 1
+            accepted = server.stats.connections_accepted
+            conn = client.connect(server.local_address, CLIENT_CONFIG)
+            conn.handler = handler = CollectHandler()
+            await handler.handshake.wait()
+            assert server.stats.retries_sent > flood_retries
+            assert server.stats.connections_accepted == accepted + 1
+            assert server.stats.dropped_rate_limited == 0
+            flooder.close()
+            client.close()
+            server.close()
