@@ -356,6 +356,7 @@ class Qh3Engine(AdapterBase):
         config: EngineConfig,
         *,
         original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
         send_gate: bool = True,
     ) -> None:
         """``send_gate=False`` hands every write to the core at once (only for tests that show
@@ -368,6 +369,7 @@ class Qh3Engine(AdapterBase):
         quic = _Qh3Connection(
             configuration=_configuration(config),
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
             max_streams_bidi=config.max_streams_bidi,
             max_streams_uni=config.max_streams_uni,
             recv_budget=config.recv_budget,
