@@ -135,8 +135,8 @@ class WebTransportTransport(ITransport):
             max_stream_data=cfg.max_stream_data,
             max_streams_bidi=cfg.max_streams_bidi,
             idle_timeout=cfg.idle_timeout,
-            # qh3 can only bound unread data per connection: hold it to the connection window.
-            recv_budget=cfg.max_data,
+            # qh3 can only bound unread data per connection: the budget, at most the window.
+            recv_budget=min(cfg.recv_budget, cfg.max_data),
         )
 
     async def _get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
