@@ -167,6 +167,9 @@ class WebTransportStream(IMuxedStream):
                 if self._stall_error is not None:
                     raise MuxedStreamReset(self._stall_message())
                 if self._local_reset or self._read_closed:
+                    if self._conn_error is not None:
+                        # The swarm resets a dead connection's streams: the cause is the loss.
+                        raise MuxedStreamReset(f"stream {self.stream_id}: {self._conn_error}")
                     raise MuxedStreamClosed(f"stream {self.stream_id} closed for reading")
                 if self._recv.size:
                     data: bytes = self._recv.read(size)
