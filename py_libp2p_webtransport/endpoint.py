@@ -55,6 +55,7 @@ SOCKET_BUFFER_SIZE = 4 * 1024 * 1024  # 4 MiB: the 208 KiB default overflows (FA
 HOST_CID_LENGTH = 8  # what both engines issue; short headers are parsed with it
 RECV_BATCH = 64  # reads per recv call (a GRO read may hold up to 64 KiB of datagrams)
 MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
+MAX_DEFER_YIELDS = 8  # at most this many schedule points before a deferred transmit (see _wait)
 _INTERNAL_ERROR = 0x1  # QUIC INTERNAL_ERROR (RFC 9000 §20.1)
 _CONNECTION_REFUSED = 0x2  # QUIC CONNECTION_REFUSED
 
@@ -176,6 +177,7 @@ class Endpoint:
         self._connections: set[EndpointConnection] = set()
         self._half_open = 0
         self._dirty: set[EndpointConnection] = set()
+        self._deferred = False  # some dirty connection waits for its woken tasks (see _turn)
         self._timers: DeadlineHeap[EndpointConnection] = DeadlineHeap()
         self._backlog: list[tuple[list[bytes], Address]] = []  # unsent after EAGAIN, in order
         self._wait_scope: trio.CancelScope | None = None
@@ -321,6 +323,17 @@ class Endpoint:
         a connection was marked dirty."""
         if self._dirty:
             await trio.lowlevel.checkpoint()  # let writers of this tick finish first
+            if self._deferred:
+                # Let the tasks woken by the deferred connections' events run until they block
+                # (a reply takes a few schedule points: locks in py-libp2p's NetStream and
+                # ours). trio runs each batch of ready tasks in random order, so yield at least
+                # twice, then while tasks are queued, a bounded number of times.
+                self._deferred = False
+                for _ in range(MAX_DEFER_YIELDS):
+                    await trio.lowlevel.checkpoint()
+                    if not trio.lowlevel.current_statistics().tasks_runnable:
+                        break
+                await trio.lowlevel.checkpoint()
             return
         deadline = self._timers.next_deadline()
         with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
@@ -346,16 +359,24 @@ class Endpoint:
 
     def _turn(self, now: float) -> None:
         self.stats.pump_turns += 1
-        touched: set[EndpointConnection] = set()
+        received: set[EndpointConnection] = set()
         if self._backlog:
             self._flush_backlog()
-        self._receive(now, touched)
+        self._receive(now, received)
+        touched: set[EndpointConnection] = set()
         self._run_timers(now, touched)
+        # Connections that only received this turn transmit on the next one, after the tasks
+        # their events woke have run (the pump's wait yields once while anything is dirty):
+        # an answer written by those tasks then leaves in the same packet as the ACK, instead
+        # of an ACK-only packet now and the answer in a second one (which also woke the peer
+        # twice). Timers and writers' transmit_soon() are served at once, as before.
+        deferred = received - touched - self._dirty
+        touched |= received
         touched |= self._dirty
         self._dirty.clear()
         for conn in touched:
             try:
-                self._service(conn, now)
+                self._service(conn, now, conn in deferred)
             except Exception as exc:
                 self._fail(conn, now, exc)
 
@@ -431,13 +452,25 @@ class Endpoint:
                     self._call_handler(conn, handler.handle_timer, now)
             touched.add(conn)
 
-    def _service(self, conn: EndpointConnection, now: float) -> None:
-        """Drain events into the handler, transmit, re-arm the timer; retire if terminated."""
+    def _service(self, conn: EndpointConnection, now: float, defer: bool = False) -> None:
+        """Drain events into the handler, transmit, re-arm the timer; retire if terminated.
+
+        With ``defer`` (a connection that only received) the transmit waits for the next pump
+        turn, after the tasks its events woke have run, so their replies ride with the ACKs.
+        Never while handshaking: the handshake flight that completes it goes out at once (a
+        task closing the connection right away must not get its close sent before it).
+        """
+        defer = defer and conn.handshake_completed
         for _ in range(4):  # events can appear while transmitting (e.g. after a local close)
             if conn.closed:
                 return
             self._collect_events(conn)
             self._deliver_events(conn, now)
+            if defer and not conn._terminated and not conn.closed:
+                self._dirty.add(conn)
+                self._deferred = True
+                self._arm_timer(conn)
+                return
             self._dirty.discard(conn)  # this transmit covers the handler's writes
             self._transmit(conn, now)
             if conn._terminated:
