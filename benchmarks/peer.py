@@ -333,8 +333,9 @@ def main() -> int:
             return int(profiler.runcall(trio.run, serve if args.role == "serve" else client, args))
         finally:
             stats = pstats.Stats(profiler, stream=sys.stderr)
-            stats.sort_stats("tottime").print_stats(35)
-            stats.sort_stats("cumulative").print_stats(35)
+            top = int(os.environ.get("PEER_PROFILE_TOP", "35"))
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
     return trio.run(serve if args.role == "serve" else client, args)
 
 

@@ -55,7 +55,8 @@ SOCKET_BUFFER_SIZE = 4 * 1024 * 1024  # 4 MiB: the 208 KiB default overflows (FA
 HOST_CID_LENGTH = 8  # what both engines issue; short headers are parsed with it
 RECV_BATCH = 64  # reads per recv call (a GRO read may hold up to 64 KiB of datagrams)
 MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
-MAX_DEFER_YIELDS = 8  # at most this many schedule points before a deferred transmit (see _wait)
+MIN_DEFER_YIELDS = 4  # schedule points before a deferred transmit (see _wait) ...
+MAX_DEFER_YIELDS = 8  # ... and at most this many while other tasks are still runnable
 _INTERNAL_ERROR = 0x1  # QUIC INTERNAL_ERROR (RFC 9000 §20.1)
 _CONNECTION_REFUSED = 0x2  # QUIC CONNECTION_REFUSED
 
@@ -324,16 +325,17 @@ class Endpoint:
         if self._dirty:
             await trio.lowlevel.checkpoint()  # let writers of this tick finish first
             if self._deferred:
-                # Let the tasks woken by the deferred connections' events run until they block
-                # (a reply takes a few schedule points: locks in py-libp2p's NetStream and
-                # ours). trio runs each batch of ready tasks in random order, so yield at least
-                # twice, then while tasks are queued, a bounded number of times.
+                # Let the tasks woken by the deferred connections' events run until they block.
+                # A reply takes a few schedule points (py-libp2p's NetStream lock, ours), and
+                # trio runs each batch of ready tasks in random order: yield a few times, more
+                # while tasks are queued, within a bound (a busy task must not starve the pump).
                 self._deferred = False
-                for _ in range(MAX_DEFER_YIELDS):
+                yields = 1
+                while yields < MAX_DEFER_YIELDS and (
+                    yields < MIN_DEFER_YIELDS or trio.lowlevel.current_statistics().tasks_runnable
+                ):
                     await trio.lowlevel.checkpoint()
-                    if not trio.lowlevel.current_statistics().tasks_runnable:
-                        break
-                await trio.lowlevel.checkpoint()
+                    yields += 1
             return
         deadline = self._timers.next_deadline()
         with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
