@@ -40,6 +40,7 @@ from multiaddr import Multiaddr  # noqa: E402
 from peer import cpu_seconds  # noqa: E402
 
 from py_libp2p_webtransport import conn as wt_conn  # noqa: E402
+from py_libp2p_webtransport import endpoint as wt_endpoint  # noqa: E402
 from py_libp2p_webtransport import transport as wt_transport  # noqa: E402
 from py_libp2p_webtransport.cli_perf import build_host  # noqa: E402
 from py_libp2p_webtransport.services import ECHO_PROTOCOL  # noqa: E402
@@ -69,6 +70,21 @@ def _instrument() -> None:
         MARKS.setdefault("noise", time.perf_counter())
         mark_established(self, *args)
 
+    dial = wt_transport.WebTransportTransport.dial
+
+    async def timed_dial(self: Any, maddr: Any) -> Any:
+        MARKS.setdefault("pre_dial", time.perf_counter())
+        return await dial(self, maddr)
+
+    wt_transport.WebTransportTransport.dial = timed_dial  # type: ignore[method-assign]
+    connect = wt_endpoint.Endpoint.connect
+
+    def timed_connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = connect(self, *args, **kwargs)
+        MARKS.setdefault("client_hello", time.perf_counter())
+        return conn
+
+    wt_endpoint.Endpoint.connect = timed_connect  # type: ignore[method-assign]
     init = wt_transport.WebTransportTransport.__init__
 
     def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -98,7 +114,7 @@ def _per_op(before: dict[str, int], count: int) -> dict[str, float]:
     return {f"client_{k}_per_op": (after[k] - before.get(k, 0)) / count for k in after}
 
 
-PHASES = ["quic", "certhash", "connect", "noise", "swarm", "new_stream", "echo"]
+PHASES = ["pre_dial", "client_hello", "quic", "certhash", "connect", "noise", "swarm", "new_stream", "echo"]
 
 
 def cpu_pair(server_pid: int) -> tuple[float, float]:

@@ -307,21 +307,28 @@ class Endpoint:
         if self._running:
             raise RuntimeError("the pump is already running")
         self._running = True
+        skipped = False
         try:
             while not self._closing:
-                await self._wait()
+                polled = await self._wait()
                 if self._closing:
                     break
-                self._turn(trio.current_time())
+                # A transmit-only turn reads nothing, but never twice in a row: writers that
+                # keep the pump dirty must not keep acknowledgements unread.
+                receive = polled or skipped
+                skipped = not receive
+                self._turn(trio.current_time(), receive=receive)
         finally:
             self._running = False
             self._shutdown(trio.current_time())
 
     # ---- the pump --------------------------------------------------------------------------
 
-    async def _wait(self) -> None:
+    async def _wait(self) -> bool:
         """Return when the socket is readable (or writable with a backlog), a timer is due, or
-        a connection was marked dirty."""
+        a connection was marked dirty. False when it returned for dirty connections without
+        looking at the socket: that turn only transmits (a read would almost always find
+        nothing; anything that did arrive is read on the next wait, which returns at once)."""
         if self._dirty:
             await trio.lowlevel.checkpoint()  # let writers of this tick finish first
             if self._deferred:
@@ -336,7 +343,7 @@ class Endpoint:
                 ):
                     await trio.lowlevel.checkpoint()
                     yields += 1
-            return
+            return False
         deadline = self._timers.next_deadline()
         with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
             self._wait_scope = cs
@@ -347,6 +354,7 @@ class Endpoint:
                     await trio.lowlevel.wait_readable(self._fd)
             finally:
                 self._wait_scope = None
+        return True
 
     def _wake(self) -> None:
         if self._wait_scope is not None:
@@ -359,12 +367,13 @@ class Endpoint:
             self._wake()
         self._dirty.add(conn)
 
-    def _turn(self, now: float) -> None:
+    def _turn(self, now: float, receive: bool = True) -> None:
         self.stats.pump_turns += 1
         received: set[EndpointConnection] = set()
         if self._backlog:
             self._flush_backlog()
-        self._receive(now, received)
+        if receive:
+            self._receive(now, received)
         touched: set[EndpointConnection] = set()
         self._run_timers(now, touched)
         # Connections that only received this turn transmit on the next one, after the tasks
