@@ -15,7 +15,6 @@ Prints one line per run (MB/s, CPU s/GB client and server) and writes the runs a
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import json
 import os
@@ -26,13 +25,10 @@ import time
 from typing import Any
 
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from py_libp2p_webtransport.certs import ephemeral_certificate
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection  # noqa: E402
 from py_libp2p_webtransport.engine import available_engines  # noqa: E402
 from py_libp2p_webtransport.engine import base as eng  # noqa: E402
@@ -49,26 +45,9 @@ HEADER_LEN = 9  # b"U" or b"D", then the size as 8 bytes
 
 
 def _certificate() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key_der
+    """A throwaway certificate in the libp2p shape and its PKCS#8 key, both DER."""
+    cert = ephemeral_certificate()
+    return cert.der, cert.key_der
 
 
 class Peer:

@@ -12,18 +12,14 @@ writes JSON with ``--json PATH``. Numbers are for comparison within one run only
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import time
 from typing import Any
 
 import pylsqpack
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from py_libp2p_webtransport import _wire
+from py_libp2p_webtransport.certs import ephemeral_certificate
 from py_libp2p_webtransport.engine import (
     EngineConfig,
     StreamDataReceived,
@@ -87,24 +83,9 @@ def hot_path(events: int, chunk: int) -> float:
 
 
 def _certificate() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    der_key = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.DER), der_key
+    """A throwaway certificate in the libp2p shape and its PKCS#8 key, both DER."""
+    cert = ephemeral_certificate()
+    return cert.der, cert.key_der
 
 
 def transfer(engine_name: str, mib: int, with_h3: bool) -> tuple[float, int]:

@@ -157,6 +157,18 @@ def derive_certificate(private_key: PrivateKey, not_before_ms: int) -> DerivedCe
     )
 
 
+def ephemeral_certificate() -> DerivedCertificate:
+    """A certificate in the libp2p shape from a fresh random key, valid from an hour ago.
+
+    For tests, benchmarks and one-off servers that need a working certificate but no stable
+    certhash (a listener uses ``CertManager`` instead).
+    """
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    not_before_ms = int(time.time() * 1000) - _SKEW_MS
+    return derive_certificate(create_new_key_pair().private_key, not_before_ms)
+
+
 class CertManager:
     """The listener's certificates: last, current and next, rotated by the injected clock.
 

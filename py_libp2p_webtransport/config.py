@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .retry import RETRY_MODES, RetryMode
+
 if TYPE_CHECKING:
     from .certs import CertManager
 
@@ -41,6 +43,15 @@ class WebTransportConfig:
     handshake_timeout: float = 10.0
     #: Listener: handshakes in progress at once; more new connections are closed at once.
     max_pending_handshakes: int = 64
+    #: Listener: QUIC address validation with Retry packets (RFC 9000 §8.1.2). ``"always"``
+    #: validates every new client (one extra round trip); ``"under_load"`` only while at least
+    #: ``retry_threshold`` QUIC handshakes are in progress, and for sources over their rate of
+    #: new connections (instead of dropping their Initials); ``"off"`` never. A Retry costs the
+    #: server no state; spoofed sources never get past it.
+    retry: RetryMode = "under_load"
+    #: Listener, ``retry="under_load"``: QUIC handshakes in progress from which new clients get
+    #: a Retry; ``None`` is half of ``max_pending_handshakes``.
+    retry_threshold: int | None = None
     #: Per connection: peer-opened streams waiting for ``accept_stream``; a stream that does
     #: not fit is reset (never dropped silently).
     accept_queue_size: int = 256
@@ -78,3 +89,10 @@ class WebTransportConfig:
         for name in ("idle_timeout", "connect_timeout", "handshake_timeout", "stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WebTransportConfig.{name} must be > 0")
+        if self.retry not in RETRY_MODES:
+            raise ValueError(
+                f"WebTransportConfig.retry must be one of {', '.join(RETRY_MODES)}, "
+                f"got {self.retry!r}"
+            )
+        if self.retry_threshold is not None and self.retry_threshold < 0:
+            raise ValueError("WebTransportConfig.retry_threshold must be >= 0")

@@ -12,6 +12,8 @@ creates a connection only if it is a version 1 Initial in a datagram of at least
 the number of half-open connections is under its bound; everything else is dropped and counted in
 ``Endpoint.stats`` (each kind logged once). Accepted connections that do not finish their QUIC
 handshake within ``handshake_timeout`` are dropped, so junk cannot hold half-open slots.
+With ``retry`` on (``retry.py``), such an Initial may instead be answered with a stateless QUIC
+Retry, and an Initial carrying a valid Retry token creates the connection (address validated).
 
 Contract with the layer above: whoever owns a connection sets ``conn.handler`` at once (in
 ``on_connection`` for servers, right after ``connect()`` for clients). Handler callbacks run
@@ -44,8 +46,15 @@ from .engine.base import (
     HandshakeCompleted,
     QuicEngine,
 )
-from .errors import EngineError, ListenError, MalformedPacket
-from .quic_header import QUIC_VERSION_1, LongPacketType, is_valid_initial, parse_header
+from .errors import EngineError, InvalidRetryToken, ListenError, MalformedPacket
+from .quic_header import (
+    QUIC_VERSION_1,
+    LongPacketType,
+    PacketHeader,
+    is_valid_initial,
+    parse_header,
+)
+from .retry import AddressValidator, RetryMode
 
 __all__ = ["ConnectionHandler", "Endpoint", "EndpointConnection", "EndpointStats"]
 
@@ -103,6 +112,8 @@ class EndpointStats:
     dropped_half_open: int = 0  # an Initial while max_half_open handshakes were running
     dropped_rate_limited: int = 0  # new-connection Initials beyond one source's rate
     dropped_cid_collision: int = 0  # a new client picked an id that routes to another peer
+    dropped_invalid_token: int = 0  # an Initial with a forged/expired/misused Retry token
+    retries_sent: int = 0  # Initials answered with a Retry instead of a connection
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
 
@@ -159,10 +170,17 @@ class Endpoint:
         handshake_timeout: float = 10.0,
         udp: ModuleType | None = None,
         initials_per_second: float = 50.0,
+        retry: RetryMode = "off",
+        retry_threshold: int | None = None,
     ) -> None:
         _check_options(engine, server_config, max_half_open, handshake_timeout)
         if not initials_per_second > 0:
             raise ValueError(f"initials_per_second must be > 0, got {initials_per_second}")
+        #: Retry policy and token codec (None: never Retry, tokens ignored).
+        self.address_validator: AddressValidator | None = None
+        if retry != "off":
+            threshold = max_half_open // 2 if retry_threshold is None else retry_threshold
+            self.address_validator = AddressValidator(retry, threshold)
         self.stats = EndpointStats()
         self._sock = sock
         self._fd = sock.fileno()
@@ -207,6 +225,8 @@ class Endpoint:
         dual_stack: bool = False,
         udp: ModuleType | None = None,
         initials_per_second: float = 50.0,
+        retry: RetryMode = "off",
+        retry_threshold: int | None = None,
     ) -> Endpoint:
         """Bind a UDP socket on ``host``/``port`` (IPv4 or IPv6 literal or name).
 
@@ -216,6 +236,12 @@ class Endpoint:
         socket (``::``) also take IPv4. ``udp`` picks a ``_udp`` twin (tests). One source
         address may start at most ``initials_per_second`` new connections a second (with a burst
         of as many); Initials beyond that are dropped and counted.
+
+        ``retry`` (RFC 9000 §8.1.2, see ``retry.py``): ``"always"`` answers every new client's
+        first Initial with a Retry; ``"under_load"`` does so while at least ``retry_threshold``
+        handshakes are in progress (default: half of ``max_half_open``) and, instead of dropping
+        them, for Initials over a source's rate. Clients that come back with a valid token are
+        not charged to that rate again; ``max_half_open`` bounds them all.
         """
         _check_options(engine, server_config, max_half_open, handshake_timeout)
         try:
@@ -243,6 +269,8 @@ class Endpoint:
             handshake_timeout=handshake_timeout,
             udp=udp,
             initials_per_second=initials_per_second,
+            retry=retry,
+            retry_threshold=retry_threshold,
         )
         endpoint._udp.enable_gro(sock)  # both twins split coalesced buffers
         return endpoint
@@ -627,13 +655,39 @@ class Endpoint:
         if self._server_config is None or self._closing:
             self._drop("dropped_not_listening", "Initial from %s on a client endpoint", addr)
             return None
-        if not self._initial_allowed(addr[0], now):
-            self._drop("dropped_rate_limited", "Initial rate limit reached for %s", addr[0])
-            return None
+        odcid, retry_cid = header.destination_cid, None
+        validator = self.address_validator
+        if validator is not None:
+            try:
+                token = validator.validate(data, header, addr, now)
+            except InvalidRetryToken as exc:
+                self._drop("dropped_invalid_token", "Retry token from %s rejected: %s", addr, exc)
+                return None
+            except MalformedPacket as exc:
+                self._drop("dropped_malformed", "malformed Initial from %s: %s", addr, exc)
+                return None
+            if token is not None:  # the address is validated: no rate charge, no Retry
+                odcid, retry_cid = token.original_destination_cid, header.destination_cid
+        if retry_cid is None:
+            limited = not self._initial_allowed(addr[0], now)
+            if validator is not None and validator.should_retry(self._half_open, limited):
+                self._send_retry(validator, header, addr, now)
+                return None
+            if limited:
+                self._drop("dropped_rate_limited", "Initial rate limit reached for %s", addr[0])
+                return None
         if self._half_open >= self._max_half_open:
             self._drop("dropped_half_open", "half-open limit reached; Initial from %s", addr)
             return None
-        return self._accept(header.destination_cid, addr)
+        return self._accept(odcid, addr, retry_cid)
+
+    def _send_retry(
+        self, validator: AddressValidator, header: PacketHeader, addr: Address, now: float
+    ) -> None:
+        """Answer an Initial with a Retry (no state kept: the token carries it)."""
+        self.stats.retries_sent += 1
+        self._log_once("retry", "answering new connections with QUIC Retry (from %s)", addr)
+        self._send([validator.retry_packet(header, addr, now)], addr)
 
     def _initial_allowed(self, host: object, now: float) -> bool:
         """Take one token from ``host``'s bucket (False: none left)."""
@@ -651,11 +705,17 @@ class Endpoint:
         buckets[host] = (tokens - 1.0, now)
         return True
 
-    def _accept(self, odcid: bytes, addr: Address) -> EndpointConnection | None:
+    def _accept(
+        self, odcid: bytes, addr: Address, retry_cid: bytes | None = None
+    ) -> EndpointConnection | None:
+        """A server connection for a new client; ``retry_cid``: the id our Retry gave it."""
         assert self._server_config is not None
         try:
             quic = create_engine(
-                self._engine_name, self._server_config, original_destination_connection_id=odcid
+                self._engine_name,
+                self._server_config,
+                original_destination_connection_id=odcid,
+                retry_source_connection_id=retry_cid,
             )
         except Exception as exc:  # e.g. an unusable certificate: refuse, keep serving
             self.stats.engine_errors += 1
@@ -667,8 +727,9 @@ class Endpoint:
         self._connections.add(conn)
         self._half_open += 1
         self.stats.connections_accepted += 1
-        # The client addresses its Initials to its own pick until it learns ours.
-        self._add_routes(conn, [odcid, *quic.host_connection_ids])
+        # The client addresses its Initials to its own pick (after a Retry: the Retry's) until
+        # it learns ours.
+        self._add_routes(conn, [retry_cid or odcid, *quic.host_connection_ids])
         if self._on_connection is not None:
             self._call_handler(conn, self._on_connection, conn)
         return conn

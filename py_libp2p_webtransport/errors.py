@@ -190,6 +190,19 @@ class MalformedPacket(WebTransportError):
     """A UDP datagram is not a QUIC packet we can route (truncated or impossible header)."""
 
 
+class InvalidRetryToken(WebTransportError):
+    """An Initial carried an address-validation token we did not issue, or not for this use.
+
+    ``reason`` is one of ``"forged"`` (not ours, or altered), ``"expired"``, ``"address"``
+    (issued to another client address) and ``"connection_id"`` (sent to another destination
+    connection id than the Retry told the client to use).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 # --- perf protocol --------------------------------------------------------------------------------
 
 

@@ -65,6 +65,8 @@ class WebTransportListener(IListener):
                 server_config=config,
                 on_connection=self._on_connection,
                 max_half_open=self._transport.config.max_pending_handshakes,
+                retry=self._transport.config.retry,
+                retry_threshold=self._transport.config.retry_threshold,
             )
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error

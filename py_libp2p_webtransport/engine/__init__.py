@@ -2,7 +2,9 @@
 
 ``create_engine("qh3" | "aioquic", config)`` imports the adapter lazily, so an uninstalled engine
 costs nothing until it is asked for. Servers pass the destination connection id of the client's
-first Initial packet as ``original_destination_connection_id``.
+first Initial packet as ``original_destination_connection_id`` and, after a Retry (``retry.py``),
+the source connection id of that Retry as ``retry_source_connection_id``: both go into the
+server's transport parameters (RFC 9000 §7.3).
 
 The contract every caller relies on (both engines, tested in ``tests/engine``):
 
@@ -65,6 +67,7 @@ def create_engine(
     config: EngineConfig,
     *,
     original_destination_connection_id: bytes | None = None,
+    retry_source_connection_id: bytes | None = None,
 ) -> QuicEngine:
     """A new QUIC connection on engine ``name``; ``EngineError`` if unknown or not installed."""
     try:
@@ -76,7 +79,9 @@ def create_engine(
         raise EngineError(f"QUIC engine {name!r} is not installed (pip install {library})")
     module = importlib.import_module(f"{__name__}.{module_name}")
     engine: QuicEngine = getattr(module, class_name)(
-        config, original_destination_connection_id=original_destination_connection_id
+        config,
+        original_destination_connection_id=original_destination_connection_id,
+        retry_source_connection_id=retry_source_connection_id,
     )
     return engine
 

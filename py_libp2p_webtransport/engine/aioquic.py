@@ -160,7 +160,11 @@ class AioquicEngine(AdapterBase):
     _library_errors = (QuicConnectionError, AssertionError, ValueError, KeyError)
 
     def __init__(
-        self, config: EngineConfig, *, original_destination_connection_id: bytes | None = None
+        self,
+        config: EngineConfig,
+        *,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
     ) -> None:
         check_config(config)
         require_private_api("aioquic", aioquic.__version__, QuicConnection, _PATCHED)
@@ -169,6 +173,7 @@ class AioquicEngine(AdapterBase):
         quic = _ConsumeDrivenConnection(
             configuration=_configuration(config),
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
             stream_window=config.max_stream_data,
             connection_window=config.max_data,
         )

@@ -299,6 +299,7 @@ class Qh3Engine(AdapterBase):
         config: EngineConfig,
         *,
         original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
     ) -> None:
         check_config(config)
         require_private_api("qh3", qh3.__version__, QuicConnection, _PATCHED)
@@ -308,6 +309,7 @@ class Qh3Engine(AdapterBase):
         quic = _Qh3Connection(
             configuration=_configuration(config),
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
             max_streams_bidi=config.max_streams_bidi,
             max_streams_uni=config.max_streams_uni,
             recv_budget=config.recv_budget,

@@ -94,15 +94,17 @@ def prepare_server(conn: Any, datagram: bytes) -> None:
             f"the workaround is tested on qh3 {', '.join(sorted(TESTED_QH3_VERSIONS))}; "
             "use the aioquic engine or a tested qh3"
         )
-    odcid = conn.original_destination_connection_id
-    if len(odcid) != cid_length:
+    # The DCID of this Initial: the client's first pick, or after a Retry the id the Retry gave
+    # (then it differs from ``original_destination_connection_id``, and the core uses it).
+    dcid = pull_quic_header(datagram, 0, cid_length)[3]
+    if len(dcid) != cid_length:
         # Our short-header parsing assumes host CIDs of ``connection_id_length`` bytes, and the
         # client's DCID becomes our CID; Chromium uses 8 bytes, like qh3's default.
         raise EngineError(
-            f"zero-length-CID client chose a {len(odcid)}-byte DCID; "
+            f"zero-length-CID client chose a {len(dcid)}-byte DCID; "
             f"this server handles {cid_length}-byte ones only"
         )
-    conn.host_cid = odcid
+    conn.host_cid = dcid
     conn.wt_zero_length_peer_cid = True
 
 

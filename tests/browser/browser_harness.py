@@ -102,7 +102,9 @@ async def run_browser(
     out = proc.stdout.decode().strip().splitlines()
     assert out, f"runner printed nothing (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}"
     report = BrowserReport(json.loads(out[-1]))
-    assert report.raw.get("ok"), f"browser run failed:\n{report.describe()}"
+    assert report.raw.get("ok"), (
+        f"browser run failed:\n{report.describe()}\nserver side:\n{describe_served_hosts()}"
+    )
     return report
 
 
@@ -121,6 +123,38 @@ class ServedHost:
         return next(a for a in self.addrs if "/webtransport/" in a)
 
 
+# Hosts inside `served_host`, so a failed browser run can say what the server saw.
+_SERVING: list[ServedHost] = []
+
+
+_STREAM_FLAGS = ("_write_closed", "_read_closed", "_local_reset", "_remote_reset", "_stall_error")
+
+
+def describe_served_hosts() -> str:
+    """Each served connection's QUIC state and its streams' buffered bytes (for failure messages).
+
+    Reads our connection's internals on purpose: a stalled transfer in CI is only debuggable
+    with cwnd, bytes in flight, losses and who holds unread data at the moment it failed.
+    """
+    lines = []
+    for served in _SERVING:
+        for net_conn in served.host.get_network().get_connections():
+            muxed = getattr(net_conn, "muxed_conn", None)
+            engine = getattr(muxed, "_engine", None)
+            if engine is None:
+                lines.append(f"{net_conn!r}: not ours")
+                continue
+            lines.append(
+                f"{muxed!r} closed={muxed.is_closed} reason={muxed.close_reason} "
+                f"paused={getattr(engine, 'receive_paused', False)} "
+                f"stalls_broken={muxed.stalls_broken}\n  {engine.stats()}"
+            )
+            for stream_id, stream in list(muxed._streams.items())[:30]:
+                state = " ".join(f"{f[1:]}={getattr(stream, f)}" for f in _STREAM_FLAGS)
+                lines.append(f"  stream {stream_id}: {stream._recv!r} {state}")
+    return "\n".join(lines) or "(no connection)"
+
+
 async def echo_handler(stream: INetStream) -> None:
     """/echo/1.0.0: send back everything until EOF, then close."""
     with contextlib.suppress(StreamEOF):  # the browser's FIN
@@ -135,15 +169,19 @@ async def served_host(
     handlers: dict[str, StreamHandler] | None = None,
     key_pair: Any = None,
     listen: str = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
+    **config: Any,
 ) -> AsyncIterator[ServedHost]:
-    """Run a host with our transport (the given engine) plus ping, identify, echo and perf."""
+    """Run a host with our transport (the given engine) plus ping, identify, echo and perf.
+
+    ``config``: further ``WebTransportConfig`` fields (e.g. ``retry="always"``).
+    """
     from py_libp2p_webtransport.config import WebTransportConfig
     from py_libp2p_webtransport.identify import install_identify
     from py_libp2p_webtransport.perf import perf_handler
     from py_libp2p_webtransport.transport import WebTransportTransport
 
     kp = key_pair or create_new_key_pair()
-    transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine))
+    transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine, **config))
     host = new_host(key_pair=kp, transports=[transport], listen_addrs=[Multiaddr(listen)])
     async with host.run(listen_addrs=[Multiaddr(listen)]):
         host.set_stream_handler(TProtocol("/echo/1.0.0"), echo_handler)
@@ -152,4 +190,9 @@ async def served_host(
         for proto, handler in (handlers or {}).items():
             host.set_stream_handler(TProtocol(proto), handler)
         addrs = [str(a) for a in host.get_addrs()]
-        yield ServedHost(host=host, addrs=addrs)
+        served = ServedHost(host=host, addrs=addrs)
+        _SERVING.append(served)
+        try:
+            yield served
+        finally:
+            _SERVING.remove(served)

@@ -8,6 +8,7 @@ from browser_checks import (
     test_100_concurrent_streams_echo_64KiB,
     test_browser_reset_is_seen_as_reset,
     test_dial_reports_progress,
+    test_dial_through_quic_retry,
     test_echo_is_byte_exact,
     test_identify_lists_our_protocols,
     test_perf_upload_and_download_32MiB,
@@ -23,6 +24,7 @@ BROWSER = "chromium"
 
 __all__ = [
     "test_dial_reports_progress",
+    "test_dial_through_quic_retry",
     "test_ping_20_times",
     "test_identify_lists_our_protocols",
     "test_echo_is_byte_exact",

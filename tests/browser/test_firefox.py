@@ -9,6 +9,7 @@ from browser_checks import (
     test_100_concurrent_streams_echo_64KiB,
     test_browser_reset_is_seen_as_reset,
     test_dial_reports_progress,
+    test_dial_through_quic_retry,
     test_echo_is_byte_exact,
     test_identify_lists_our_protocols,
     test_perf_upload_and_download_32MiB,
@@ -24,6 +25,7 @@ BROWSER = "firefox"
 
 __all__ = [
     "test_dial_reports_progress",
+    "test_dial_through_quic_retry",
     "test_ping_20_times",
     "test_identify_lists_our_protocols",
     "test_echo_is_byte_exact",

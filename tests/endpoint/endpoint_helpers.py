@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from py_libp2p_webtransport.certs import ephemeral_certificate
 from py_libp2p_webtransport.endpoint import EndpointConnection
 from py_libp2p_webtransport.engine.base import (
     ConnectionTerminated,
@@ -28,29 +24,9 @@ class Certificate:
 
 
 def make_certificate() -> Certificate:
-    """A self-signed ECDSA P-256 certificate with one extension (the libp2p shape)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "endpoint-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return Certificate(
-        cert.public_bytes(serialization.Encoding.DER),
-        key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    """A throwaway certificate in the libp2p shape and its key."""
+    cert = ephemeral_certificate()
+    return Certificate(cert.der, cert.key_der)
 
 
 def server_config(certificate: Certificate, idle_timeout: float = 30.0) -> EngineConfig:

@@ -6,8 +6,11 @@ an upgrade that renames something fails here with a message that says what moved
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 
+import pytest
 import qh3
 from enginepair import EnginePair, ServerCertificate
 from qh3 import _hazmat
@@ -16,6 +19,8 @@ from qh3.quic.tls_bridge import QuicTlsBridge
 from qh3.tls import ExtensionType
 
 from py_libp2p_webtransport.engine import EngineConfig, create_engine, qh3_zero_length_cid
+from py_libp2p_webtransport.engine.qh3 import _NEXT_STREAM_IDS
+from py_libp2p_webtransport.errors import StreamLimitReached
 
 
 def params(function: object) -> list[str]:
@@ -127,3 +132,68 @@ def test_ending_core_states_are_the_ones_we_drain_in(cert: ServerCertificate) ->
     assert core.state == "connected"
     pair.client.engine.close(0, "")
     assert core.state in _ENDING_STATES
+
+
+# --- the stream-limit give-back of Qh3Engine.send_stream_data -------------------------------------
+
+
+def _self_attributes_assigned(function: object) -> set[str]:
+    """Names ``X`` of every ``self.X = ...`` / ``self.X.add(...)`` target in ``function``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))  # type: ignore[arg-type]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            targets = [node.func.value]  # self._set.add(...): a mutation of self._set
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+            ):
+                names.add(target.attr)
+    return names
+
+
+def test_stream_id_fields_are_the_ones_qh3_advances() -> None:
+    """qh3 takes a local stream id in ``_record_local_stream`` before its core may refuse the
+    stream; we restore exactly what it changed. A renamed or new field there fails this."""
+    assert callable(QuicConnection._record_local_stream)
+    assert params(QuicConnection._record_local_stream) == ["self", "stream_id"]
+    changed = _self_attributes_assigned(QuicConnection._record_local_stream)
+    # _pre_handshake_streams is only touched before the handshake, when no limit applies yet.
+    assert changed - {"_pre_handshake_streams"} == {*_NEXT_STREAM_IDS, "_created_local_stream_ids"}
+    quic = create_engine("qh3", EngineConfig(is_client=True))._quic  # type: ignore[attr-defined]
+    for name in _NEXT_STREAM_IDS:
+        assert isinstance(getattr(quic, name), int), name
+    assert isinstance(quic._created_local_stream_ids, set)
+
+
+def test_refused_stream_gives_its_id_back(cert: ServerCertificate) -> None:
+    """The core's refusal must still say "stream limit" (we match on it) and the id we lost to
+    ``_record_local_stream`` must come back, so the next attempt reuses it."""
+    pair = EnginePair(
+        "qh3",
+        "qh3",
+        cert,
+        server_config=EngineConfig(is_client=False, max_streams_bidi=2),
+    )
+    pair.handshake()
+    engine = pair.client.engine
+    quic = engine._quic  # type: ignore[attr-defined]
+    opened: list[int] = []
+    with pytest.raises(StreamLimitReached):
+        for _ in range(5):  # bounded: the third stream must be refused
+            stream_id = engine.get_next_available_stream_id()
+            engine.send_stream_data(stream_id, b"x")
+            opened.append(stream_id)
+    assert opened == [0, 4]
+    refused = engine.get_next_available_stream_id()
+    assert refused == 8  # given back: qh3 alone would have moved on to 12
+    assert {getattr(quic, name) for name in _NEXT_STREAM_IDS[:2]} == {8}
+    assert refused not in quic._created_local_stream_ids
+    with pytest.raises(StreamLimitReached):  # and again, without burning another id
+        engine.send_stream_data(refused, b"x")
+    assert engine.get_next_available_stream_id() == 8

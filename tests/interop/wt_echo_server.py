@@ -10,17 +10,13 @@ hears of a request.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from py_libp2p_webtransport.certs import ephemeral_certificate
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
 from py_libp2p_webtransport.engine.base import EngineConfig, EngineEvent
 from py_libp2p_webtransport.session import (
@@ -37,27 +33,9 @@ from py_libp2p_webtransport.session import (
 
 
 def make_certificate() -> tuple[bytes, bytes]:
-    """A self-signed ECDSA P-256 certificate with one extension (the libp2p shape) and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "interop-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key_der
+    """A throwaway certificate in the libp2p shape and its PKCS#8 key, both DER."""
+    cert = ephemeral_certificate()
+    return cert.der, cert.key_der
 
 
 @dataclass

@@ -209,16 +209,21 @@ def fake_initial(rng: random.Random) -> bytes:
     return header + rng.randbytes(1200 - len(header) + 10)
 
 
-async def test_initial_flood_from_one_source_is_rate_limited(engine: str) -> None:
+@pytest.mark.parametrize("retry", ["under_load", "off"])
+async def test_initial_flood_from_one_source_is_rate_limited(engine: str, retry: str) -> None:
     """One address sending new-connection Initials as fast as it can gets at most its burst of
-    half-open connections; another address is still served; the drops are counted."""
+    half-open connections; another address is still served. Beyond the burst each Initial is
+    answered with a stateless Retry (the default, ``retry="under_load"``) or dropped
+    (``retry="off"``); either way it is counted."""
 
     async def handler(conn: Any) -> None:
         raise AssertionError("noise Initials never complete a handshake")
 
     rng = random.Random(9)
     with trio.fail_after(30):
-        server, listener = await _listening(engine, handler, max_pending_handshakes=1000)
+        server, listener = await _listening(
+            engine, handler, max_pending_handshakes=1000, retry=retry
+        )
         try:
             endpoint = listener._endpoint
             (addr,) = listener.get_addrs()
@@ -234,9 +239,11 @@ async def test_initial_flood_from_one_source_is_rate_limited(engine: str) -> Non
             elapsed = trio.current_time() - started
             flooded = endpoint.stats.connections_accepted
             limited = endpoint.stats.dropped_rate_limited
-            print(f"\n{engine}: 300 Initials from one source in {elapsed:.2f} s:", end=" ")
-            print(f"{flooded} accepted, {limited} rate-limited")
-            assert flooded + limited == 300
+            retried = endpoint.stats.retries_sent
+            print(f"\n{engine}/retry={retry}: 300 Initials from one source in {elapsed:.2f} s:")
+            print(f"{flooded} accepted, {limited} rate-limited, {retried} answered with Retry")
+            assert flooded + limited + retried == 300
+            assert (retried if retry == "off" else limited) == 0
             assert flooded <= 50 + 50 * elapsed + 1  # the burst plus the refill (50/s)
             other = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             await other.bind(("127.0.0.2", 0))

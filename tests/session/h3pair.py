@@ -8,18 +8,14 @@ as Chromium, webtransport-go or a broken peer.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pylsqpack
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from py_libp2p_webtransport.certs import ephemeral_certificate
 from py_libp2p_webtransport.engine import base as eng
 from py_libp2p_webtransport.engine import create_engine
 from py_libp2p_webtransport.errors import EngineError
@@ -31,27 +27,9 @@ ENGINES = ["qh3", "aioquic"]
 
 
 def _certificate() -> tuple[bytes, bytes]:
-    """A throwaway ECDSA P-256 certificate (one extension, as browsers want) and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "session-test")])
-    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key_der
+    """A throwaway certificate in the libp2p shape and its PKCS#8 key, both DER."""
+    cert = ephemeral_certificate()
+    return cert.der, cert.key_der
 
 
 CERT = _certificate()

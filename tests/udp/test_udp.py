@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
 
+C_EXT_MARK = pytest.mark.c_extension
+
 FAMILIES = [
     pytest.param((socket.AF_INET, "127.0.0.1"), id="ipv4"),
     pytest.param((socket.AF_INET6, "::1"), id="ipv6"),
@@ -25,6 +27,16 @@ def _twins() -> list[ModuleType]:
     if not NO_EXTENSIONS:
         mods.append(importlib.import_module("py_libp2p_webtransport._udp_c"))
     return mods
+
+
+def _twin_params() -> list[object]:
+    """``_twins()`` as parameters; the compiled one carries ``c_extension`` (deselectable)."""
+    return [
+        pytest.param(
+            m, id=m.IMPLEMENTATION, marks=C_EXT_MARK if m.IMPLEMENTATION == "cython" else ()
+        )
+        for m in _twins()
+    ]
 
 
 @pytest.fixture(params=FAMILIES)
@@ -104,8 +116,8 @@ def test_segmentation_run_shapes(udp_module, pair, shape, gso) -> None:  # type:
     assert [d for d, _ in got] == datagrams
 
 
-@pytest.mark.parametrize("sender_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
-@pytest.mark.parametrize("receiver_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
+@pytest.mark.parametrize("sender_mod", _twin_params())
+@pytest.mark.parametrize("receiver_mod", _twin_params())
 def test_cross_twin(sender_mod, receiver_mod, pair) -> None:  # type: ignore[no-untyped-def]
     sender, receiver = pair
     datagrams = _mixed(130)
@@ -141,7 +153,7 @@ def test_recv_by_fileno_and_truncation(udp_module, pair) -> None:  # type: ignor
 
 
 @pytest.mark.skipif(not hasattr(socket, "CMSG_SPACE"), reason="no ancillary data")
-@pytest.mark.parametrize("sender_mod", _twins(), ids=lambda m: m.IMPLEMENTATION)
+@pytest.mark.parametrize("sender_mod", _twin_params())
 def test_gro_buffers_are_split(udp_module, sender_mod, pair) -> None:  # type: ignore[no-untyped-def]
     sender, receiver = pair
     if not udp_module.enable_gro(receiver):
@@ -152,13 +164,14 @@ def test_gro_buffers_are_split(udp_module, sender_mod, pair) -> None:  # type: i
     assert [d for d, _ in got] == datagrams
 
 
+@pytest.mark.c_extension
 def test_gso_coalesces_on_the_wire(pair) -> None:  # type: ignore[no-untyped-def]
     """The compiled twin's GSO path really hands the kernel one segmented message.
 
     Seen from a GRO receiver reading one buffer at a time: a GSO send arrives as one coalesced
     read; without GSO (the fallback path) each read holds one datagram.
     """
-    if NO_EXTENSIONS:
+    if NO_EXTENSIONS:  # only without --no-c-extensions, which deselects this test
         pytest.skip("compiled twin not built")
     c = importlib.import_module("py_libp2p_webtransport._udp_c")
     sender, receiver = pair

@@ -46,11 +46,12 @@ function errorText (err) {
   return parts.join(' | ')
 }
 
-async function sendAll (stream, data) {
+async function sendAll (stream, data, track = {}) {
   for (let off = 0; off < data.length; off += CHUNK) {
     if (!stream.send(data.subarray(off, off + CHUNK))) {
       await stream.onDrain()
     }
+    track.sent = Math.min(off + CHUNK, data.length)
   }
 }
 
@@ -86,7 +87,7 @@ async function echoOnce (node, peer, protocol, size, seed, track = {}) {
   track.received = 0
   track.phase = 'send'
   const reading = readAll(stream, size, null, (n) => { track.received = n })
-  await sendAll(stream, data)
+  await sendAll(stream, data, track)
   track.phase = 'close'
   await stream.close()
   track.phase = 'read'
@@ -128,7 +129,16 @@ const steps = {
 
   async echo (state, step) {
     const t0 = performance.now()
-    const r = await echoOnce(state.node, state.peer, step.protocol ?? '/echo/1.0.0', step.bytes, step.seed)
+    const track = {}
+    const job = echoOnce(state.node, state.peer, step.protocol ?? '/echo/1.0.0', step.bytes, step.seed, track)
+    // Bounded below the runner's timeout, so a stuck echo reports how far it got.
+    let timer
+    const timeout = new Promise(resolve => { timer = setTimeout(resolve, step.timeoutMs ?? 60000, 'timeout') })
+    const r = await Promise.race([job, timeout])
+    clearTimeout(timer)
+    if (r === 'timeout') {
+      throw new Error(`echo of ${step.bytes} bytes unfinished after ${step.timeoutMs ?? 60000} ms: ${JSON.stringify(track)}`)
+    }
     return { ...r, ms: performance.now() - t0 }
   },
 
