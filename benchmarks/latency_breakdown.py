@@ -114,7 +114,17 @@ def _per_op(before: dict[str, int], count: int) -> dict[str, float]:
     return {f"client_{k}_per_op": (after[k] - before.get(k, 0)) / count for k in after}
 
 
-PHASES = ["pre_dial", "client_hello", "quic", "certhash", "connect", "noise", "swarm", "new_stream", "echo"]
+PHASES = [
+    "pre_dial",
+    "client_hello",
+    "quic",
+    "certhash",
+    "connect",
+    "noise",
+    "swarm",
+    "new_stream",
+    "echo",
+]
 
 
 def cpu_pair(server_pid: int) -> tuple[float, float]:
