@@ -256,6 +256,13 @@ async def client(args: argparse.Namespace, addr: str, server_pid: int) -> dict[s
                 "open_ms_median": statistics.median(opens),
                 "echo_ms_median": statistics.median(echoes),
                 "close_ms_median": statistics.median(closes),
+            "open_ms_mean": statistics.mean(opens),
+            "open_ms_p99": sorted(opens)[int(len(opens) * 0.99)],
+            "open_ms_max": max(opens),
+            "opens_over_10ms": sum(1 for o in opens if o > 10),
+            "echo_ms_mean": statistics.mean(echoes),
+            "echo_ms_max": max(echoes),
+            "close_ms_mean": statistics.mean(closes),
                 **stream_cpu,
             }
         )
