@@ -192,6 +192,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.SessionRejected):
                 self.session_rejected = SessionRejected(event.status, event.reason or "")
                 self.session_ready.set()
+                # Streams opened early (Noise right after the CONNECT) die with the session.
+                for stream in list(self._streams.values()):
+                    stream._on_connection_lost(f"session rejected: {self.session_rejected}")
             elif isinstance(event, sev.SessionClosed):
                 self._on_session_closed(event)
             elif isinstance(event, sev.ConnectionClosed):
@@ -351,6 +354,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         """Client: the server's TLS certificate (DER) once the QUIC handshake completed."""
         der: bytes | None = self._engine.peer_certificate_der()
         return der
+
+    async def wait_turn(self) -> None:
+        """Wait until the endpoint pump has next handed this connection its events."""
+        await self._progress.wait()
 
     def request_session(self, authority: str, path: str) -> None:
         """Client: send the extended CONNECT; ``session_ready`` is set on the answer."""
