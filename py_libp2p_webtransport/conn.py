@@ -357,7 +357,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     async def wait_turn(self) -> None:
         """Wait until the endpoint pump has next handed this connection its events."""
-        await self._progress.wait()
+        await self._wait_progress()
 
     def request_session(self, authority: str, path: str) -> None:
         """Client: send the extended CONNECT; ``session_ready`` is set on the answer."""
