@@ -324,6 +324,18 @@ def main() -> int:
     c.add_argument("--idle-seconds", type=float, default=5.0)
     c.add_argument("--timeout", type=float, default=180.0, help="seconds per workload")
     args = parser.parse_args()
+    if os.environ.get("PEER_PROFILE"):  # latency_breakdown.py --profile server
+        import cProfile  # noqa: PLC0415
+        import pstats  # noqa: PLC0415
+
+        profiler = cProfile.Profile()
+        try:
+            return int(profiler.runcall(trio.run, serve if args.role == "serve" else client, args))
+        finally:
+            stats = pstats.Stats(profiler, stream=sys.stderr)
+            top = int(os.environ.get("PEER_PROFILE_TOP", "35"))
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
     return trio.run(serve if args.role == "serve" else client, args)
 
 

@@ -16,12 +16,17 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.crypto.keys import KeyPair, PrivateKey
 
 from .cli_perf import add_perf_parser
 from .demo import add_demo_arguments
+from .retry import RETRY_MODES
+
+if TYPE_CHECKING:
+    from .config import WebTransportConfig
 
 PROG = "py-libp2p-webtransport"
 
@@ -55,12 +60,18 @@ def load_or_create_key(path: Path | None) -> KeyPair:
     return key_pair
 
 
+def config_from_args(args: argparse.Namespace) -> WebTransportConfig:
+    """The transport configuration the ``serve`` options ask for."""
+    from .config import WebTransportConfig
+
+    return WebTransportConfig(engine=args.engine, retry=args.retry)
+
+
 async def serve(args: argparse.Namespace) -> int:
     """Run the ``serve`` command until a signal arrives."""
     from libp2p import new_host
     from multiaddr import Multiaddr
 
-    from .config import WebTransportConfig
     from .demo import check_demo, running_demo
     from .identify import install_identify
     from .services import register_handlers
@@ -68,7 +79,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
-    transport = WebTransportTransport(key_pair.private_key, WebTransportConfig(engine=args.engine))
+    transport = WebTransportTransport(key_pair.private_key, config_from_args(args))
     family = "ip6" if ":" in args.host else "ip4"
     listen = Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")
     host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
@@ -105,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--engine", choices=("qh3", "aioquic"), default=None, help="QUIC engine (default: best)"
+    )
+    s.add_argument(
+        "--retry",
+        choices=RETRY_MODES,
+        default="under_load",
+        help="QUIC address validation (Retry): off, always (every new client), or under_load "
+        "(while many handshakes are pending or a source floods Initials; the default)",
     )
     s.add_argument(
         "--log-level",

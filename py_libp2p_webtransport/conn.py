@@ -81,7 +81,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self._closed = False
         self._close_reason: str | None = None
         self.closed_event = trio.Event()
-        self._progress = trio.Event()  # set (then replaced) after every pump turn
+        # Set after every pump turn, then dropped; created only by a task about to wait.
+        self._progress: trio.Event | None = None
         self._resource_scope: Any = None
         # qh3's receive budget: since when reception has been paused with no read progress.
         self._paused_since: float | None = None
@@ -191,6 +192,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.SessionRejected):
                 self.session_rejected = SessionRejected(event.status, event.reason or "")
                 self.session_ready.set()
+                # Streams opened early (Noise right after the CONNECT) die with the session.
+                for stream in list(self._streams.values()):
+                    stream._on_connection_lost(f"session rejected: {self.session_rejected}")
             elif isinstance(event, sev.SessionClosed):
                 self._on_session_closed(event)
             elif isinstance(event, sev.ConnectionClosed):
@@ -246,7 +250,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self._blocked_writers.clear()
         self._accept_send.close()
         self._release_resource_scope()
-        self._progress.set()
+        self._signal_progress()
         self.closed_event.set()
 
     def _release_resource_scope(self) -> None:
@@ -263,12 +267,24 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     def _wake_writers(self) -> None:
         # Every pump turn may have brought acks or credit: wake whoever waits for progress.
-        self._progress.set()
-        self._progress = trio.Event()
+        self._signal_progress()
         if self._blocked_writers:
             writers, self._blocked_writers = self._blocked_writers, set()
             for stream in writers:
                 stream._writable_maybe()
+
+    def _signal_progress(self) -> None:
+        progress = self._progress
+        if progress is not None:
+            self._progress = None
+            progress.set()
+
+    async def _wait_progress(self) -> None:
+        """Wait for the end of the next pump turn (or the connection's end)."""
+        progress = self._progress
+        if progress is None:
+            progress = self._progress = trio.Event()
+        await progress.wait()
 
     # --- calls from streams -------------------------------------------------------------------
 
@@ -339,6 +355,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         der: bytes | None = self._engine.peer_certificate_der()
         return der
 
+    async def wait_turn(self) -> None:
+        """Wait until the endpoint pump has next handed this connection its events."""
+        await self._wait_progress()
+
     def request_session(self, authority: str, path: str) -> None:
         """Client: send the extended CONNECT; ``session_ready`` is set on the answer."""
         self.session_id = self._h3.connect(authority, path, trio.current_time())
@@ -364,7 +384,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 except StreamLimitReached:
                     # Credit comes back as the peer retires closed streams; every pump turn
                     # (which brings its MAX_STREAMS) sets _progress.
-                    await self._progress.wait()
+                    await self._wait_progress()
         raise MuxedConnUnavailable(
             f"the peer granted no stream credit within {self.config.connect_timeout} s"
         )
@@ -409,7 +429,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 # shielded so a cancelled caller still closes the connection below.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
                     while not self._closed and self._send_buffer_size(session_id) > 0:
-                        await self._progress.wait()
+                        await self._wait_progress()
             except Exception:  # the session may already be gone; closing must not fail
                 logger.debug("%r: close_session failed", self, exc_info=True)
         self._connection_lost("closed locally")

@@ -62,8 +62,10 @@ logger = logging.getLogger(__name__)
 
 SOCKET_BUFFER_SIZE = 4 * 1024 * 1024  # 4 MiB: the 208 KiB default overflows (FACTS.md)
 HOST_CID_LENGTH = 8  # what both engines issue; short headers are parsed with it
-RECV_BATCH = 64  # reads per recv call (a GRO read may hold up to 64 KiB of datagrams)
+RECV_BATCH = 16  # reads per recv call: up to 16 x 64 KiB of GRO buffers (1 MiB resident, not 4)
 MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
+MIN_DEFER_YIELDS = 4  # schedule points before a deferred transmit (see _wait) ...
+MAX_DEFER_YIELDS = 8  # ... and at most this many while other tasks are still runnable
 _INTERNAL_ERROR = 0x1  # QUIC INTERNAL_ERROR (RFC 9000 §20.1)
 _CONNECTION_REFUSED = 0x2  # QUIC CONNECTION_REFUSED
 
@@ -194,6 +196,7 @@ class Endpoint:
         self._connections: set[EndpointConnection] = set()
         self._half_open = 0
         self._dirty: set[EndpointConnection] = set()
+        self._deferred = False  # some dirty connection waits for its woken tasks (see _turn)
         self._timers: DeadlineHeap[EndpointConnection] = DeadlineHeap()
         self._backlog: list[tuple[list[bytes], Address]] = []  # unsent after EAGAIN, in order
         self._wait_scope: trio.CancelScope | None = None
@@ -332,24 +335,43 @@ class Endpoint:
         if self._running:
             raise RuntimeError("the pump is already running")
         self._running = True
+        skipped = False
         try:
             while not self._closing:
-                await self._wait()
+                polled = await self._wait()
                 if self._closing:
                     break
-                self._turn(trio.current_time())
+                # A transmit-only turn reads nothing, but never twice in a row: writers that
+                # keep the pump dirty must not keep acknowledgements unread.
+                receive = polled or skipped
+                skipped = not receive
+                self._turn(trio.current_time(), receive=receive)
         finally:
             self._running = False
             self._shutdown(trio.current_time())
 
     # ---- the pump --------------------------------------------------------------------------
 
-    async def _wait(self) -> None:
+    async def _wait(self) -> bool:
         """Return when the socket is readable (or writable with a backlog), a timer is due, or
-        a connection was marked dirty."""
+        a connection was marked dirty. False when it returned for dirty connections without
+        looking at the socket: that turn only transmits (a read would almost always find
+        nothing; anything that did arrive is read on the next wait, which returns at once)."""
         if self._dirty:
             await trio.lowlevel.checkpoint()  # let writers of this tick finish first
-            return
+            if self._deferred:
+                # Let the tasks woken by the deferred connections' events run until they block.
+                # A reply takes a few schedule points (py-libp2p's NetStream lock, ours), and
+                # trio runs each batch of ready tasks in random order: yield a few times, more
+                # while tasks are queued, within a bound (a busy task must not starve the pump).
+                self._deferred = False
+                yields = 1
+                while yields < MAX_DEFER_YIELDS and (
+                    yields < MIN_DEFER_YIELDS or trio.lowlevel.current_statistics().tasks_runnable
+                ):
+                    await trio.lowlevel.checkpoint()
+                    yields += 1
+            return False
         deadline = self._timers.next_deadline()
         with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
             self._wait_scope = cs
@@ -360,6 +382,7 @@ class Endpoint:
                     await trio.lowlevel.wait_readable(self._fd)
             finally:
                 self._wait_scope = None
+        return True
 
     def _wake(self) -> None:
         if self._wait_scope is not None:
@@ -372,18 +395,27 @@ class Endpoint:
             self._wake()
         self._dirty.add(conn)
 
-    def _turn(self, now: float) -> None:
+    def _turn(self, now: float, receive: bool = True) -> None:
         self.stats.pump_turns += 1
-        touched: set[EndpointConnection] = set()
+        received: set[EndpointConnection] = set()
         if self._backlog:
             self._flush_backlog()
-        self._receive(now, touched)
+        if receive:
+            self._receive(now, received)
+        touched: set[EndpointConnection] = set()
         self._run_timers(now, touched)
+        # Connections that only received this turn transmit on the next one, after the tasks
+        # their events woke have run (the pump's wait yields once while anything is dirty):
+        # an answer written by those tasks then leaves in the same packet as the ACK, instead
+        # of an ACK-only packet now and the answer in a second one (which also woke the peer
+        # twice). Timers and writers' transmit_soon() are served at once, as before.
+        deferred = received - touched - self._dirty
+        touched |= received
         touched |= self._dirty
         self._dirty.clear()
         for conn in touched:
             try:
-                self._service(conn, now)
+                self._service(conn, now, conn in deferred)
             except Exception as exc:
                 self._fail(conn, now, exc)
 
@@ -459,13 +491,25 @@ class Endpoint:
                     self._call_handler(conn, handler.handle_timer, now)
             touched.add(conn)
 
-    def _service(self, conn: EndpointConnection, now: float) -> None:
-        """Drain events into the handler, transmit, re-arm the timer; retire if terminated."""
+    def _service(self, conn: EndpointConnection, now: float, defer: bool = False) -> None:
+        """Drain events into the handler, transmit, re-arm the timer; retire if terminated.
+
+        With ``defer`` (a connection that only received) the transmit waits for the next pump
+        turn, after the tasks its events woke have run, so their replies ride with the ACKs.
+        Never while handshaking: the handshake flight that completes it goes out at once (a
+        task closing the connection right away must not get its close sent before it).
+        """
+        defer = defer and conn.handshake_completed
         for _ in range(4):  # events can appear while transmitting (e.g. after a local close)
             if conn.closed:
                 return
             self._collect_events(conn)
             self._deliver_events(conn, now)
+            if defer and not conn._terminated and not conn.closed:
+                self._dirty.add(conn)
+                self._deferred = True
+                self._arm_timer(conn)
+                return
             self._dirty.discard(conn)  # this transmit covers the handler's writes
             self._transmit(conn, now)
             if conn._terminated:

@@ -45,6 +45,7 @@ class WebTransportListener(IListener):
         self._pending = 0
         self._connections: set[WebTransportConnection] = set()
         self._closed = False
+        self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
         #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
         self.background_nursery: trio.Nursery | None = None
 
@@ -99,11 +100,20 @@ class WebTransportListener(IListener):
         if self._endpoint is None or self._closed:
             return ()
         self.rotate_certificates()
-        hashes = self._transport.cert_manager.advertised_certhashes()
-        return tuple(
+        hashes = tuple(self._transport.cert_manager.advertised_certhashes())
+        bound = self._endpoint.local_address
+        # py-libp2p asks for them several times per connection (identify, get_addrs) and
+        # building them costs ~0.4 ms (py-multibase): reuse them until the certhashes change.
+        # A wildcard bind is re-expanded every time, as interfaces may come and go.
+        if self._addrs_cache is not None and self._addrs_cache[0] == (bound, hashes):
+            return self._addrs_cache[1]
+        addrs = tuple(
             wt_multiaddr.with_certhashes(transport_multiaddr(address), hashes)
-            for address in _concrete_addresses(self._endpoint.local_address)
+            for address in _concrete_addresses(bound)
         )
+        if str(bound[0]) not in ("0.0.0.0", "::"):
+            self._addrs_cache = ((bound, hashes), addrs)
+        return addrs
 
     async def close(self) -> None:
         """Stop accepting, close every connection of this listener, release the socket."""

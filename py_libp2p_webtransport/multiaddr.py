@@ -183,11 +183,36 @@ def _components(maddr: Multiaddr) -> list[tuple[str, str | None]]:
 def parse_webtransport_multiaddr(maddr: MultiaddrLike) -> WebTransportAddress:
     """Parse a WebTransport multiaddr; ``AddressError`` (or ``InvalidCerthash``) if malformed."""
     ma = _to_multiaddr(maddr)
+    try:
+        key = ma.to_bytes()
+    except Exception as exc:
+        raise AddressError(f"invalid multiaddr: {exc}") from exc
+    return _parse_binary(key, ma)
+
+
+# A dial parses its address 3 times (the swarm's can_dial, ours, the dial itself) and
+# py-multiaddr renders each certhash through a slow pure-Python multibase codec: ~1 ms per parse.
+# Results are immutable, so they are cached by the binary form (errors are not cached).
+_PARSE_CACHE: dict[bytes, WebTransportAddress] = {}
+_PARSE_CACHE_SIZE = 256
+
+
+def _parse_binary(key: bytes, ma: Multiaddr) -> WebTransportAddress:
+    cached = _PARSE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    parsed = _parse(ma)
+    if len(_PARSE_CACHE) >= _PARSE_CACHE_SIZE:
+        _PARSE_CACHE.pop(next(iter(_PARSE_CACHE)))  # oldest first: bounded memory
+    _PARSE_CACHE[key] = parsed
+    return parsed
+
+
+def _parse(ma: Multiaddr) -> WebTransportAddress:
     comps = _components(ma)
-    shown = str(ma)
 
     def fail(why: str) -> AddressError:
-        return AddressError(f"not a WebTransport multiaddr ({why}): {shown}")
+        return AddressError(f"not a WebTransport multiaddr ({why}): {ma}")
 
     if len(comps) < 4:
         raise fail("too short")

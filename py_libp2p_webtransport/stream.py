@@ -48,7 +48,9 @@ class WebTransportStream(IMuxedStream):
         self.stream_id = stream_id
         self._is_initiator = is_initiator
         self._recv = _mux.RecvBuffer()
-        self._changed = trio.Event()  # set (then replaced) whenever state changes
+        # Set on every state change, then dropped; created only by a task about to wait, so
+        # the per-packet data path allocates nothing when nobody is blocked.
+        self._changed: trio.Event | None = None
         self._read_lock = trio.Lock()
         self._write_lock = trio.Lock()
         self._remote_reset: int | None = None  # peer's RESET_STREAM code
@@ -72,8 +74,17 @@ class WebTransportStream(IMuxedStream):
     # --- events from the connection (called synchronously by the endpoint pump) ---------------
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
+
+    async def _wait_changed(self) -> None:
+        """Wait for the next ``_notify`` (state is re-checked by the caller afterwards)."""
+        changed = self._changed
+        if changed is None:
+            changed = self._changed = trio.Event()
+        await changed.wait()
 
     def _on_data(self, data: bytes, end_stream: bool) -> None:
         if (
@@ -156,6 +167,9 @@ class WebTransportStream(IMuxedStream):
                 if self._stall_error is not None:
                     raise MuxedStreamReset(self._stall_message())
                 if self._local_reset or self._read_closed:
+                    if self._conn_error is not None:
+                        # The swarm resets a dead connection's streams: the cause is the loss.
+                        raise MuxedStreamReset(f"stream {self.stream_id}: {self._conn_error}")
                     raise MuxedStreamClosed(f"stream {self.stream_id} closed for reading")
                 if self._recv.size:
                     data: bytes = self._recv.read(size)
@@ -168,7 +182,7 @@ class WebTransportStream(IMuxedStream):
                     raise StreamEnded(f"stream {self.stream_id}: end of stream")
                 if self._conn_error is not None:
                     raise MuxedStreamReset(f"stream {self.stream_id}: {self._conn_error}")
-                await self._changed.wait()
+                await self._wait_changed()
 
     async def write(self, data: bytes) -> None:
         """Send ``data``; waits while the stream's unacknowledged send buffer is full."""
@@ -206,8 +220,13 @@ class WebTransportStream(IMuxedStream):
                     if self._conn._send_buffer_size(self.stream_id) < config.write_buffer_limit:
                         break
                     self._conn._watch_writable(self)
-                    await self._changed.wait()
-                chunk = bytes(view[offset : offset + config.write_chunk_size])
+                    await self._wait_changed()
+                # A write that fits one chunk goes to the engine as is (the engine copies it
+                # into its send queue anyway); only bigger ones are cut, one copy per chunk.
+                if offset == 0 and len(view) <= config.write_chunk_size and type(data) is bytes:
+                    chunk = data
+                else:
+                    chunk = bytes(view[offset : offset + config.write_chunk_size])
                 self._conn._send(self.stream_id, chunk, end_stream=False)
                 offset += len(chunk)
 

@@ -29,6 +29,7 @@ from libp2p.abc import ITransport
 from libp2p.crypto.keys import PrivateKey, PublicKey
 from libp2p.custom_types import THandler
 from libp2p.peer.id import ID
+from libp2p.stream_muxer.exceptions import MuxedConnUnavailable
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
@@ -135,8 +136,8 @@ class WebTransportTransport(ITransport):
             max_stream_data=cfg.max_stream_data,
             max_streams_bidi=cfg.max_streams_bidi,
             idle_timeout=cfg.idle_timeout,
-            # qh3 can only bound unread data per connection: hold it to the connection window.
-            recv_budget=cfg.max_data,
+            # qh3 can only bound unread data per connection: the budget, at most the window.
+            recv_budget=min(cfg.recv_budget, cfg.max_data),
         )
 
     async def _get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
@@ -221,11 +222,17 @@ class WebTransportTransport(ITransport):
                     conn.peer_certificate_der() or b"", addr.certhashes, cfg.clock()
                 )
                 conn.request_session(_authority(addr.host, addr.port), NOISE_PATH)
-                await conn.session_ready.wait()
-                if conn.session_rejected is not None:
-                    raise conn.session_rejected
-                if conn.is_closed:
-                    raise Unreachable(f"session with {maddr} failed: {conn.close_reason}")
+                # Noise may start right after the CONNECT (libp2p WebTransport spec; the server
+                # holds the stream until it accepts the session): its first message leaves
+                # with the CONNECT, saving a round trip. The CONNECT itself waits for the
+                # server's SETTINGS (qh3 servers send them with the handshake, aioquic ones
+                # one round trip later).
+                stream = self._early_stream(conn)
+                while stream is None and not conn.session_ready.is_set():
+                    await conn.wait_turn()
+                    stream = self._early_stream(conn)
+                if stream is None:
+                    await self._session_ready(conn, maddr)  # raises: rejected or closed
         except trio.TooSlowError:
             if conn is not None:
                 await conn.close()
@@ -239,11 +246,19 @@ class WebTransportTransport(ITransport):
 
         try:
             with trio.fail_after(cfg.handshake_timeout):
-                stream = conn.open_stream_nowait()
-                peer, public_key = await self._noise_initiator(
-                    stream, expected_peer, addr.certhashes
-                )
+                if stream is None:
+                    stream = conn.open_stream_nowait()
+                try:
+                    peer, public_key = await self._noise_initiator(
+                        stream, expected_peer, addr.certhashes
+                    )
+                except Exception:
+                    if conn.session_rejected is not None:  # the real reason Noise failed
+                        raise conn.session_rejected from None
+                    raise
                 await stream.close()  # FIN; the server's FIN retires the stream
+                # The server answers the CONNECT before it reads Noise: normally already here.
+                await self._session_ready(conn, maddr)
         except trio.TooSlowError:
             await conn.close()
             raise DialTimeout(f"Noise handshake with {maddr} timed out") from None
@@ -260,6 +275,24 @@ class WebTransportTransport(ITransport):
         self._connections.add(conn)
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
+
+    @staticmethod
+    def _early_stream(conn: WebTransportConnection) -> WebTransportStream | None:
+        """The Noise stream, opened right after the CONNECT; None if the CONNECT still waits
+        for the server's SETTINGS (the session layer refuses streams before it is sent)."""
+        try:
+            return conn.open_stream_nowait()
+        except MuxedConnUnavailable:
+            return None
+
+    @staticmethod
+    async def _session_ready(conn: WebTransportConnection, maddr: Multiaddr) -> None:
+        """Wait for the answer to the CONNECT; a refusal or a lost connection raises."""
+        await conn.session_ready.wait()
+        if conn.session_rejected is not None:
+            raise conn.session_rejected
+        if conn.is_closed:
+            raise Unreachable(f"session with {maddr} failed: {conn.close_reason}")
 
     @staticmethod
     async def _resolve(host: str, port: int, is_dns: bool) -> tuple[tuple[Any, ...], int]:

@@ -39,6 +39,7 @@ from qh3.quic import events as qh3_events
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, QuicConnectionError
 from qh3.quic.packet import (
+    QuicErrorCode,
     QuicPacketType,
     pull_quic_transport_parameters,
     push_quic_transport_parameters,
@@ -387,6 +388,32 @@ class Qh3Engine(AdapterBase):
         self._packets_received += len(batch)
         self._quic.receive_many_datagrams(batch, addr, now)
         self._note_close_on_receive()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Poll the native core directly (qh3's facade loop costs ~20 % of a sender's CPU).
+
+        qh3's ``datagrams_to_send`` re-parses every packet header of every datagram for its
+        qlog even when no logger is set. Without a logger we call ``poll_transmit`` ourselves
+        (same calls and order, minus the logging); with one, the facade does it all.
+        """
+        quic = self._quic
+        core = quic._core
+        if core is None or quic._quic_logger is not None:
+            return super().datagrams_to_send(now)
+        out: list[tuple[bytes, Address]] = []
+        append = out.append
+        poll = core.poll_transmit
+        nbytes = 0
+        try:
+            while (transmit := poll(now)) is not None:
+                data = transmit[0]
+                nbytes += len(data)
+                append((data, transmit[1]))
+        except RuntimeError as exc:  # as the facade's ``_call_core`` translates it
+            raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
+        self._packets_sent += len(out)
+        self._bytes_sent += nbytes
+        return out
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.

@@ -227,10 +227,17 @@ class WebTransportH3(SessionHandling):
     # ---- public API: streams (sessions: sessions.SessionHandling) -------------------------
 
     def open_stream(self, session_id: int, bidirectional: bool = True) -> int:
-        """Open a WebTransport stream in an established session (its header is sent now)."""
+        """Open a WebTransport stream in a session (its header is sent now).
+
+        The session must be established, except that a client may open streams as soon as its
+        CONNECT has been sent (the libp2p WebTransport spec lets the dialer start Noise right
+        away; the server holds such streams until it accepts the session, checklist §D 23). If
+        the session is then rejected, those streams end with WT_SESSION_GONE.
+        """
         self._check_open()
         req = self._requests.get(session_id)
-        if req is None or req.state is not State.ESTABLISHED:
+        early = self._is_client and req is not None and req.state is State.SENT
+        if req is None or not (req.state is State.ESTABLISHED or early):
             raise LocalProtocolError(f"session {session_id} is not established")
         stream_id = self._engine.get_next_available_stream_id(is_unidirectional=not bidirectional)
         header = _wire.encode_stream_header(bidirectional, session_id)

@@ -227,6 +227,7 @@ class SessionHandling(Http3Base):
             self._engine.send_stream_data(req.session_id, b"", end_stream=True)
             req.fin_sent = True
         self._reject_held_session(req.session_id)
+        self._end_streams(req)  # streams we opened early, right after the CONNECT
 
     def _drop_if_finished(self, req: RequestStream) -> None:
         """Forget a request stream that never became the session once both sides ended it,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from pathlib import Path
 
 import pytest
 import qh3
-from enginepair import EnginePair, ServerCertificate
+from enginepair import CLIENT_ADDR, SERVER_ADDR, EnginePair, ServerCertificate
 from qh3 import _hazmat
 from qh3.quic.connection import QuicConnection
 from qh3.quic.tls_bridge import QuicTlsBridge
@@ -73,6 +74,7 @@ def test_facade_private_fields(cert: ServerCertificate) -> None:
         "_close_event",
         "_remote_addr",
         "host_cid",
+        "_quic_logger",
     ):
         assert hasattr(quic, name), name
 
@@ -83,6 +85,7 @@ def test_native_core_api(cert: ServerCertificate) -> None:
         "receive_datagram",
         "next_event",
         "has_events",
+        "poll_transmit",
         "state",
         "stream_limits",
         "smoothed_rtt",
@@ -132,6 +135,47 @@ def test_ending_core_states_are_the_ones_we_drain_in(cert: ServerCertificate) ->
     assert core.state == "connected"
     pair.client.engine.close(0, "")
     assert core.state in _ENDING_STATES
+
+
+def test_datagrams_to_send_polls_the_core_and_matches_the_facade(cert: ServerCertificate) -> None:
+    # Without a qlog the adapter calls core.poll_transmit itself (the facade's loop only adds
+    # logging): it must return what the facade would, (bytes, address) pairs, and count them.
+    pair = EnginePair("qh3", "qh3", cert)
+    pair.handshake()
+    engine = pair.client.engine
+    quic = engine._quic  # type: ignore[attr-defined]
+    assert quic._quic_logger is None
+    stream_id = engine.get_next_available_stream_id()
+    engine.send_stream_data(stream_id, b"x" * 20_000, end_stream=True)
+    before = engine.stats()
+    out = engine.datagrams_to_send(pair.now)
+    assert out, "20 kB queued must produce datagrams"
+    assert all(type(data) is bytes and addr[:2] == SERVER_ADDR for data, addr in out)
+    after = engine.stats()
+    assert after.packets_sent - before.packets_sent == len(out)
+    assert after.bytes_sent - before.bytes_sent == sum(len(d) for d, _ in out)
+    assert quic.datagrams_to_send(pair.now) == []  # the core had nothing more for the facade
+    pair.server.engine.receive_datagrams([d for d, _ in out], CLIENT_ADDR, pair.now)
+    pair.run(until=lambda: len(pair.server.stream_bytes(stream_id)) == 20_000)
+
+
+def test_datagrams_to_send_with_a_qlog_goes_through_the_facade(
+    cert: ServerCertificate, tmp_path: Path
+) -> None:
+    # The fast path skips qh3's packet logging, so with a qlog the facade must do the polling.
+    pair = EnginePair(
+        "qh3", "qh3", cert, client_config=EngineConfig(is_client=True, qlog_dir=str(tmp_path))
+    )
+    pair.handshake()
+    quic = pair.client.engine._quic  # type: ignore[attr-defined]
+    assert quic._quic_logger is not None
+    logged = []
+    original = quic._log_packets
+    quic._log_packets = lambda event, data: (logged.append(event), original(event, data))[1]
+    stream_id = pair.client.engine.get_next_available_stream_id()
+    pair.client.engine.send_stream_data(stream_id, b"y" * 5000)
+    assert pair.client.engine.datagrams_to_send(pair.now)
+    assert "packet_sent" in logged
 
 
 # --- the stream-limit give-back of Qh3Engine.send_stream_data -------------------------------------

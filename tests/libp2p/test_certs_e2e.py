@@ -67,3 +67,18 @@ async def test_restart_with_same_key_keeps_certhashes(engine: str) -> None:
             )
             await client.connect(peer_info(second, [saved]))
             assert client.get_network().get_connections(second.get_id())
+
+
+async def test_listen_addresses_are_built_once_per_certificate_pair(engine: str) -> None:
+    """py-libp2p asks for the listen addresses several times per connection: they are reused
+    until a rotation changes the certhashes, then rebuilt."""
+    clock = FakeClock()
+    with trio.fail_after(60):
+        async with wt_host(engine, clock=clock) as server:
+            (listener,) = transport_of(server)._listeners
+            first = listener.get_addrs()
+            assert listener.get_addrs() is first  # no rebuild while nothing changed
+            clock.now = transport_of(server).cert_manager.next_rotation + 1
+            rotated = listener.get_addrs()
+            assert rotated is not first and rotated != first
+            assert listener.get_addrs() is rotated

@@ -204,6 +204,24 @@ async def test_connection_loss_is_a_reset_not_eof() -> None:
     assert stream.get_remote_address() == ("127.0.0.1", 4433)
 
 
+async def test_reset_after_connection_loss_still_reads_as_the_loss() -> None:
+    """py-libp2p's swarm resets every stream of a connection that died; a reader that comes
+    afterwards must still learn the connection was lost (a reset), not "closed for reading"."""
+    stream, conn = make()
+    stream._on_connection_lost("idle timeout")
+    await stream.reset()
+    with pytest.raises(MuxedStreamReset, match="idle timeout"):
+        await stream.read(1)
+    assert conn.resets == [] and conn.stops == []  # nothing sent on a dead connection
+
+
+async def test_local_reset_on_a_live_connection_reads_as_closed() -> None:
+    stream, _ = make()
+    await stream.reset()
+    with pytest.raises(MuxedStreamClosed):
+        await stream.read(1)
+
+
 async def test_py_libp2p_read_exactly_sees_eof_in_one_read() -> None:
     """py-libp2p's ``read_exactly`` (ping, multistream) stops at the first EOF: one read, not the
     100 retries an empty read gets (the browser ping x20 regression)."""

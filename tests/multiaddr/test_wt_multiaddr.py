@@ -282,3 +282,26 @@ def test_with_certhashes_rejects_bad_hash_and_bad_address() -> None:
         with_certhashes("/ip4/1.2.3.4/udp/1/quic-v1/webtransport", [b"\x12\x20short"])
     with pytest.raises(AddressError):
         with_certhashes("/ip4/1.2.3.4/udp/1/quic-v1", [MH_A])
+
+
+# --- the parse cache -----------------------------------------------------------------------------
+
+
+def test_parse_is_cached_by_binary_form_and_bounded() -> None:
+    from py_libp2p_webtransport import multiaddr as wt_multiaddr
+
+    base = "/ip4/10.0.0.1/udp/9/quic-v1/webtransport/certhash/"
+    first = parse_webtransport_multiaddr(base + mb("base58btc", MH_A))
+    # The same address as text in another multibase, as Multiaddr and as bytes: one entry.
+    ma = Multiaddr(base + mb("base64url", MH_A))
+    assert parse_webtransport_multiaddr(ma) is first
+    assert parse_webtransport_multiaddr(ma.to_bytes()) is first
+    assert first.certhashes == (MH_A,)
+    # Errors are never cached: a malformed address fails every time.
+    for _ in range(2):
+        with pytest.raises(AddressError):
+            parse_webtransport_multiaddr("/ip4/10.0.0.1/udp/9/quic-v1")
+    for port in range(1, 2 * wt_multiaddr._PARSE_CACHE_SIZE):
+        addr = parse_webtransport_multiaddr(f"/ip4/10.0.0.2/udp/{port}/quic-v1/webtransport")
+        assert addr.port == port
+    assert len(wt_multiaddr._PARSE_CACHE) <= wt_multiaddr._PARSE_CACHE_SIZE

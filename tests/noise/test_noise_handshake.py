@@ -293,6 +293,17 @@ def test_result_before_completion_raises() -> None:
         _ = NoiseHandshake.initiator(ed25519_pair().private_key).result
 
 
+def test_largest_framed_message_2_from_a_peer_is_rejected() -> None:
+    """The 2-byte length prefix caps a peer's message at 65535 bytes; one that large (random)
+    fails with a HandshakeError and the handshake stays failed."""
+    client = NoiseHandshake.initiator(ed25519_pair().private_key)
+    client.data_to_send()
+    with pytest.raises(HandshakeError):
+        client.receive_data(b"\xff\xff" + bytes(range(256)) * 255 + bytes(255))
+    with pytest.raises(HandshakeError):
+        client.receive_data(b"\x00")
+
+
 def test_oversized_message_2_is_refused() -> None:
     # 2000 certhashes of 34 bytes cannot fit in one 65535-byte Noise message.
     many = [certhash_multihash(i.to_bytes(4, "big")) for i in range(2000)]

@@ -76,6 +76,20 @@ def stream_unread_probe(host: IHost) -> Callable[[], int]:
     return probe
 
 
+def send_buffer_probe(host: IHost) -> Callable[[], int]:
+    """The largest per-stream count of written, unacknowledged bytes the engines of ``host``'s
+    connections hold (what a writer to a stalled reader would pile up if it did not wait)."""
+
+    def probe() -> int:
+        peak = 0
+        for conn in all_connections(host):
+            for sid in list(conn._streams):
+                peak = max(peak, conn._engine.send_buffer_size(sid))
+        return peak
+
+    return probe
+
+
 async def read_all(stream: Any) -> bytes:
     """Everything until the peer's FIN, on a libp2p ``NetStream`` or one of our raw streams
     (which end with ``StreamEnded``, a ``MuxedStreamEOF``)."""

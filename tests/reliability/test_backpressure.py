@@ -13,7 +13,13 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.net_stream import NetStream
-from rel_helpers import Sampler, read_some, stream_unread_probe, unread_probe
+from rel_helpers import (
+    Sampler,
+    read_some,
+    send_buffer_probe,
+    stream_unread_probe,
+    unread_probe,
+)
 from wt_helpers import peer_info, wt_host
 
 MiB = 1024 * 1024
@@ -21,6 +27,7 @@ MiB = 1024 * 1024
 WINDOWS = {"max_data": 1 * MiB, "max_stream_data": 256 * 1024}
 CHUNK = 64 * 1024
 WRITE_BUFFER_LIMIT = 1 * MiB  # WebTransportConfig's default
+WRITE_CHUNK = 256 * 1024  # WebTransportConfig.write_chunk_size: one chunk may cross the limit
 PROTO = TProtocol("/test/reliab/sink/1.0.0")
 
 
@@ -89,6 +96,7 @@ async def _transfer(
         await client.connect(peer_info(server))
         conn_sampler = Sampler(unread_probe(server))
         stream_sampler = Sampler(stream_unread_probe(server))
+        send_sampler = Sampler(send_buffer_probe(client))
         written = 0
         writer_done = trio.Event()
         stream = await client.new_stream(server.get_id(), [PROTO])
@@ -107,6 +115,7 @@ async def _transfer(
         async with trio.open_nursery() as nursery:
             await nursery.start(conn_sampler.run)
             await nursery.start(stream_sampler.run)
+            await nursery.start(send_sampler.run)
             nursery.start_soon(writer)
             if pause > 0:
                 await paused.wait()
@@ -117,6 +126,10 @@ async def _transfer(
                 limit = buffered_bound(engine, windows)[0] + WRITE_BUFFER_LIMIT + CHUNK
                 assert written <= limit, (written, limit)
                 result["written_during_pause"] = written
+                # The sender's own engine holds at most write_buffer_limit (+ one chunk) of
+                # unacknowledged bytes: the rest waits in the writer, not in a queue.
+                send_sampler.sample()
+                assert 0 < send_sampler.peak <= WRITE_BUFFER_LIMIT + WRITE_CHUNK, send_sampler.peak
             await done.wait()
             await writer_done.wait()
             nursery.cancel_scope.cancel()
@@ -126,10 +139,14 @@ async def _transfer(
     assert conn_sampler.samples > 10
     assert conn_sampler.peak <= conn_bound, (conn_sampler.peak, conn_bound)
     assert stream_sampler.peak <= stream_bound, (stream_sampler.peak, stream_bound)
+    assert send_sampler.peak <= WRITE_BUFFER_LIMIT + WRITE_CHUNK, send_sampler.peak
     result["peak_conn"] = conn_sampler.peak
     result["peak_stream"] = stream_sampler.peak
-    print(f"\n{engine}: {size} B, peak unread conn={conn_sampler.peak}", end="")
-    print(f" stream={stream_sampler.peak}")
+    lost = size - result["count"]
+    print(f"\n{engine}: {size} B, lost {lost} B, peak unread conn={conn_sampler.peak}", end="")
+    print(f" (bound {conn_bound}) stream={stream_sampler.peak} (bound {stream_bound})", end="")
+    print(f" peak unacked send buffer={send_sampler.peak}", end="")
+    print(f" written during pause={result.get('written_during_pause', '-')}")
     return result
 
 

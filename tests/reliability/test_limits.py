@@ -23,6 +23,7 @@ from py_libp2p_webtransport.noise import NoiseHandshake
 from py_libp2p_webtransport.transport import NOISE_PATH, WebTransportTransport, _authority
 
 LISTEN = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
+ENDPOINT_LOGGER = "py_libp2p_webtransport.endpoint"
 
 
 def task_count() -> int:
@@ -210,7 +211,9 @@ def fake_initial(rng: random.Random) -> bytes:
 
 
 @pytest.mark.parametrize("retry", ["under_load", "off"])
-async def test_initial_flood_from_one_source_is_rate_limited(engine: str, retry: str) -> None:
+async def test_initial_flood_from_one_source_is_rate_limited(
+    engine: str, retry: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """One address sending new-connection Initials as fast as it can gets at most its burst of
     half-open connections; another address is still served. Beyond the burst each Initial is
     answered with a stateless Retry (the default, ``retry="under_load"``) or dropped
@@ -220,6 +223,7 @@ async def test_initial_flood_from_one_source_is_rate_limited(engine: str, retry:
         raise AssertionError("noise Initials never complete a handshake")
 
     rng = random.Random(9)
+    caplog.set_level(logging.DEBUG, logger="py_libp2p_webtransport.endpoint")
     with trio.fail_after(30):
         server, listener = await _listening(
             engine, handler, max_pending_handshakes=1000, retry=retry
@@ -245,6 +249,11 @@ async def test_initial_flood_from_one_source_is_rate_limited(engine: str, retry:
             assert flooded + limited + retried == 300
             assert (retried if retry == "off" else limited) == 0
             assert flooded <= 50 + 50 * elapsed + 1  # the burst plus the refill (50/s)
+            # Hundreds of refusals, one log line per kind (rate-limited / answered with Retry).
+            messages = [r.getMessage() for r in caplog.records if r.name == ENDPOINT_LOGGER]
+            print(f"log lines: {messages}")
+            refusal = "Retry" if retry == "under_load" else "rate"
+            assert len([m for m in messages if refusal in m]) == 1, messages
             other = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             await other.bind(("127.0.0.2", 0))
             await other.sendto(fake_initial(rng), target)

@@ -434,8 +434,13 @@ def test_server_close_capsule_bytes(engine_name: str) -> None:
 
 @pytest.mark.parametrize(
     "capsule",
-    [bytes.fromhex("6843 02 0000"), bytes.fromhex("6843 05 00000000 ff")],
-    ids=["close-too-short", "close-bad-utf8"],
+    [
+        bytes.fromhex("6843 02 0000"),
+        bytes.fromhex("6843 05 00000000 ff"),
+        # Declares 70000 bytes (> max_frame_payload): refused at its header, before buffering.
+        bytes.fromhex("6843 80011170") + b"\x00" * 1000,
+    ],
+    ids=["close-too-short", "close-bad-utf8", "close-oversized"],
 )
 def test_malformed_close_capsule_is_a_stream_error(engine_name: str, capsule: bytes) -> None:
     pair, peer = raw_client(engine_name)

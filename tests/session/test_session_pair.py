@@ -296,3 +296,48 @@ def test_bad_local_arguments_raise_before_anything_is_sent(engine_name: str) -> 
         StreamOpened(sid, stream, True),
         StreamDataReceived(stream, b"still here", True),
     ]
+
+
+def test_client_stream_right_after_connect_is_held_then_delivered(engine_name: str) -> None:
+    """libp2p's dialer starts Noise right after its CONNECT: one flight, no extra round trip."""
+    pair = Pair(engine_name)
+    client = pair.client.h3
+    assert client is not None
+    sid = client.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
+    with pytest.raises(LocalProtocolError):
+        client.open_stream(sid)  # CONNECT not sent yet: no server SETTINGS so far
+    pair.pump()  # handshake and SETTINGS; the CONNECT goes out
+    assert [type(e) for e in pair.server.take()] == [SessionRequested]
+    early = client.open_stream(sid)  # CONNECT sent, no answer yet
+    client.send_stream_data(early, b"noise message 1")
+    pair.pump()
+    server = pair.server.h3
+    assert server is not None
+    assert pair.server.take() == []  # held until the application accepts the session
+    server.accept_session(sid)
+    pair.pump()
+    assert pair.server.take() == [
+        SessionEstablished(sid),
+        StreamOpened(sid, early, True),
+        StreamDataReceived(early, b"noise message 1", False),
+    ]
+    assert pair.client.take() == [SessionEstablished(sid)]
+
+
+def test_early_client_stream_ends_when_the_session_is_rejected(engine_name: str) -> None:
+    pair = Pair(engine_name)
+    pair.pump()
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
+    sid = client.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
+    early = client.open_stream(sid)
+    client.send_stream_data(early, b"noise message 1")
+    pair.pump()
+    assert [type(e) for e in pair.server.take()] == [SessionRequested]
+    server.reject_session(sid, 403)
+    pair.pump()
+    assert pair.client.take() == [SessionRejected(sid, 403, "HTTP status 403")]
+    assert client.live_streams == 0  # ended locally with the session
+    with pytest.raises(LocalProtocolError):
+        client.send_stream_data(early, b"too late")
+    assert pair.server.take() == []  # the held stream was refused, never delivered
