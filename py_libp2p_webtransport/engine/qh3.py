@@ -119,8 +119,24 @@ class _Qh3Connection(QuicConnection):
         return not self.wt_window_closed
 
     def _wt_poll(self, now: float) -> list[tuple[bytes, Any]]:
-        out = super().datagrams_to_send(now)
+        """Poll the native core directly (qh3's facade loop costs ~20 % of a sender's CPU).
+
+        qh3's ``datagrams_to_send`` re-parses every packet header of every datagram for its
+        qlog even when no logger is set. Without a logger we call ``poll_transmit`` ourselves
+        (same calls and order, minus the logging); with one, the facade does it all.
+        """
         core = self._core
+        if core is None or self._quic_logger is not None:
+            out = super().datagrams_to_send(now)
+        else:
+            out = []
+            append = out.append
+            poll = core.poll_transmit
+            try:
+                while (transmit := poll(now)) is not None:
+                    append((transmit[0], transmit[1]))
+            except RuntimeError as exc:  # as the facade's ``_call_core`` translates it
+                raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
         self.wt_window_closed = bool(
             core is not None and core.congestion_window - core.bytes_in_flight < _WINDOW_OPEN
         )
@@ -389,32 +405,6 @@ class Qh3Engine(AdapterBase):
         self._quic.receive_many_datagrams(batch, addr, now)
         self._note_close_on_receive()
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Poll the native core directly (qh3's facade loop costs ~20 % of a sender's CPU).
-
-        qh3's ``datagrams_to_send`` re-parses every packet header of every datagram for its
-        qlog even when no logger is set. Without a logger we call ``poll_transmit`` ourselves
-        (same calls and order, minus the logging); with one, the facade does it all.
-        """
-        quic = self._quic
-        core = quic._core
-        if core is None or quic._quic_logger is not None:
-            return super().datagrams_to_send(now)
-        out: list[tuple[bytes, Address]] = []
-        append = out.append
-        poll = core.poll_transmit
-        nbytes = 0
-        try:
-            while (transmit := poll(now)) is not None:
-                data = transmit[0]
-                nbytes += len(data)
-                append((data, transmit[1]))
-        except RuntimeError as exc:  # as the facade's ``_call_core`` translates it
-            raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
-        self._packets_sent += len(out)
-        self._bytes_sent += nbytes
-        return out
-
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.
 
@@ -456,10 +446,17 @@ class Qh3Engine(AdapterBase):
                 gate.drop(stream_id)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Release held stream data the window can take, then collect the datagrams."""
+        """Release held stream data the window can take, then collect the datagrams (straight
+        from the native core, see ``_Qh3Connection._wt_poll``)."""
         if self._gate is not None and len(self._gate):
             self._release_held()
-        return super().datagrams_to_send(now)
+        out: list[tuple[bytes, Address]] = self._quic.datagrams_to_send(now)
+        self._packets_sent += len(out)
+        nbytes = 0
+        for data, _ in out:
+            nbytes += len(data)
+        self._bytes_sent += nbytes
+        return out
 
     def _send_to_core(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Write straight to the core; ``StreamLimitReached`` when a new stream exceeds the
