@@ -72,7 +72,10 @@ class BrowserReport:
 
     def ok_step(self, op: str, index: int = 0) -> dict[str, Any]:
         step = self.step(op, index)
-        assert step["ok"], f"browser step {op} failed: {step.get('error')}\n{self.describe()}"
+        assert step["ok"], (
+            f"browser step {op} failed: {step.get('error')}\n{self.describe()}\n"
+            f"server side:\n{describe_served_hosts()}"
+        )
         return step
 
     def describe(self) -> str:
