@@ -279,13 +279,6 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             self._progress = None
             progress.set()
 
-    async def _wait_progress(self) -> None:
-        """Wait for the end of the next pump turn (or the connection's end)."""
-        progress = self._progress
-        if progress is None:
-            progress = self._progress = trio.Event()
-        await progress.wait()
-
     # --- calls from streams -------------------------------------------------------------------
 
     def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
@@ -356,8 +349,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         return der
 
     async def wait_turn(self) -> None:
-        """Wait until the endpoint pump has next handed this connection its events."""
-        await self._wait_progress()
+        """Wait for the end of the next pump turn (or the connection's end)."""
+        progress = self._progress
+        if progress is None:
+            progress = self._progress = trio.Event()
+        await progress.wait()
 
     def request_session(self, authority: str, path: str) -> None:
         """Client: send the extended CONNECT; ``session_ready`` is set on the answer."""
@@ -384,7 +380,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 except StreamLimitReached:
                     # Credit comes back as the peer retires closed streams; every pump turn
                     # (which brings its MAX_STREAMS) sets _progress.
-                    await self._wait_progress()
+                    await self.wait_turn()
         raise MuxedConnUnavailable(
             f"the peer granted no stream credit within {self.config.connect_timeout} s"
         )
@@ -429,7 +425,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 # shielded so a cancelled caller still closes the connection below.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
                     while not self._closed and self._send_buffer_size(session_id) > 0:
-                        await self._wait_progress()
+                        await self.wait_turn()
             except Exception:  # the session may already be gone; closing must not fail
                 logger.debug("%r: close_session failed", self, exc_info=True)
         self._connection_lost("closed locally")
