@@ -57,6 +57,7 @@ from ._adapter import (
     require_private_api,
 )
 from .base import Address, EngineConfig, EngineStats
+from .qh3_fin_hold import FinHold
 from .qh3_send_gate import SendGate, send_budget
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
@@ -375,9 +376,10 @@ class Qh3Engine(AdapterBase):
         original_destination_connection_id: bytes | None = None,
         retry_source_connection_id: bytes | None = None,
         send_gate: bool = True,
+        fin_hold: bool = True,
     ) -> None:
-        """``send_gate=False`` hands every write to the core at once (only for tests that show
-        the qh3 stall the gate prevents)."""
+        """``send_gate=False`` hands every write to the core at once, ``fin_hold=False`` every
+        FIN (only for tests that show the qh3 bugs the two prevent)."""
         check_config(config)
         require_private_api("qh3", qh3.__version__, QuicConnection, _PATCHED)
         if not config.is_client and original_destination_connection_id is None:
@@ -395,6 +397,8 @@ class Qh3Engine(AdapterBase):
         super().__init__(config, quic, qh3_events, reads)
         # Stream data the core's congestion window cannot take yet (see qh3_send_gate).
         self._gate: SendGate | None = SendGate() if send_gate else None
+        # FINs without data that must wait for their stream's data to be acknowledged.
+        self._fins: FinHold | None = FinHold() if fin_hold else None
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed a batch through qh3's native ``receive_many_datagrams``."""
@@ -410,14 +414,24 @@ class Qh3Engine(AdapterBase):
 
         What the core's congestion window cannot carry yet waits in the send gate (see
         ``qh3_send_gate``); the first bytes (or an empty write) always reach the core at once,
-        so a new stream takes its id and meets the stream limit here.
+        so a new stream takes its id and meets the stream limit here. A FIN without data may
+        wait for the stream's data to be acknowledged (see ``qh3_fin_hold``).
         """
         gate = self._gate
-        if gate is None or self._quic._core is None:
+        core = self._quic._core
+        fins = self._fins
+        if fins is not None and fins.holds(stream_id):
+            raise EngineError(f"stream {stream_id}: write after the end of the stream")
+        if core is None:
             self._send_to_core(stream_id, data, end_stream)
             return
-        if gate.holds(stream_id):
+        if gate is not None and gate.holds(stream_id):
             gate.hold(stream_id, data, end_stream)
+            return
+        if not data and end_stream and fins is not None and self._hold_fin(stream_id):
+            return
+        if gate is None:
+            self._send_to_core(stream_id, data, end_stream)
             return
         budget = self._send_budget()
         if len(data) <= budget:
@@ -425,6 +439,54 @@ class Qh3Engine(AdapterBase):
             return
         self._send_to_core(stream_id, data[:budget], False)
         gate.hold(stream_id, data[budget:], end_stream)
+
+    def _hold_fin(self, stream_id: int) -> bool:
+        """True if the FIN (without data) of ``stream_id`` waits in the FIN hold."""
+        assert self._fins is not None
+        core = self._quic._core
+        return self._fins.hold_if_needed(
+            stream_id,
+            self._quic.wt_now or 0.0,
+            losses=core.loss_total,
+            unsent=core.get_send_buffer_size(stream_id),
+            reservation_possible=self._quic.wt_window_closed,
+            in_flight=self._in_flight,
+        )
+
+    def _in_flight(self) -> tuple[int, int] | None:
+        """Lowest and highest application packet number in flight (None: nothing is)."""
+        core = self._quic._core
+        if core is None or core.bytes_in_flight == 0:
+            return None  # what stays outstanding then are ACK-only packets: nothing to wait for
+        numbers = [packet[0] for packet in core.outstanding_application_packets]
+        return (min(numbers), max(numbers)) if numbers else None
+
+    def _release_fins(self, now: float) -> bool:
+        """Hand the core the held FINs whose data is acknowledged now; True if any went."""
+        fins = self._fins
+        core = self._quic._core
+        if fins is None or not len(fins) or core is None:
+            return False
+        ready = fins.due(
+            now, losses=core.loss_total, rtt=core.smoothed_rtt or 0.0, in_flight=self._in_flight
+        )
+        for stream_id in ready:
+            try:
+                self._quic.send_stream_data(stream_id, b"", True)
+            except self._library_errors:
+                pass  # the stream was reset or the connection is closing meanwhile
+        return bool(ready)
+
+    def get_timer(self) -> float | None:
+        """The core's next timer, or earlier when a held FIN needs time to pass."""
+        timer = super().get_timer()
+        fins = self._fins
+        core = self._quic._core
+        if fins is not None and len(fins) and core is not None:
+            extra = fins.deadline(self._quic.wt_now or 0.0, core.smoothed_rtt or 0.0)
+            if extra is not None and (timer is None or extra < timer):
+                timer = extra
+        return timer
 
     def _send_budget(self) -> int:
         core = self._quic._core
@@ -440,6 +502,7 @@ class Qh3Engine(AdapterBase):
         for stream_id, chunk, end_stream in gate.release(self._send_budget()):
             try:
                 self._quic.send_stream_data(stream_id, chunk, end_stream)
+                self._note_written(stream_id, end_stream)
             except self._library_errors:
                 # The stream can no longer send (reset, STOP_SENDING, connection closing):
                 # the application hears of that through the stream's own events.
@@ -447,16 +510,28 @@ class Qh3Engine(AdapterBase):
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Release held stream data the window can take, then collect the datagrams (straight
-        from the native core, see ``_Qh3Connection._wt_poll``)."""
+        from the native core, see ``_Qh3Connection._wt_poll``); then FINs held until their
+        data was acknowledged (see ``qh3_fin_hold``), which what was just sent may allow."""
         if self._gate is not None and len(self._gate):
             self._release_held()
         out: list[tuple[bytes, Address]] = self._quic.datagrams_to_send(now)
+        if self._release_fins(now):
+            out.extend(self._quic.datagrams_to_send(now))
         self._packets_sent += len(out)
         nbytes = 0
         for data, _ in out:
             nbytes += len(data)
         self._bytes_sent += nbytes
         return out
+
+    def _note_written(self, stream_id: int, end_stream: bool) -> None:
+        """Data (and maybe the FIN) of ``stream_id`` went to the core: tell the FIN hold."""
+        fins = self._fins
+        if fins is not None:
+            if end_stream:
+                fins.forget(stream_id)
+            elif self._quic._core is not None:
+                fins.wrote(stream_id, self._quic._core.loss_total)
 
     def _send_to_core(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Write straight to the core; ``StreamLimitReached`` when a new stream exceeds the
@@ -471,6 +546,8 @@ class Qh3Engine(AdapterBase):
         known = stream_id in quic._created_local_stream_ids
         try:
             quic.send_stream_data(stream_id, data, end_stream)
+            if data or end_stream:
+                self._note_written(stream_id, end_stream)
         except ValueError as exc:
             if "stream limit" in str(exc):
                 for name, value in zip(_NEXT_STREAM_IDS, ids, strict=True):
@@ -491,6 +568,8 @@ class Qh3Engine(AdapterBase):
         """
         if self._gate is not None:
             self._gate.drop(stream_id)
+        if self._fins is not None:
+            self._fins.forget(stream_id)
         try:
             self._quic.reset_stream(stream_id, error_code)
         except ValueError as exc:
@@ -519,9 +598,11 @@ class Qh3Engine(AdapterBase):
         return size
 
     def close(self, error_code: int = 0, reason: str = "") -> None:
-        """CONNECTION_CLOSE; held stream data is dropped with the connection."""
+        """CONNECTION_CLOSE; held stream data and FINs are dropped with the connection."""
         if self._gate is not None:
             self._gate.clear()
+        if self._fins is not None:
+            self._fins.clear()
         super().close(error_code, reason)
 
     def peer_certificate_der(self) -> bytes | None:

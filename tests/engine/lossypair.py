@@ -9,7 +9,9 @@ a run that reaches its time ``horizon`` (or its step bound) unfinished, never as
 
 The workload is echoes: the client opens ``streams`` bidirectional streams, writes ``size``
 bytes and a FIN on each; the server writes back whatever it receives and ends each stream when
-the client's FIN arrives. Both sides ``consume()`` what they receive at once.
+the client's FIN arrives: in the same write (``late_fin=False``) or, like a handler that closes
+after its last write went out, with a FIN of its own one step later (``late_fin=True``). Both
+sides ``consume()`` what they receive at once.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def run_echoes(
     burst: float = 0.0,
     burst_length: tuple[int, int] = (20, 50),
     burst_time: float = 0.005,
+    late_fin: bool = False,
 ) -> Outcome:
     """Echo ``streams`` x ``size`` bytes over the simulated link; see the module docstring."""
     make = factory or _default_factory(engine)
@@ -91,6 +94,7 @@ def run_echoes(
     started = False
     timeline: list[str] = []
     next_report = 1.0
+    late_fins: list[int] = []  # streams whose FIN the server sends on the next step
 
     def transmit(engine: QuicEngine, to_server: bool) -> None:
         nonlocal seq, dropped
@@ -132,8 +136,11 @@ def run_echoes(
                 return False
             if isinstance(event, StreamDataReceived):
                 engine.consume(event.stream_id, len(event.data))
-                if event.data or event.end_stream:
-                    engine.send_stream_data(event.stream_id, event.data, event.end_stream)
+                fin = event.end_stream and not late_fin
+                if event.data or fin:
+                    engine.send_stream_data(event.stream_id, event.data, fin)
+                if event.end_stream and late_fin:
+                    late_fins.append(event.stream_id)
         return True
 
     def outcome(finished: bool) -> Outcome:
@@ -141,6 +148,10 @@ def run_echoes(
 
     while now <= horizon and steps < max_steps:
         steps += 1
+        if server is not None:
+            for stream_id in late_fins:
+                server.send_stream_data(stream_id, b"", end_stream=True)
+            late_fins.clear()
         if not drain_client() or (server is not None and not drain_server(server)):
             return outcome(False)
         if started and len(client_done) == streams:

@@ -92,6 +92,8 @@ def test_native_core_api(cert: ServerCertificate) -> None:
         "congestion_window",
         "bytes_in_flight",
         "loss_total",
+        "get_send_buffer_size",
+        "outstanding_application_packets",  # the FIN hold's rounds (engine/qh3_fin_hold.py)
     ):
         assert hasattr(_hazmat.QuicConnectionCore, name), name
     header = _hazmat.pull_quic_header  # (version, type, ?, dcid, scid, ..., packet_end at [9])
