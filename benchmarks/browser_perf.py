@@ -37,8 +37,8 @@ from libp2p.crypto.ed25519 import create_new_key_pair  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from py_libp2p_webtransport import IMPLEMENTATION  # noqa: E402
+from py_libp2p_webtransport.apps.services import register_handlers  # noqa: E402
 from py_libp2p_webtransport.config import WebTransportConfig  # noqa: E402
-from py_libp2p_webtransport.services import register_handlers  # noqa: E402
 from py_libp2p_webtransport.transport import WebTransportTransport  # noqa: E402
 
 SCHEMA = "py-libp2p-webtransport/browser-perf/1"

@@ -42,8 +42,8 @@ from peer import cpu_seconds  # noqa: E402
 from py_libp2p_webtransport import conn as wt_conn  # noqa: E402
 from py_libp2p_webtransport import endpoint as wt_endpoint  # noqa: E402
 from py_libp2p_webtransport import transport as wt_transport  # noqa: E402
-from py_libp2p_webtransport.cli_perf import build_host  # noqa: E402
-from py_libp2p_webtransport.services import ECHO_PROTOCOL  # noqa: E402
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL  # noqa: E402
+from py_libp2p_webtransport.cli.perf import build_host  # noqa: E402
 
 MARKS: dict[str, float] = {}
 

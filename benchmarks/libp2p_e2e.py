@@ -35,9 +35,9 @@ from libp2p.peer.peerinfo import PeerInfo  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from py_libp2p_webtransport import IMPLEMENTATION  # noqa: E402
+from py_libp2p_webtransport.apps.perf import run_perf  # noqa: E402
+from py_libp2p_webtransport.apps.services import register_handlers  # noqa: E402
 from py_libp2p_webtransport.config import WebTransportConfig  # noqa: E402
-from py_libp2p_webtransport.perf import run_perf  # noqa: E402
-from py_libp2p_webtransport.services import register_handlers  # noqa: E402
 from py_libp2p_webtransport.transport import WebTransportTransport  # noqa: E402
 
 LISTEN = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")

@@ -6,7 +6,6 @@ Scenarios:
   big-chunks     1 MiB appends, each drained by 64 KiB reads
   tiny-chunks    100k x 1 B appends, then one read() of everything (the worst case for a buffer
                  that joins or copies per append)
-  credit-loop    ReceiveCredit: on_received + on_consumed per 1200 B packet (window 1 MiB)
 
 Usage: python benchmarks/micro_mux.py [--repeat N] [--scale F] [--json PATH]
 Run from the repository root after `python setup.py build_ext --inplace`.
@@ -77,27 +76,10 @@ def tiny_chunks(mod: ModuleType, scale: float) -> tuple[int, int]:
     return got, count
 
 
-def credit_loop(mod: ModuleType, scale: float) -> tuple[int, int]:
-    count = int(200_000 * scale)
-    packet = 1200
-    credit = mod.ReceiveCredit(1 << 20, 16 << 20)
-    on_received, on_consumed = credit.on_received, credit.on_consumed
-    offset = 0
-    updates = 0
-    for _ in range(count):
-        offset += packet
-        on_received(offset)
-        if on_consumed(packet) is not None:
-            updates += 1
-    assert updates > 0
-    return count * packet, count
-
-
 SCENARIOS: dict[str, Callable[[ModuleType, float], tuple[int, int]]] = {
     "small-chunks": small_chunks,
     "big-chunks": big_chunks,
     "tiny-chunks": tiny_chunks,
-    "credit-loop": credit_loop,
 }
 
 

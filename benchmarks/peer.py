@@ -32,9 +32,9 @@ from libp2p.peer.id import ID  # noqa: E402
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
-from py_libp2p_webtransport.cli_perf import build_host  # noqa: E402
-from py_libp2p_webtransport.perf import run_perf  # noqa: E402
-from py_libp2p_webtransport.services import ECHO_PROTOCOL, register_handlers  # noqa: E402
+from py_libp2p_webtransport.apps.perf import run_perf  # noqa: E402
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL, register_handlers  # noqa: E402
+from py_libp2p_webtransport.cli.perf import build_host  # noqa: E402
 
 LISTEN = {
     "webtransport": "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",

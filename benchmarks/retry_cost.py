@@ -23,9 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from py_libp2p_webtransport._wire import encode_varint  # noqa: E402
 from py_libp2p_webtransport.certs import ephemeral_certificate  # noqa: E402
+from py_libp2p_webtransport.endpoint.quic_header import parse_header  # noqa: E402
+from py_libp2p_webtransport.endpoint.retry import AddressValidator  # noqa: E402
 from py_libp2p_webtransport.engine import EngineConfig, available_engines, create_engine  # noqa: E402
-from py_libp2p_webtransport.quic_header import parse_header  # noqa: E402
-from py_libp2p_webtransport.retry import AddressValidator  # noqa: E402
 
 ADDR = ("192.0.2.1", 50000)
 

@@ -2,17 +2,17 @@
 """Stream-muxing hot path, compiled twin of ``_mux_py`` (same names, same behaviour).
 
 RecvBuffer keeps received chunks in a list with a head index and copies each returned byte once
-with memcpy into a fresh bytes object; ReceiveCredit and SendCredit do their arithmetic on C
-integers. Argument checks mirror the Python twin exactly (see ``_count``).
+with memcpy into a fresh bytes object. Argument checks mirror the Python twin exactly (see
+``_count``).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.string cimport memcpy
 
-from py_libp2p_webtransport.errors import BufferLimitExceeded, FlowControlError, NeedMoreData
+from py_libp2p_webtransport._errors import BufferLimitExceeded, FlowControlError, NeedMoreData
 
-__all__ = ["IMPLEMENTATION", "ReceiveCredit", "RecvBuffer", "SendCredit"]
+__all__ = ["IMPLEMENTATION", "RecvBuffer"]
 
 IMPLEMENTATION = "cython"
 
@@ -246,176 +246,3 @@ cdef class RecvBuffer:
         elif self._head >= COMPACT_AT and self._head * 2 >= count:
             del self._chunks[:self._head]
             self._head = 0
-
-
-cdef class ReceiveCredit:
-    """Receive-side flow-control credit of one flow (a stream or a whole connection).
-
-    ``limit`` is the highest offset the peer may send up to. It moves only when the application
-    consumes data: once a ``update_threshold`` fraction of the window was consumed since the last
-    update, the new limit is ``consumed + window`` (quic-go ``flow_control.go`` logic).
-    """
-
-    cdef long long _window
-    cdef long long _max_window
-    cdef double _threshold
-    cdef long long _update_below
-    cdef long long _limit
-    cdef long long _received
-    cdef long long _consumed
-
-    def __init__(self, window, max_window=None, update_threshold=0.25):
-        cdef long long w = _count(window, "window")
-        if w == 0:
-            raise ValueError("window must be positive")
-        cdef long long mw = w if max_window is None else _count(max_window, "max_window")
-        if mw < w:
-            raise ValueError(f"max_window {mw} is smaller than window {w}")
-        cdef double threshold = float(update_threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"update_threshold must be in (0, 1), got {threshold}")
-        self._max_window = mw
-        self._threshold = threshold
-        self._limit = w
-        self._received = 0
-        self._consumed = 0
-        self._apply_window(w)
-
-    def __repr__(self):
-        return (
-            f"<ReceiveCredit limit={self._limit} received={self._received} "
-            f"consumed={self._consumed} window={self._window}>"
-        )
-
-    cdef void _apply_window(self, long long window):
-        self._window = window
-        # Due when (limit - consumed) <= (1 - threshold) * window; the left side is an integer,
-        # so comparing with the truncated product is the same test (as in the Python twin).
-        self._update_below = <long long>(<double>window * (1.0 - self._threshold))
-
-    @property
-    def limit(self):
-        """Highest offset the peer may send up to (what we advertised last)."""
-        return self._limit
-
-    @property
-    def received(self):
-        """Highest byte offset received so far."""
-        return self._received
-
-    @property
-    def consumed(self):
-        """Bytes the application has consumed."""
-        return self._consumed
-
-    @property
-    def buffered(self):
-        """Bytes received and not yet consumed."""
-        return self._received - self._consumed
-
-    @property
-    def window(self):
-        """Current receive window (credit granted ahead of consumption)."""
-        return self._window
-
-    @property
-    def max_window(self):
-        """Largest window :meth:`set_window` may set."""
-        return self._max_window
-
-    @property
-    def update_due(self):
-        """True when enough was consumed since the last update to advertise a new limit."""
-        return self._limit - self._consumed <= self._update_below
-
-    cpdef on_received(self, end_offset):
-        """Record data up to ``end_offset``; ``FlowControlError`` if that is beyond ``limit``."""
-        cdef long long end = _count(end_offset, "end_offset")
-        if end > self._limit:
-            raise FlowControlError(
-                f"peer sent up to offset {end}, beyond the advertised limit {self._limit}"
-            )
-        if end > self._received:
-            self._received = end
-
-    cpdef object on_consumed(self, n):
-        """Record ``n`` bytes consumed; return the new limit to advertise if an update is due."""
-        cdef long long count = _count(n, "consumed count")
-        if self._consumed + count > self._received:
-            raise FlowControlError(
-                f"consuming {count} bytes: consumed would pass received {self._received}"
-            )
-        self._consumed += count
-        if self._limit - self._consumed > self._update_below:
-            return None
-        cdef long long new_limit
-        if self._window > VARINT_MAX - self._consumed:
-            new_limit = VARINT_MAX  # a limit must stay encodable as a varint
-        else:
-            new_limit = self._consumed + self._window
-        if new_limit <= self._limit:
-            return None  # the window was shrunk: never take back granted credit
-        self._limit = new_limit
-        return new_limit
-
-    def set_window(self, window):
-        """Change the window (auto-tuning), clamped to ``max_window``; used from the next update."""
-        cdef long long w = _count(window, "window")
-        if w == 0:
-            raise ValueError("window must be positive")
-        self._apply_window(w if w < self._max_window else self._max_window)
-
-
-cdef class SendCredit:
-    """Send-side credit: how much we may still send before the peer's advertised limit."""
-
-    cdef long long _limit
-    cdef long long _sent
-
-    def __init__(self, limit):
-        self._limit = _count(limit, "limit")
-        self._sent = 0
-
-    def __repr__(self):
-        return f"<SendCredit sent={self._sent} limit={self._limit}>"
-
-    @property
-    def limit(self):
-        """The peer's advertised limit (highest offset we may send up to)."""
-        return self._limit
-
-    @property
-    def sent(self):
-        """Bytes sent so far."""
-        return self._sent
-
-    @property
-    def available(self):
-        """Bytes we may still send."""
-        return self._limit - self._sent
-
-    @property
-    def blocked(self):
-        """True when no credit is left."""
-        return self._sent >= self._limit
-
-    cpdef on_sent(self, n):
-        """Record ``n`` bytes sent; ``FlowControlError`` if that passes the limit."""
-        cdef long long count = _count(n, "sent count")
-        if self._sent + count > self._limit:
-            raise FlowControlError(
-                f"sending {count} bytes would pass the peer's limit {self._limit} "
-                f"({self._sent} sent)"
-            )
-        self._sent += count
-
-    cpdef bint on_limit(self, new_limit) except -1:
-        """Apply a limit from the peer (MAX_DATA / MAX_STREAM_DATA); return True if it grew.
-
-        Decreases are ignored, as QUIC requires (RFC 9000 §4.1).
-        """
-        cdef long long v = _count(new_limit, "limit")
-        if v <= self._limit:
-            return False
-        self._limit = v
-        return True

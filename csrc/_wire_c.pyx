@@ -32,7 +32,7 @@ from py_libp2p_webtransport.constants import (
     FrameType,
     H3ErrorCode,
 )
-from py_libp2p_webtransport.errors import (
+from py_libp2p_webtransport._errors import (
     FramingError,
     LocalProtocolError,
     NeedMoreData,

@@ -1,12 +1,8 @@
 """Stream-muxing hot path, pure-Python reference twin of ``_mux_c``.
 
-Three small sans-IO pieces the session layer keeps per stream (and per connection):
-
-* :class:`RecvBuffer` — bytes received from the peer and not yet read by the application.
-* :class:`ReceiveCredit` — how much the peer may send us: the advertised limit moves forward only
-  as the application *consumes* data (webtransport-go / quic-go ``flow_control.go``), so a slow
-  reader bounds the sender instead of growing memory.
-* :class:`SendCredit` — how much we may still send to the peer.
+:class:`RecvBuffer` holds the bytes received on one stream and not yet read by the application
+(one per libp2p stream, ``stream.py``). Flow-control credit is the engines' business: their
+windows follow ``consume()`` (``engine/``).
 
 Argument errors (negative counts, a non-positive window) raise ``ValueError``/``TypeError``;
 protocol and arithmetic violations raise the ``errors.py`` classes. The compiled twin behaves
@@ -18,10 +14,10 @@ from __future__ import annotations
 import operator
 from collections import deque
 
+from ._errors import BufferLimitExceeded, FlowControlError, NeedMoreData
 from .constants import VARINT_MAX
-from .errors import BufferLimitExceeded, FlowControlError, NeedMoreData
 
-__all__ = ["IMPLEMENTATION", "ReceiveCredit", "RecvBuffer", "SendCredit"]
+__all__ = ["IMPLEMENTATION", "RecvBuffer"]
 
 IMPLEMENTATION = "python"
 
@@ -239,185 +235,3 @@ class RecvBuffer:
         self._total_consumed += n
         self._unreported += n
         return out
-
-
-class ReceiveCredit:
-    """Receive-side flow-control credit of one flow (a stream or a whole connection).
-
-    ``limit`` is the highest offset the peer may send up to. It moves only when the application
-    consumes data: once a ``update_threshold`` fraction of the window was consumed since the last
-    update (the bytes still grantable fell to ``(1 - threshold) * window``), the new limit is
-    ``consumed + window``. So buffered data never exceeds one window, whatever the sender does.
-    Modelled on quic-go ``flow_control.go`` (``hasWindowUpdate`` / ``getWindowUpdate``).
-    """
-
-    __slots__ = (
-        "_window",
-        "_max_window",
-        "_threshold",
-        "_update_below",
-        "_limit",
-        "_received",
-        "_consumed",
-    )
-
-    def __init__(
-        self, window: int, max_window: int | None = None, update_threshold: float = 0.25
-    ) -> None:
-        window = _count(window, "window")
-        if window == 0:
-            raise ValueError("window must be positive")
-        max_window = window if max_window is None else _count(max_window, "max_window")
-        if max_window < window:
-            raise ValueError(f"max_window {max_window} is smaller than window {window}")
-        threshold = float(update_threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"update_threshold must be in (0, 1), got {threshold}")
-        self._max_window = max_window
-        self._threshold = threshold
-        self._limit = window
-        self._received = 0
-        self._consumed = 0
-        self._window = 0
-        self._update_below = 0
-        self._apply_window(window)
-
-    def __repr__(self) -> str:
-        return (
-            f"<ReceiveCredit limit={self._limit} received={self._received} "
-            f"consumed={self._consumed} window={self._window}>"
-        )
-
-    def _apply_window(self, window: int) -> None:
-        self._window = window
-        # An update is due when (limit - consumed) <= (1 - threshold) * window. The left side is
-        # an integer, so comparing with the floor is the same test, in exact integer arithmetic.
-        self._update_below = int(window * (1.0 - self._threshold))
-
-    @property
-    def limit(self) -> int:
-        """Highest offset the peer may send up to (what we advertised last)."""
-        return self._limit
-
-    @property
-    def received(self) -> int:
-        """Highest byte offset received so far."""
-        return self._received
-
-    @property
-    def consumed(self) -> int:
-        """Bytes the application has consumed."""
-        return self._consumed
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not yet consumed."""
-        return self._received - self._consumed
-
-    @property
-    def window(self) -> int:
-        """Current receive window (credit granted ahead of consumption)."""
-        return self._window
-
-    @property
-    def max_window(self) -> int:
-        """Largest window :meth:`set_window` may set."""
-        return self._max_window
-
-    @property
-    def update_due(self) -> bool:
-        """True when enough was consumed since the last update to advertise a new limit."""
-        return self._limit - self._consumed <= self._update_below
-
-    def on_received(self, end_offset: int) -> None:
-        """Record data up to ``end_offset``; ``FlowControlError`` if that is beyond ``limit``.
-
-        Lower offsets (retransmissions, reordering) leave ``received`` unchanged.
-        """
-        end_offset = _count(end_offset, "end_offset")
-        if end_offset > self._limit:
-            raise FlowControlError(
-                f"peer sent up to offset {end_offset}, beyond the advertised limit {self._limit}"
-            )
-        if end_offset > self._received:
-            self._received = end_offset
-
-    def on_consumed(self, n: int) -> int | None:
-        """Record ``n`` bytes consumed; return the new limit to advertise if an update is due.
-
-        Raises ``FlowControlError`` if more would be consumed than was received.
-        """
-        n = _count(n, "consumed count")
-        if self._consumed + n > self._received:
-            raise FlowControlError(
-                f"consuming {n} bytes: consumed would pass received {self._received}"
-            )
-        self._consumed += n
-        if self._limit - self._consumed > self._update_below:
-            return None
-        # A limit must stay encodable as a varint.
-        new_limit = min(self._consumed + self._window, VARINT_MAX)
-        if new_limit <= self._limit:
-            return None  # the window was shrunk: never take back granted credit
-        self._limit = new_limit
-        return new_limit
-
-    def set_window(self, window: int) -> None:
-        """Change the window (auto-tuning), clamped to ``max_window``; used from the next update."""
-        window = _count(window, "window")
-        if window == 0:
-            raise ValueError("window must be positive")
-        self._apply_window(min(window, self._max_window))
-
-
-class SendCredit:
-    """Send-side credit: how much we may still send before the peer's advertised limit."""
-
-    __slots__ = ("_limit", "_sent")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = _count(limit, "limit")
-        self._sent = 0
-
-    def __repr__(self) -> str:
-        return f"<SendCredit sent={self._sent} limit={self._limit}>"
-
-    @property
-    def limit(self) -> int:
-        """The peer's advertised limit (highest offset we may send up to)."""
-        return self._limit
-
-    @property
-    def sent(self) -> int:
-        """Bytes sent so far."""
-        return self._sent
-
-    @property
-    def available(self) -> int:
-        """Bytes we may still send."""
-        return self._limit - self._sent
-
-    @property
-    def blocked(self) -> bool:
-        """True when no credit is left."""
-        return self._sent >= self._limit
-
-    def on_sent(self, n: int) -> None:
-        """Record ``n`` bytes sent; ``FlowControlError`` if that passes the limit."""
-        n = _count(n, "sent count")
-        if self._sent + n > self._limit:
-            raise FlowControlError(
-                f"sending {n} bytes would pass the peer's limit {self._limit} ({self._sent} sent)"
-            )
-        self._sent += n
-
-    def on_limit(self, new_limit: int) -> bool:
-        """Apply a limit from the peer (MAX_DATA / MAX_STREAM_DATA); return True if it grew.
-
-        Decreases are ignored, as QUIC requires (RFC 9000 §4.1).
-        """
-        new_limit = _count(new_limit, "limit")
-        if new_limit <= self._limit:
-            return False
-        self._limit = new_limit
-        return True

@@ -8,6 +8,14 @@ names and behaviour; this module is the readable definition of both. Sans-IO: no
 
 from __future__ import annotations
 
+from ._errors import (
+    FramingError,
+    LocalProtocolError,
+    NeedMoreData,
+    SettingsError,
+    StreamIdError,
+    WebTransportError,
+)
 from .constants import (
     CLOSE_MESSAGE_MAX,
     VARINT_MAX,
@@ -18,14 +26,6 @@ from .constants import (
     FrameType,
     H3ErrorCode,
     StreamType,
-)
-from .errors import (
-    FramingError,
-    LocalProtocolError,
-    NeedMoreData,
-    SettingsError,
-    StreamIdError,
-    WebTransportError,
 )
 
 __all__ = [

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .retry import RETRY_MODES, RetryMode
+from .endpoint.retry import RETRY_MODES, RetryMode
 
 if TYPE_CHECKING:
     from .certs import CertManager

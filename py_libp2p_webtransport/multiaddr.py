@@ -26,8 +26,8 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 from multiaddr import protocols as ma_protocols
 
+from ._errors import AddressError, InvalidCerthash
 from .constants import WELL_KNOWN_PATH
-from .errors import AddressError, InvalidCerthash
 
 __all__ = [
     "SHA256_MULTIHASH_CODE",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from ..errors import EngineError
+from .._errors import EngineError
 from .base import (
     Address,
     ConnectionIdIssued,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from ..errors import EngineError, FlowControlError
+from .._errors import EngineError, FlowControlError
 from .base import (
     Address,
     ConnectionIdIssued,

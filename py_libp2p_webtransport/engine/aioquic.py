@@ -26,7 +26,7 @@ from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
-from ..errors import EngineError
+from .._errors import EngineError
 from ._adapter import (
     AdapterBase,
     check_config,

@@ -17,9 +17,9 @@ draft-ietf-webtrans-http3 02 and 15/16; shared requirements checklist §D, §E, 
 from __future__ import annotations
 
 from .. import _wire
+from .._errors import LocalProtocolError, RemoteProtocolError
 from ..constants import H3ErrorCode
 from ..engine import base as eng
-from ..errors import LocalProtocolError, RemoteProtocolError
 from .config import H3Config
 from .events import (
     ConnectionClosed,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pylsqpack
 
+from .._errors import MessageError, RemoteProtocolError
 from ..constants import H3ErrorCode
-from ..errors import MessageError, RemoteProtocolError
 from .config import H3Config
 from .settings import ACCEPTED_PROTOCOLS, PROTOCOL_DRAFT02
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 
 from .. import _wire
+from .._errors import EngineError, LocalProtocolError, NeedMoreData, RemoteProtocolError
 from ..constants import FrameType, H3ErrorCode, StreamType
 from ..engine import base as eng
-from ..errors import EngineError, LocalProtocolError, NeedMoreData, RemoteProtocolError
 from .config import H3Config
 from .events import ConnectionClosed, SessionEvent
 from .headers import HeaderCodec

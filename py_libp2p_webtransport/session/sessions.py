@@ -11,9 +11,9 @@ Sources: RFC 9114 §4, RFC 9220, RFC 9297, draft-ietf-webtrans-http3 02/15/16, c
 from __future__ import annotations
 
 from .. import _wire
+from .._errors import EngineError, LocalProtocolError, MessageError, RemoteProtocolError
 from ..constants import CapsuleType, FrameType, H3ErrorCode
 from ..engine import base as eng
-from ..errors import EngineError, LocalProtocolError, MessageError, RemoteProtocolError
 from .config import H3Config
 from .events import (
     SessionClosed,

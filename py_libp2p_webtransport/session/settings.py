@@ -7,8 +7,8 @@ which is behind a flag.
 
 from __future__ import annotations
 
+from .._errors import SettingsError
 from ..constants import Setting
-from ..errors import SettingsError
 from .config import H3Config
 
 # The two :protocol tokens we accept and send.

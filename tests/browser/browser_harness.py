@@ -178,9 +178,9 @@ async def served_host(
 
     ``config``: further ``WebTransportConfig`` fields (e.g. ``retry="always"``).
     """
+    from py_libp2p_webtransport.apps.identify import install_identify
+    from py_libp2p_webtransport.apps.perf import perf_handler
     from py_libp2p_webtransport.config import WebTransportConfig
-    from py_libp2p_webtransport.identify import install_identify
-    from py_libp2p_webtransport.perf import perf_handler
     from py_libp2p_webtransport.transport import WebTransportTransport
 
     kp = key_pair or create_new_key_pair()

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from py_libp2p_webtransport.deadlines import DeadlineHeap
+from py_libp2p_webtransport.endpoint.deadlines import DeadlineHeap
 
 
 def test_earliest_first_and_moves() -> None:

@@ -10,12 +10,12 @@ from aioquic.quic.connection import QuicConnection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from py_libp2p_webtransport.errors import MalformedPacket
-from py_libp2p_webtransport.quic_header import (
+from py_libp2p_webtransport.endpoint.quic_header import (
     LongPacketType,
     is_valid_initial,
     parse_header,
 )
+from py_libp2p_webtransport.errors import MalformedPacket
 
 
 def _client_initial(cid_length: int = 8) -> tuple[bytes, QuicConnection]:

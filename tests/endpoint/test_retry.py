@@ -20,8 +20,8 @@ from test_endpoint import _echo_server
 
 from py_libp2p_webtransport._wire import encode_varint
 from py_libp2p_webtransport.endpoint import Endpoint
-from py_libp2p_webtransport.quic_header import LongPacketType, parse_header
-from py_libp2p_webtransport.retry import INTEGRITY_TAG_SIZE
+from py_libp2p_webtransport.endpoint.quic_header import LongPacketType, parse_header
+from py_libp2p_webtransport.endpoint.retry import INTEGRITY_TAG_SIZE
 
 HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 

@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from py_libp2p_webtransport._wire import encode_varint
-from py_libp2p_webtransport.errors import InvalidRetryToken, MalformedPacket
-from py_libp2p_webtransport.quic_header import parse_header
-from py_libp2p_webtransport.retry import (
+from py_libp2p_webtransport.endpoint.quic_header import parse_header
+from py_libp2p_webtransport.endpoint.retry import (
     AddressValidator,
     RetryTokenCodec,
     encode_retry_packet,
     read_initial_token,
     retry_integrity_tag,
 )
+from py_libp2p_webtransport.errors import InvalidRetryToken, MalformedPacket
 
 ADDR = ("192.0.2.7", 40000)
 V6_ADDR = ("2001:db8::1", 443, 0, 0)

@@ -2,7 +2,7 @@
 
 A bare WebTransport page (``new WebTransport`` with ``serverCertificateHashes``) echoes 1 MiB on
 one bidirectional stream through our session layer and engine; it reports back over plain HTTP.
-This is the real-browser proof of ``qh3_zero_length_cid`` (the aioquic imitation lives in
+This is the real-browser proof of ``engine/qh3/zero_length_cid.py`` (the aioquic imitation lives in
 ``test_zero_length_cid.py``), and shows that stock qh3 fails with Chromium.
 """
 
@@ -33,8 +33,8 @@ from py_libp2p_webtransport.engine import (
     EngineConfig,
     QuicEngine,
     create_engine,
-    qh3_zero_length_cid,
 )
+from py_libp2p_webtransport.engine.qh3 import zero_length_cid
 from py_libp2p_webtransport.session import events as sev
 from py_libp2p_webtransport.session.connection import WebTransportH3
 
@@ -231,7 +231,7 @@ def test_chromium_echoes_1mib_through_the_engine(engine_name: str) -> None:
 
 
 def test_chromium_fails_against_qh3_without_the_workaround(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(qh3_zero_length_cid, "prepare_server", lambda conn, data: None)
+    monkeypatch.setattr(zero_length_cid, "prepare_server", lambda conn, data: None)
     results, seen = run_chromium_echo("qh3", timeout=15)
     assert not results or results[0]["ok"] == "0", results
     terminated = [e for e in seen if isinstance(e, ConnectionTerminated)]

@@ -19,8 +19,9 @@ from qh3.quic.connection import QuicConnection
 from qh3.quic.tls_bridge import QuicTlsBridge
 from qh3.tls import ExtensionType
 
-from py_libp2p_webtransport.engine import EngineConfig, create_engine, qh3_zero_length_cid
-from py_libp2p_webtransport.engine.qh3 import _NEXT_STREAM_IDS
+from py_libp2p_webtransport.engine import EngineConfig, create_engine
+from py_libp2p_webtransport.engine.qh3 import zero_length_cid
+from py_libp2p_webtransport.engine.qh3.adapter import _NEXT_STREAM_IDS
 from py_libp2p_webtransport.errors import StreamLimitReached
 
 
@@ -30,7 +31,7 @@ def params(function: object) -> list[str]:
 
 def test_qh3_version_is_a_tested_one() -> None:
     # pyproject pins qh3 <2.2; a new patch release must be tested, then added here.
-    assert qh3.__version__ in qh3_zero_length_cid.TESTED_QH3_VERSIONS
+    assert qh3.__version__ in zero_length_cid.TESTED_QH3_VERSIONS
 
 
 def test_facade_hooks_we_override_keep_their_signatures() -> None:
@@ -93,7 +94,7 @@ def test_native_core_api(cert: ServerCertificate) -> None:
         "bytes_in_flight",
         "loss_total",
         "get_send_buffer_size",
-        "outstanding_application_packets",  # the FIN hold's rounds (engine/qh3_fin_hold.py)
+        "outstanding_application_packets",  # the FIN hold's rounds (engine/qh3/fin_hold.py)
     ):
         assert hasattr(_hazmat.QuicConnectionCore, name), name
     header = _hazmat.pull_quic_header  # (version, type, ?, dcid, scid, ..., packet_end at [9])
@@ -129,14 +130,14 @@ def test_tls_bridge_serializes_transport_parameters_into_handshake_extensions() 
 
 
 def test_ending_core_states_are_the_ones_we_drain_in(cert: ServerCertificate) -> None:
-    from py_libp2p_webtransport.engine.qh3 import _ENDING_STATES
+    from py_libp2p_webtransport.engine.qh3.connection import ENDING_STATES
 
     pair = EnginePair("qh3", "qh3", cert)
     pair.handshake()
     core = pair.client.engine._quic._core  # type: ignore[attr-defined]
     assert core.state == "connected"
     pair.client.engine.close(0, "")
-    assert core.state in _ENDING_STATES
+    assert core.state in ENDING_STATES
 
 
 def test_datagrams_to_send_polls_the_core_and_matches_the_facade(cert: ServerCertificate) -> None:
@@ -245,11 +246,11 @@ def test_refused_stream_gives_its_id_back(cert: ServerCertificate) -> None:
     assert engine.get_next_available_stream_id() == 8
 
 
-# --- the loss workarounds: send gate (engine/qh3_send_gate.py) and reservation guard ----------
+# --- the loss workarounds: send gate (engine/qh3/send_gate.py) and reservation guard ----------
 
 
 def test_hooks_of_the_loss_workarounds_keep_their_signatures() -> None:
-    # _Qh3Connection overrides these to note the time and stash datagrams built while draining.
+    # Qh3Connection overrides these to note the time and stash datagrams built while draining.
     assert params(QuicConnection.datagrams_to_send) == ["self", "now"]
     assert params(QuicConnection.handle_timer) == ["self", "now"]
     assert params(QuicConnection.receive_many_datagrams) == ["self", "datagrams", "addr", "now"]

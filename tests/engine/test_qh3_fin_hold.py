@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from py_libp2p_webtransport.engine.qh3_fin_hold import FinHold, hold_limit
+from py_libp2p_webtransport.engine.qh3.fin_hold import FinHold, hold_limit
 
 RTT = 0.01
 

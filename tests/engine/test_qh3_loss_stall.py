@@ -1,8 +1,8 @@
 """qh3 over a lossy, reordering link on a virtual clock (``lossypair``): the stall and the
 "reserved stream is missing" failure that qh3 2.1.0 shows there, and that our adapter prevents.
 
-qh3 only: these reproduce qh3 bugs (see ``engine/qh3_send_gate.py`` and
-``_Qh3Connection._wt_reservations_built``); aioquic runs the same workloads over real sockets
+qh3 only: these reproduce qh3 bugs (see ``engine/qh3/send_gate.py`` and
+``Qh3Connection._wt_reservations_built``); aioquic runs the same workloads over real sockets
 in ``tests/reliability/test_faults.py``.
 """
 
@@ -69,7 +69,7 @@ def test_qh3_itself_still_stalls_without_the_gate(cert: ServerCertificate) -> No
     with bytes in flight above the congestion window on both ends and PTO timers seconds away.
 
     If this starts failing, a qh3 upgrade fixed ``poll_transmit``'s withheld ACKs and the send
-    gate (``engine/qh3_send_gate.py``) may be retired.
+    gate (``engine/qh3/send_gate.py``) may be retired.
     """
     stalled = 0
     for seed in (1, 2, 3):

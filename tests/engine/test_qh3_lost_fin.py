@@ -1,6 +1,6 @@
 """qh3 2.1.0 forgets a FIN that travelled alone (a zero-length STREAM frame) when that frame is
 lost while some of the stream's data is still unacknowledged: the peer gets every byte and never
-the end of the stream. ``engine/qh3_fin_hold.py`` holds such a FIN until the data is
+the end of the stream. ``engine/qh3/fin_hold.py`` holds such a FIN until the data is
 acknowledged. This was the Chromium echo that "never saw the FIN" and the lossy-path echo that
 idled out (issue 11).
 

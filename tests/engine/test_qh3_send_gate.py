@@ -1,12 +1,12 @@
 """The send gate that keeps qh3's core from queuing more than its congestion window can carry
-(``engine/qh3_send_gate.py``): its arithmetic, its round-robin, and what it does to a live core."""
+(``engine/qh3/send_gate.py``): its arithmetic, its round-robin, and what it does to a live core."""
 
 from __future__ import annotations
 
 import pytest
 from enginepair import EnginePair, ServerCertificate
 
-from py_libp2p_webtransport.engine.qh3_send_gate import SendGate, send_budget
+from py_libp2p_webtransport.engine.qh3.send_gate import SendGate, send_budget
 from py_libp2p_webtransport.errors import EngineError
 
 

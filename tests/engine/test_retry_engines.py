@@ -11,6 +11,8 @@ import pytest
 from enginepair import CLIENT_ADDR, SERVER_ADDR, ServerCertificate
 from test_zero_length_cid import chromium_like_client
 
+from py_libp2p_webtransport.endpoint.quic_header import LongPacketType, parse_header
+from py_libp2p_webtransport.endpoint.retry import AddressValidator
 from py_libp2p_webtransport.engine import (
     ConnectionTerminated,
     EngineConfig,
@@ -19,8 +21,6 @@ from py_libp2p_webtransport.engine import (
     StreamDataReceived,
     create_engine,
 )
-from py_libp2p_webtransport.quic_header import LongPacketType, parse_header
-from py_libp2p_webtransport.retry import AddressValidator
 
 CLIENTS: dict[str, Callable[[EngineConfig], QuicEngine]] = {
     "qh3": lambda config: create_engine("qh3", config),

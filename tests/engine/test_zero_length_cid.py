@@ -2,8 +2,8 @@
 
 An aioquic client with ``connection_id_length=0`` behaves like Chromium on the wire once its
 original DCID is made 8 bytes long (Chromium's; aioquic would otherwise use an empty one, which
-RFC 9000 §7.2 forbids). The tests prove the workaround in ``qh3_zero_length_cid`` works, and that
-each of its two halves is necessary.
+RFC 9000 §7.2 forbids). The tests prove the workaround in ``engine/qh3/zero_length_cid.py``
+works, and that each of its two halves is necessary.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from py_libp2p_webtransport.engine import (
     QuicEngine,
     StreamDataReceived,
     create_engine,
-    qh3_zero_length_cid,
 )
-from py_libp2p_webtransport.engine.qh3 import _Qh3Connection
+from py_libp2p_webtransport.engine.qh3 import zero_length_cid
+from py_libp2p_webtransport.engine.qh3.connection import Qh3Connection
 from py_libp2p_webtransport.errors import EngineError
 
 
@@ -85,7 +85,7 @@ def test_zero_length_cid_client_completes_handshake_and_streams(
 def test_without_the_workaround_qh3_rejects_the_transport_parameters(
     cert: ServerCertificate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(qh3_zero_length_cid, "prepare_server", lambda conn, data: None)
+    monkeypatch.setattr(zero_length_cid, "prepare_server", lambda conn, data: None)
     pair = pair_with(cert)
     pair.run(
         lambda: (
@@ -107,9 +107,9 @@ def test_recording_the_empty_scid_alone_is_not_enough(
 ) -> None:
     # Only half 1: the facade learns the empty SCID, but the core keeps its stock CIDs and so
     # keeps addressing the client's original DCID.
-    monkeypatch.setattr(qh3_zero_length_cid, "prepare_server", lambda conn, data: None)
+    monkeypatch.setattr(zero_length_cid, "prepare_server", lambda conn, data: None)
     monkeypatch.setattr(
-        _Qh3Connection, "_learn_remote_source_cid", qh3_zero_length_cid.learn_empty_source_cid
+        Qh3Connection, "_learn_remote_source_cid", zero_length_cid.learn_empty_source_cid
     )
     pair = EnginePair(
         "aioquic",
@@ -161,18 +161,18 @@ def test_normal_clients_do_not_get_the_workaround(cert: ServerCertificate) -> No
 def test_colliding_client_chosen_cid_is_rejected() -> None:
     in_use = {b"\x01" * 8, b"\x02" * 8}
     with pytest.raises(EngineError, match="already in use"):
-        qh3_zero_length_cid.check_new_connection_id(b"\x01" * 8, in_use)
-    qh3_zero_length_cid.check_new_connection_id(b"\x03" * 8, in_use)  # a fresh one passes
+        zero_length_cid.check_new_connection_id(b"\x01" * 8, in_use)
+    zero_length_cid.check_new_connection_id(b"\x03" * 8, in_use)  # a fresh one passes
 
 
 def test_initial_keys_match_rfc9001_appendix_a() -> None:
     # RFC 9001 A.1: DCID 0x8394c8f03e515708, client key/iv/hp and server key.
     dcid = bytes.fromhex("8394c8f03e515708")
-    _, key, iv, hp = qh3_zero_length_cid.initial_keys(dcid, 1, is_client_side=True)
+    _, key, iv, hp = zero_length_cid.initial_keys(dcid, 1, is_client_side=True)
     assert key.hex() == "1f369613dd76d5467730efcbe3b1a22d"
     assert iv.hex() == "fa044b2f42a3fd3b46fb255c"
     assert hp.hex() == "9f50449e04a0e810283a1e9933adedd2"
-    _, key, iv, hp = qh3_zero_length_cid.initial_keys(dcid, 1, is_client_side=False)
+    _, key, iv, hp = zero_length_cid.initial_keys(dcid, 1, is_client_side=False)
     assert key.hex() == "cf3a5331653c364c88f0f379b6067e37"
     assert iv.hex() == "0ac1493ca1905853b0bba03e"
     assert hp.hex() == "c206b8d9b9f0f37644430b490eeaa314"

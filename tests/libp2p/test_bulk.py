@@ -10,7 +10,7 @@ import trio
 from libp2p.network.stream.exceptions import StreamEOF
 from wt_helpers import peer_info, wt_host
 
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 
 SIZE = 100 * 1024 * 1024
 CHUNK = 256 * 1024

@@ -10,7 +10,7 @@ from multiaddr import Multiaddr
 from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 
 
 class FakeClock:

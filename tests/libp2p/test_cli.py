@@ -16,9 +16,9 @@ from multiaddr import Multiaddr
 from wt_helpers import wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
-from py_libp2p_webtransport.cli import build_parser, config_from_args
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
+from py_libp2p_webtransport.cli.main import build_parser, config_from_args
 from py_libp2p_webtransport.config import WebTransportConfig
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
 

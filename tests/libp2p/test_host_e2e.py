@@ -18,8 +18,8 @@ from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
 from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.stream import WebTransportStream
 
 RESET_PROTOCOL = TProtocol("/test/reset/1.0.0")

@@ -12,8 +12,12 @@ from libp2p.network.stream.exceptions import StreamEOF
 from multiaddr import Multiaddr
 from wt_helpers import peer_info, transport_of, wt_host
 
-from py_libp2p_webtransport.identify import IDENTIFY_PROTOCOL, install_identify, observed_address
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
+from py_libp2p_webtransport.apps.identify import (
+    IDENTIFY_PROTOCOL,
+    install_identify,
+    observed_address,
+)
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 
 
 async def read_all(stream: Any) -> bytes:

@@ -13,8 +13,8 @@ from libp2p.transport.tcp.tcp import TCP
 from multiaddr import Multiaddr
 from wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
 
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
 
 
 def _has_ipv6_loopback() -> bool:

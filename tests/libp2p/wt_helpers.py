@@ -16,8 +16,8 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.transport.quic.exceptions import QUICStreamClosedError
 from multiaddr import Multiaddr
 
+from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
-from py_libp2p_webtransport.services import register_handlers
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 ENGINES = ["qh3", "aioquic"]

@@ -16,7 +16,8 @@ import trio
 from libp2p.abc import IHost
 from multiaddr import Multiaddr
 
-from py_libp2p_webtransport.cli_perf import (
+from py_libp2p_webtransport.apps.perf import PERF_PROTOCOL, PerfResult, perf_handler
+from py_libp2p_webtransport.cli.perf import (
     _ProgressBar,
     add_perf_parser,
     build_host,
@@ -25,7 +26,6 @@ from py_libp2p_webtransport.cli_perf import (
     run_perf_command,
     transport_for_address,
 )
-from py_libp2p_webtransport.perf import PERF_PROTOCOL, PerfResult, perf_handler
 
 OURS_MISSING = (
     ""
@@ -115,7 +115,7 @@ def test_table_shows_failures_and_medians() -> None:
 async def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(timeout):
         return await trio.run_process(
-            [sys.executable, "-m", "py_libp2p_webtransport.cli_perf", *argv],
+            [sys.executable, "-m", "py_libp2p_webtransport.cli.perf", *argv],
             cwd=ROOT,
             capture_stdout=True,
             capture_stderr=True,

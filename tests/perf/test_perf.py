@@ -15,8 +15,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
 from libp2p.perf import PerfService
 from libp2p.transport.quic.exceptions import QUICStreamClosedError, QUICStreamResetError
 
-from py_libp2p_webtransport.errors import PerfError
-from py_libp2p_webtransport.perf import (
+from py_libp2p_webtransport.apps.perf import (
     CHUNK_SIZE,
     PERF_PROTOCOL,
     PerfResult,
@@ -24,7 +23,8 @@ from py_libp2p_webtransport.perf import (
     perf_handler,
     run_perf,
 )
-from py_libp2p_webtransport.services import ECHO_PROTOCOL, register_handlers
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL, register_handlers
+from py_libp2p_webtransport.errors import PerfError
 
 MiB = 1024 * 1024
 SIZES = [
@@ -128,7 +128,7 @@ async def test_malformed_header_is_logged_and_not_a_hang(
 ) -> None:
     server, client = host_pair
     server.set_stream_handler(PERF_PROTOCOL, perf_handler)
-    caplog.set_level(logging.ERROR, logger="py_libp2p_webtransport.perf")
+    caplog.set_level(logging.ERROR, logger="py_libp2p_webtransport.apps.perf")
     with trio.fail_after(15):
         stream = await client.new_stream(server.get_id(), [PERF_PROTOCOL])
         await stream.write(b"\x00\x01\x02")
@@ -141,7 +141,7 @@ async def test_malformed_header_is_logged_and_not_a_hang(
         while not any("header" in r.getMessage() for r in caplog.records):
             await trio.sleep(0.01)
     assert reply == b""
-    errors = [r for r in caplog.records if r.name == "py_libp2p_webtransport.perf"]
+    errors = [r for r in caplog.records if r.name == "py_libp2p_webtransport.apps.perf"]
     assert errors and errors[0].levelno == logging.ERROR
     assert "3 of 8 header bytes" in errors[0].getMessage()
 

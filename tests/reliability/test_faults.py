@@ -19,7 +19,7 @@ from multiaddr import Multiaddr
 from rel_helpers import read_some, server_connections
 from wt_helpers import peer_info, read_to_end, wt_addrs, wt_host
 
-from py_libp2p_webtransport.services import ECHO_PROTOCOL
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 
 MiB = 1024 * 1024
 
@@ -45,7 +45,7 @@ async def echo_once(client: IHost, server: IHost, payload: bytes) -> None:
 
 
 # qh3 2.1.0 used to stall here (both ends withholding ACKs behind a full congestion window):
-# see engine/qh3_send_gate.py. A few seeds, as the stall depended on where the losses fell.
+# see engine/qh3/send_gate.py. A few seeds, as the stall depended on where the losses fell.
 @pytest.mark.parametrize("seed", [7, 8, 9])
 async def test_200_concurrent_echoes_through_a_lossy_path(engine: str, seed: int) -> None:
     faults = Faults(loss=0.03, duplicate=0.02, reorder=0.03, delayed=0.05, jitter=0.003)

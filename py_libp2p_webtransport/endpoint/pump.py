@@ -33,10 +33,10 @@ from typing import Protocol
 
 import trio
 
-from . import _udp
-from .deadlines import DeadlineHeap
-from .engine import DEFAULT_ENGINE, available_engines, create_engine
-from .engine.base import (
+from .. import _udp
+from .._errors import EngineError, InvalidRetryToken, ListenError, MalformedPacket
+from ..engine import DEFAULT_ENGINE, available_engines, create_engine
+from ..engine.base import (
     Address,
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -46,7 +46,7 @@ from .engine.base import (
     HandshakeCompleted,
     QuicEngine,
 )
-from .errors import EngineError, InvalidRetryToken, ListenError, MalformedPacket
+from .deadlines import DeadlineHeap
 from .quic_header import (
     QUIC_VERSION_1,
     LongPacketType,

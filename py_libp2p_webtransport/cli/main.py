@@ -1,6 +1,6 @@
-"""``py-libp2p-webtransport``: the command line.
+"""``py-libp2p-webtransport``: the argument parser, ``serve`` and the entry point.
 
-``py-libp2p-webtransport perf MULTIADDR`` measures a ``/perf/1.0.0`` server (``cli_perf.py``).
+``py-libp2p-webtransport perf MULTIADDR`` measures a ``/perf/1.0.0`` server (``cli/perf.py``).
 ``py-libp2p-webtransport serve`` starts a libp2p host on a WebTransport address that serves
 ping, identify, ``/echo/1.0.0`` and ``/perf/1.0.0``, prints its full multiaddrs (one per line,
 ready to paste into a browser node) and runs until Ctrl-C or SIGTERM.
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 import trio
 from libp2p.crypto.keys import KeyPair, PrivateKey
 
-from .cli_perf import add_perf_parser
+from ..endpoint.retry import RETRY_MODES
 from .demo import add_demo_arguments
-from .retry import RETRY_MODES
+from .perf import add_perf_parser
 
 if TYPE_CHECKING:
-    from .config import WebTransportConfig
+    from ..config import WebTransportConfig
 
 PROG = "py-libp2p-webtransport"
 
@@ -62,7 +62,7 @@ def load_or_create_key(path: Path | None) -> KeyPair:
 
 def config_from_args(args: argparse.Namespace) -> WebTransportConfig:
     """The transport configuration the ``serve`` options ask for."""
-    from .config import WebTransportConfig
+    from ..config import WebTransportConfig
 
     return WebTransportConfig(engine=args.engine, retry=args.retry)
 
@@ -72,10 +72,10 @@ async def serve(args: argparse.Namespace) -> int:
     from libp2p import new_host
     from multiaddr import Multiaddr
 
+    from ..apps.identify import install_identify
+    from ..apps.services import register_handlers
+    from ..transport import WebTransportTransport
     from .demo import check_demo, running_demo
-    from .identify import install_identify
-    from .services import register_handlers
-    from .transport import WebTransportTransport
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging level (default WARNING)",
     )
     add_demo_arguments(s)  # ``serve --demo`` (demo.py)
-    add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli_perf.py)
+    add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli/perf.py)
     return parser
 
 
@@ -147,7 +147,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return trio.run(serve, args)
     status: int = args.func(args)
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,7 @@ from libp2p.network.stream.exceptions import StreamClosed, StreamReset
 from libp2p.utils import varint
 from multiaddr import Multiaddr
 
-from .conn import WebTransportConnection
+from ..conn import WebTransportConnection
 
 logger = logging.getLogger(__name__)
 

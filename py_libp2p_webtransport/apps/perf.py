@@ -31,7 +31,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from libp2p.peer.id import ID
 from libp2p.transport.quic.exceptions import QUICStreamClosedError
 
-from .errors import PerfError
+from ..errors import PerfError
 
 __all__ = [
     "CHUNK_SIZE",

@@ -33,9 +33,9 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._wire import decode_varint
-from .engine.base import Address
-from .errors import InvalidRetryToken, MalformedPacket, NeedMoreData
+from .._errors import InvalidRetryToken, MalformedPacket, NeedMoreData
+from .._udp import Address
+from .._wire import decode_varint
 from .quic_header import LongPacketType, PacketHeader
 
 __all__ = [

@@ -21,12 +21,12 @@ from pathlib import Path
 import trio
 from libp2p.abc import IHost
 
-from .apps.files import FileService
-from .apps.gossip import publish_with_backpressure, running_pubsub
+from ..apps.files import FileService
+from ..apps.gossip import publish_with_backpressure, running_pubsub
 
 log = logging.getLogger(__name__)
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 CHAT_TOPIC = "py-libp2p-webtransport/demo-chat"
 MAX_REQUEST_HEAD = 8192
 _STATIC = {

@@ -4,7 +4,7 @@ The client dials MULTIADDR (which must end in ``/p2p/<peer id>``) once, then doe
 perf exchanges, each on a new stream of that one connection, and prints a table (stdout) or, with
 ``--json``, one JSON object per run, one per line. Sizes accept suffixes: ``k``/``M``/``G``/``T``
 and ``KiB``/``MiB``/``GiB``/``TiB`` are powers of 1024, ``kB``/``MB``/``GB``/``TB`` powers of 1000
-(as dd does). Standalone: ``python -m py_libp2p_webtransport.cli_perf MULTIADDR [options]``.
+(as dd does). Standalone: ``python -m py_libp2p_webtransport.cli.perf MULTIADDR [options]``.
 
 ``--transport`` (default ``auto``: from the address):
 
@@ -46,7 +46,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
-from .perf import PerfResult, run_perf
+from ..apps.perf import PerfResult, run_perf
 
 __all__ = [
     "TRANSPORTS",
@@ -122,8 +122,8 @@ def build_host(
     listen = list(listen_addrs)
     if transport == "webtransport":
         # Imported by name: the transport lands on main after this module was written.
-        config_mod = importlib.import_module(f"{__package__}.config")
-        transport_mod = importlib.import_module(f"{__package__}.transport")
+        config_mod = importlib.import_module("..config", __package__)
+        transport_mod = importlib.import_module("..transport", __package__)
         config_kw = {} if engine is None else {"engine": engine}
         config = config_mod.WebTransportConfig(**config_kw)
         ours = transport_mod.WebTransportTransport(kp.private_key, config)
@@ -328,7 +328,7 @@ def run_perf_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point: ``python -m py_libp2p_webtransport.cli_perf MULTIADDR ...``."""
+    """Standalone entry point: ``python -m py_libp2p_webtransport.cli.perf MULTIADDR ...``."""
     parser = argparse.ArgumentParser(prog="py-libp2p-webtransport perf", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     _configure(parser)

@@ -37,7 +37,7 @@ from qh3.quic.crypto import CIPHER_SUITES, derive_key_iv_hp
 from qh3.quic.packet import QuicPacketType, QuicProtocolVersion
 from qh3.tls import CipherSuite, cipher_suite_hash, hkdf_expand_label, hkdf_extract
 
-from ..errors import EngineError
+from ..._errors import EngineError
 
 logger = logging.getLogger(__name__)
 

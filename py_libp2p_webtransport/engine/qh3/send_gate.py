@@ -23,7 +23,7 @@ Sans-IO and engine-free: the caller passes the core's window numbers in.
 
 from __future__ import annotations
 
-from ..errors import EngineError
+from ..._errors import EngineError
 
 __all__ = ["SendGate", "send_budget"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .errors import MalformedPacket
+from .._errors import MalformedPacket
 
 __all__ = [
     "MAX_CID_LENGTH",

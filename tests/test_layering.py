@@ -1,0 +1,113 @@
+"""The layers hold at run time: importing a floor module loads no trio, no libp2p and no module of
+the layers above it (docs/architecture.md, "Layers").
+
+Each module is imported in a fresh interpreter and ``sys.modules`` is read afterwards, so an
+indirect import (a floor module importing a glue module that imports libp2p) is caught, which a
+scan of import lines would miss.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from py_libp2p_webtransport._compat import NO_EXTENSIONS
+
+PACKAGE = "py_libp2p_webtransport"
+
+# Sans-IO floor: bytes in, bytes and events out; no sockets, no event loop, no libp2p.
+FLOOR = [
+    "_errors",
+    "constants",
+    "_compat",
+    "_wire",
+    "_wire_py",
+    "_mux",
+    "_mux_py",
+    "session",
+    "session.connection",
+    "session.http3",
+    "session.sessions",
+    "session.headers",
+    "session.settings",
+    "engine",
+    "engine.base",
+    "engine.aioquic",
+    "engine.qh3",
+    "engine.qh3.send_gate",
+    "engine.qh3.fin_hold",
+    "engine.qh3.zero_length_cid",
+    "endpoint.quic_header",
+    "endpoint.retry",
+    "endpoint.deadlines",
+]
+COMPILED = ["_wire_c", "_mux_c"]
+# The UDP twins and the pump use sockets (and the pump trio), but never libp2p.
+IO_WITHOUT_LIBP2P = ["_udp", "_udp_py", "endpoint", "endpoint.pump"]
+# The libp2p glue and everything on it: the floor must never load these.
+ABOVE_FLOOR = [
+    "errors",
+    "conn",
+    "stream",
+    "transport",
+    "listener",
+    "noise",
+    "certs",
+    "config",
+    "endpoint.pump",
+    "apps",
+    "cli",
+]
+
+_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_by(module: str) -> set[str]:
+    """Every module ``sys.modules`` holds after importing ``module`` in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, f"{PACKAGE}.{module}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(out.stdout))
+
+
+def offenders(loaded: set[str], forbidden: list[str]) -> list[str]:
+    return sorted(
+        name for name in loaded if any(name == f or name.startswith(f + ".") for f in forbidden)
+    )
+
+
+FLOOR_PARAMS = FLOOR + (
+    [] if NO_EXTENSIONS else [pytest.param(m, marks=pytest.mark.c_extension) for m in COMPILED]
+)
+
+
+@pytest.mark.parametrize("module", FLOOR_PARAMS)
+def test_floor_module_loads_no_trio_libp2p_or_upper_layer(module: str) -> None:
+    loaded = loaded_by(module)
+    assert f"{PACKAGE}.{module}" in loaded  # the probe did import it
+    above = [f"{PACKAGE}.{name}" for name in ABOVE_FLOOR]
+    assert offenders(loaded, ["trio", "libp2p", *above]) == []
+
+
+@pytest.mark.parametrize("module", IO_WITHOUT_LIBP2P)
+def test_io_modules_load_no_libp2p(module: str) -> None:
+    loaded = loaded_by(module)
+    glue = [f"{PACKAGE}.{name}" for name in ABOVE_FLOOR if name != "endpoint.pump"]
+    assert offenders(loaded, ["libp2p", *glue]) == []
+
+
+def test_the_probe_sees_an_indirect_import() -> None:
+    # The rule must be able to fail: the glue's error module loads libp2p through its imports.
+    loaded = loaded_by("errors")
+    assert offenders(loaded, ["libp2p"]) != []
+    assert offenders(loaded, ["trio"]) != []  # libp2p itself imports trio
