@@ -12,8 +12,8 @@ from py_libp2p_webtransport.conn import WebTransportConnection
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 DIALS = 3
-# The server answers each CONNECT this late, so "did Noise start before the answer?" does not
-# depend on how the two tasks happen to be scheduled on a busy machine.
+# The server answers each CONNECT once that dial's Noise has started, or after this long if it
+# does not start (a dial that waits for the answer): the outcome never depends on scheduling.
 ANSWER_DELAY = 1.0
 
 
@@ -21,17 +21,20 @@ async def test_noise_starts_before_the_connect_is_answered(
     engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answered_before_noise: list[bool] = []
+    noise_started = trio.Semaphore(0)
     noise_initiator = WebTransportTransport._noise_initiator
 
     async def recording(self: WebTransportTransport, stream: Any, *args: Any) -> Any:
         answered_before_noise.append(stream._conn.session_ready.is_set())
+        noise_started.release()
         return await noise_initiator(self, stream, *args)
 
     accept_now = WebTransportConnection._on_session_requested
 
     def accept_late(self: WebTransportConnection, event: Any) -> None:
         async def later() -> None:
-            await trio.sleep(ANSWER_DELAY)
+            with trio.move_on_after(ANSWER_DELAY):
+                await noise_started.acquire()
             if not self.is_closed:
                 accept_now(self, event)
                 self._ep_conn.transmit_soon()

@@ -42,17 +42,19 @@ def buffered_bound(engine: str, windows: dict[str, int] = WINDOWS) -> tuple[int,
     return bound, bound
 
 
-Reader = Callable[[NetStream, Any, trio.Event], Awaitable[int]]
+Reader = Callable[[NetStream, Any, trio.Event, trio.Event], Awaitable[int]]
 
 
 def pausing_reader(pause: float) -> Reader:
-    """Reads in big chunks but stops for ``pause`` seconds at the start and at the middle."""
+    """Reads in big chunks but stops for ``pause`` seconds at the start (and until the test
+    has checked the held-back writer) and at the middle."""
 
-    async def read(stream: NetStream, digest: Any, paused: trio.Event) -> int:
+    async def read(stream: NetStream, digest: Any, paused: trio.Event, checked: trio.Event) -> int:
         count = 0
         halfway_done = False
         paused.set()
         await trio.sleep(pause)
+        await checked.wait()  # the test checks the held-back writer while nothing is read
         while chunk := await read_some(stream, 1 << 20):
             digest.update(chunk)
             count += len(chunk)
@@ -64,7 +66,9 @@ def pausing_reader(pause: float) -> Reader:
     return read
 
 
-async def byte_reader(stream: NetStream, digest: Any, paused: trio.Event) -> int:
+async def byte_reader(
+    stream: NetStream, digest: Any, paused: trio.Event, checked: trio.Event
+) -> int:
     """Reads one byte per call (every read hands back one byte of credit)."""
     count = 0
     paused.set()
@@ -82,9 +86,10 @@ async def _transfer(
     result: dict[str, int] = {}
     done = trio.Event()
     paused = trio.Event()
+    checked = trio.Event()
 
     async def handler(stream: NetStream) -> None:
-        result["count"] = await reader(stream, received, paused)
+        result["count"] = await reader(stream, received, paused, checked)
         await stream.close()
         done.set()
 
@@ -119,8 +124,10 @@ async def _transfer(
             nursery.start_soon(writer)
             if pause > 0:
                 await paused.wait()
-                await trio.sleep(pause / 2)
-                # The reader is asleep: the writer is held back, not queueing without bound.
+                # Wait for the writer to hit the wall (a full send buffer makes it wait).
+                while send_sampler.probe() < WRITE_BUFFER_LIMIT:
+                    await trio.sleep(0.01)
+                # The reader is paused: the writer is held back, not queueing without bound.
                 assert not writer_done.is_set()
                 # At most what the receiver may buffer, plus the writer's unacknowledged bytes.
                 limit = buffered_bound(engine, windows)[0] + WRITE_BUFFER_LIMIT + CHUNK
@@ -130,6 +137,7 @@ async def _transfer(
                 # unacknowledged bytes: the rest waits in the writer, not in a queue.
                 send_sampler.sample()
                 assert 0 < send_sampler.peak <= WRITE_BUFFER_LIMIT + WRITE_CHUNK, send_sampler.peak
+                checked.set()
             await done.wait()
             await writer_done.wait()
             nursery.cancel_scope.cancel()

@@ -10,9 +10,10 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamReset
 from libp2p.network.stream.net_stream import NetStream
-from rel_helpers import server_connections
+from rel_helpers import send_buffer_probe, server_connections
 from wt_helpers import peer_info, read_to_end, wt_host
 
+from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.constants import RECEIVE_STALL_ERROR
 
 MiB = 1024 * 1024
@@ -80,7 +81,10 @@ async def test_one_stalled_reader_among_100_streams(engine: str) -> None:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(push)
-                await trio.sleep(0.2)  # let it fill whatever credit it gets
+                # Until it took all the credit it gets: blocked on a full send buffer (or reset).
+                full = WebTransportConfig().write_buffer_limit
+                while send_buffer_probe(client)() < full and not writer_error:
+                    await trio.sleep(0.01)
                 await _round(client, server.get_id(), 99)
                 if engine == "aioquic":
                     # Per-stream credit: the 99 completed beside the stalled stream.
