@@ -108,7 +108,8 @@ class WebTransportTransport(ITransport):
         """Keep the swarm to refuse private networks (a PSK cannot wrap a muxed connection)."""
         self._swarm = swarm
 
-    def _check_private_network(self, error: type[WebTransportError]) -> None:
+    def check_private_network(self, error: type[WebTransportError]) -> None:
+        """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""
         if getattr(self._swarm, "psk", None) is not None:
             raise error(
                 "WebTransport cannot run in a private network (PSK): the swarm would wrap a "
@@ -140,7 +141,7 @@ class WebTransportTransport(ITransport):
             recv_budget=min(cfg.recv_budget, cfg.max_data),
         )
 
-    async def _get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
+    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
         """A nursery for background tasks: the swarm's, else one of our own (system task)."""
         if preferred is not None:
             return preferred
@@ -173,7 +174,7 @@ class WebTransportTransport(ITransport):
                     endpoint = await Endpoint.bind(host, 0, engine=self.engine_name)
                 except (OSError, ListenError) as error:
                     raise Unreachable(f"cannot open a UDP socket: {error}") from error
-                nursery = await self._get_nursery()
+                nursery = await self.get_nursery()
                 nursery.start_soon(endpoint.run)
                 self._client_endpoints[family] = endpoint
             return endpoint
@@ -194,7 +195,7 @@ class WebTransportTransport(ITransport):
         """Dial a WebTransport multiaddr; returns an authenticated, muxed connection."""
         if self._closed:
             raise DialError("transport is closed")
-        self._check_private_network(DialError)
+        self.check_private_network(DialError)
         try:
             addr = wt_multiaddr.parse_webtransport_multiaddr(maddr)
         except WebTransportError as error:
@@ -318,15 +319,6 @@ class WebTransportTransport(ITransport):
             self.private_key,
             dialed_certhashes=certhashes,
             expected_peer=expected_peer,
-            timeout=self.config.handshake_timeout,
-        )
-        return result.remote_peer_id, result.remote_public_key
-
-    async def _noise_responder(self, stream: WebTransportStream) -> tuple[ID, PublicKey]:
-        result = await noise.handshake_inbound(
-            stream,
-            self.private_key,
-            certhashes=self.cert_manager.noise_certhashes(),
             timeout=self.config.handshake_timeout,
         )
         return result.remote_peer_id, result.remote_public_key
