@@ -124,13 +124,14 @@ async def open_session(
     early_stream: bool = True,
 ) -> tuple[WebTransportConnection, WebTransportStream | None]:
     """The first half of a dial: QUIC, the certhash pin and the CONNECT, within
-    ``config.connect_timeout``; returns the connection, not yet authenticated.
+    ``config.connect_timeout``; the connection is not authenticated yet.
 
     With ``early_stream`` the Noise stream opens right after the CONNECT (libp2p WebTransport
     spec; the server holds it until it accepts the session), so Noise message 1 leaves with the
-    CONNECT, saving a round trip; it is returned if it opened, and then the CONNECT's answer is
-    still to come. Otherwise (or if the CONNECT still waits for the server's SETTINGS at the
-    answer) the session is established on return, and the stream is None.
+    CONNECT and saves a round trip. Returns ``(conn, stream)``: with a stream, the CONNECT's
+    answer may still be on its way (``dial_session`` checks it after Noise); with None
+    (``early_stream`` False, or the answer came before a stream could open) the session is
+    established.
     """
     conn: WebTransportConnection | None = None
     stream: WebTransportStream | None = None
