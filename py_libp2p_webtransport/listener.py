@@ -1,42 +1,71 @@
 """``WebTransportListener``: accepts WebTransport sessions and hands authenticated connections
 to the swarm.
 
-Per new QUIC connection: the session layer answers the CONNECT (404/400 for wrong paths), we
-accept the session, run the Noise responder on the first client-opened bidirectional stream with
-our certhashes, and only then hand the connection to the swarm. The whole server-side handshake
-is bounded in time (``handshake_timeout``) and in concurrency (``max_pending_handshakes``).
-The certificate is chosen per connection, so rotation needs no restart.
+Per new QUIC connection: ``handshake.accept_session`` accepts the session (the session layer
+answers wrong paths with 404/400) and runs the Noise responder with our certhashes; only then
+does the connection reach the swarm. The whole server-side handshake is bounded in time
+(``handshake_timeout``) and in concurrency (``max_pending_handshakes``). The certificate is
+chosen per connection, so rotation needs no restart.
+
+The listener knows its transport only through ``ListenerOwner`` (configuration, keys,
+certificates, the background nursery).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 from libp2p.abc import IListener
+from libp2p.crypto.keys import PrivateKey
 from libp2p.custom_types import THandler
+from libp2p.peer.id import ID
 from libp2p.utils.address_validation import get_available_interfaces
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
+from .certs import CertManager
+from .config import WebTransportConfig
 from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection
-from .errors import ListenError, WebTransportError
-from .stream import WebTransportStream
+from .engine.base import EngineConfig
+from .errors import DialError, ListenError, WebTransportError
+from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
 
-if TYPE_CHECKING:
-    from .transport import WebTransportTransport
+__all__ = ["HANDSHAKE_STREAM_LINGER", "ListenerOwner", "WebTransportListener"]
 
 logger = logging.getLogger(__name__)
+
+
+class ListenerOwner(Protocol):
+    """What a listener needs from its transport (``WebTransportTransport`` provides it)."""
+
+    private_key: PrivateKey
+    local_peer: ID
+    config: WebTransportConfig
+    cert_manager: CertManager
+    engine_name: str
+
+    def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
+        """The QUIC configuration of a connection (servers: the current certificate)."""
+        ...
+
+    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
+        """Where the endpoint and the handshakes run: ``preferred``, else the transport's."""
+        ...
+
+    def check_private_network(self, error: type[WebTransportError]) -> None:
+        """Raise ``error`` when the swarm runs a private network (PSK)."""
+        ...
 
 
 class WebTransportListener(IListener):
     """Listens on one UDP address for WebTransport sessions."""
 
-    def __init__(self, transport: WebTransportTransport, handler: THandler) -> None:
+    def __init__(self, transport: ListenerOwner, handler: THandler) -> None:
         self._transport = transport
         self._handler = handler
         self._endpoint: Endpoint | None = None
@@ -55,7 +84,7 @@ class WebTransportListener(IListener):
         """Bind ``maddr`` (``/ip4|ip6/…/udp/PORT/quic-v1/webtransport``, no certhash)."""
         if self._endpoint is not None:
             raise ListenError("this listener is already listening")
-        self._transport._check_private_network(ListenError)
+        self._transport.check_private_network(ListenError)
         host, port = self._parse_listen_addr(maddr)
         config = self._transport.engine_config(is_client=False)
         try:
@@ -72,7 +101,7 @@ class WebTransportListener(IListener):
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error
         self._endpoint = endpoint
-        nursery = await self._transport._get_nursery(self.background_nursery)
+        nursery = await self._transport.get_nursery(self.background_nursery)
         self._nursery = nursery
         nursery.start_soon(self._run)
         logger.info("WebTransport listening on %s", ", ".join(map(str, self.get_addrs())))
@@ -180,33 +209,24 @@ class WebTransportListener(IListener):
 
     async def _accept(self, conn: WebTransportConnection) -> None:
         transport = self._transport
+        assert self._nursery is not None
         try:
-            with trio.fail_after(transport.config.handshake_timeout):
-                await conn.session_ready.wait()
-                if conn.is_closed:
-                    return
-                stream = await conn.accept_wt_stream()
-                result = await transport._noise_responder(stream)
-                # FIN only: js-libp2p fails its dial on a STOP_SENDING here. The client's own FIN
-                # then retires the stream.
-                await stream.close()
-        except trio.TooSlowError:
-            logger.info("WebTransport handshake from %s timed out", conn.get_remote_address())
-            await conn.close()
-            return
-        except Exception as error:
+            session = await accept_session(
+                conn,
+                private_key=transport.private_key,
+                certhashes=transport.cert_manager.noise_certhashes(),
+                timeout=transport.config.handshake_timeout,
+                linger_nursery=self._nursery,
+            )
+        except DialError as error:
             logger.info(
                 "WebTransport handshake from %s failed: %s", conn.get_remote_address(), error
             )
-            await conn.close()
             return
         finally:
             self._pending -= 1
-        conn.mark_established(*result)
-        if conn.is_closed:
+        if session is None or conn.is_closed:
             return
-        assert self._nursery is not None
-        self._nursery.start_soon(_retire_handshake_stream, stream)
         # Forget connections that ended (the swarm's handler never returns for them).
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
@@ -218,28 +238,6 @@ class WebTransportListener(IListener):
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
-
-
-# How long the handshake stream may stay open for the dialer's FIN after Noise message 3.
-HANDSHAKE_STREAM_LINGER = 5.0
-
-
-async def _retire_handshake_stream(stream: WebTransportStream) -> None:
-    """Wait for the dialer to finish the Noise stream, then stop reading it.
-
-    js-libp2p closes its side right after sending Noise message 3; a STOP_SENDING that reaches
-    the browser before it has done so makes its close() throw and the whole dial fail. So read to
-    the dialer's FIN (bounded) and only send STOP_SENDING to a dialer that never finishes.
-    """
-    try:
-        with trio.move_on_after(HANDSHAKE_STREAM_LINGER):
-            while await stream.read(65536):
-                pass  # nothing may follow message 3; discard
-    except EOFError:  # MuxedStreamEOF: the dialer's FIN, the normal end
-        pass
-    except Exception:  # a reset or a closed connection ends the linger just as well
-        logger.debug("handshake stream ended abnormally", exc_info=True)
-    await stream.close_read()
 
 
 def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:

@@ -6,9 +6,8 @@ is not Noise-encrypted (libp2p specs ``webtransport/README.md``, ``noise/README.
 (server) sends ``NoiseHandshakePayload.extensions.webtransport_certhashes`` in message 2; the
 initiator (client) aborts unless every certhash it dialed is in that list.
 
-``NoiseHandshake`` is sans-IO (feed it stream bytes, send what it returns); ``handshake_outbound``
-and ``handshake_inbound`` drive it over any object with ``async read(n)`` / ``async write(data)``
-under a timeout.
+``NoiseHandshake`` is sans-IO (feed it stream bytes, send what it returns); the trio drivers
+(``handshake_outbound``, ``handshake_inbound``) are in handshake.py and still importable from here.
 
 The payload protobuf is encoded and parsed here by hand (three fields, checked against
 py-libp2p's generated classes in the tests): we must never emit py-libp2p's unregistered
@@ -17,12 +16,10 @@ py-libp2p's generated classes in the tests): we must never emit py-libp2p's unre
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-import trio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from libp2p.crypto.keys import PrivateKey, PublicKey
@@ -30,7 +27,10 @@ from libp2p.crypto.serialization import deserialize_public_key
 from libp2p.peer.id import ID
 from noise.connection import Keypair, NoiseConnection
 
-from .errors import CerthashMismatch, DialError, DialTimeout, HandshakeError, PeerIdMismatch
+from .errors import CerthashMismatch, HandshakeError, PeerIdMismatch
+
+if TYPE_CHECKING:
+    from .handshake import HandshakeStream, drive_handshake, handshake_inbound, handshake_outbound
 
 __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
@@ -45,6 +45,18 @@ __all__ = [
     "handshake_inbound",
     "handshake_outbound",
 ]
+
+# The trio drivers moved to handshake.py; loaded on first use so this module stays sans-IO.
+_DRIVERS = ("HandshakeStream", "drive_handshake", "handshake_inbound", "handshake_outbound")
+
+
+def __getattr__(name: str) -> object:
+    if name in _DRIVERS:
+        from . import handshake
+
+        return getattr(handshake, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_SHA256"
 SIGNED_DATA_PREFIX = b"noise-libp2p-static-key:"
@@ -383,81 +395,3 @@ class NoiseHandshake:
             self._send(self._payload())
         else:
             self._result = self._authenticate(self._read(message))
-
-
-# --- async driver ------------------------------------------------------------------------------
-
-
-class HandshakeStream(Protocol):
-    """The stream the handshake runs on (an ``IMuxedStream`` fits)."""
-
-    async def read(self, n: int) -> bytes:
-        """Read up to ``n`` bytes; ``b""`` at end of stream."""
-        ...
-
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``."""
-        ...
-
-
-async def drive_handshake(
-    stream: HandshakeStream,
-    handshake: NoiseHandshake,
-    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> NoiseResult:
-    """Run ``handshake`` over ``stream``, never reading past its last message.
-
-    A handshake that takes longer than ``timeout`` seconds (``None``: no limit) raises
-    ``DialTimeout`` on the initiator and ``HandshakeError`` on the responder. A failing stream
-    (reset, closed, broken) becomes a ``HandshakeError`` whose ``__cause__`` is the stream's error,
-    so a dialer only ever sees ``DialError`` subclasses.
-    """
-    try:
-        with trio.fail_after(math.inf if timeout is None else timeout):
-            while True:
-                out = handshake.data_to_send()
-                if out:
-                    await stream.write(out)
-                if handshake.is_complete:
-                    return handshake.result
-                try:
-                    data = await stream.read(handshake.bytes_needed)
-                except EOFError:  # MuxedStreamEOF / StreamEOF: the peer sent FIN early
-                    data = b""
-                if not data:
-                    raise HandshakeError("stream closed during the Noise handshake")
-                handshake.receive_data(data)
-    except trio.TooSlowError as exc:
-        error = DialTimeout if handshake.is_initiator else HandshakeError
-        raise error(f"the Noise handshake did not finish within {timeout} s") from exc
-    except DialError:
-        raise
-    except Exception as exc:  # the stream failed under us
-        raise HandshakeError(f"the handshake stream failed: {exc!r}") from exc
-
-
-async def handshake_outbound(
-    stream: HandshakeStream,
-    private_key: PrivateKey,
-    *,
-    dialed_certhashes: Iterable[bytes] = (),
-    expected_peer: ID | None = None,
-    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> NoiseResult:
-    """Client side: authenticate the server and check its certhash list; returns the server."""
-    handshake = NoiseHandshake.initiator(
-        private_key, dialed_certhashes=dialed_certhashes, expected_peer=expected_peer
-    )
-    return await drive_handshake(stream, handshake, timeout)
-
-
-async def handshake_inbound(
-    stream: HandshakeStream,
-    private_key: PrivateKey,
-    *,
-    certhashes: Iterable[bytes] = (),
-    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
-) -> NoiseResult:
-    """Server side: list ``certhashes`` in message 2; returns the authenticated client."""
-    handshake = NoiseHandshake.responder(private_key, certhashes=certhashes)
-    return await drive_handshake(stream, handshake, timeout)

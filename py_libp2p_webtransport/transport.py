@@ -9,11 +9,11 @@ Register it explicitly (py-libp2p has no transport registry)::
 ``listen_order()`` is below the QUIC transport's, so py-libp2p's QUIC transport (whose address
 check also matches ``/quic-v1/webtransport``) never claims our addresses in the same host.
 
-A dial: QUIC handshake on a shared client endpoint, the server certificate's hash must be one of
-the dialed certhashes, extended CONNECT, then Noise XX on the first bidirectional stream (the
-server's certhash list must contain every dialed certhash; the peer id must match ``/p2p/``).
-Every failure raises a typed :class:`~py_libp2p_webtransport.errors.DialError` within
-``connect_timeout`` + ``handshake_timeout``.
+The transport holds the configuration, the engine choice, the certificates, one shared client
+endpoint per address family and the background nursery; the dial itself (QUIC, certhash pin,
+CONNECT, Noise) is ``handshake.dial_session``. Every failure raises a typed
+:class:`~py_libp2p_webtransport.errors.DialError` within ``connect_timeout`` +
+``handshake_timeout``.
 """
 
 from __future__ import annotations
@@ -21,42 +21,32 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import trio
 from libp2p.abc import ITransport
-from libp2p.crypto.keys import PrivateKey, PublicKey
+from libp2p.crypto.keys import PrivateKey
 from libp2p.custom_types import THandler
 from libp2p.peer.id import ID
-from libp2p.stream_muxer.exceptions import MuxedConnUnavailable
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
-from . import noise
-from .certs import CertManager, verify_server_certificate
+from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
-from .constants import WELL_KNOWN_PATH
 from .endpoint import Endpoint
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
-from .errors import (
-    DialError,
-    DialTimeout,
-    HandshakeError,
-    ListenError,
-    MissingCerthash,
-    Unreachable,
-    WebTransportError,
-)
+from .errors import DialError, ListenError, Unreachable, WebTransportError
+from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
-from .stream import WebTransportStream
+
+__all__ = ["NOISE_PATH", "WebTransportTransport", "default_engine"]
 
 logger = logging.getLogger(__name__)
 
-#: The HTTP path of the libp2p WebTransport endpoint, with its mandatory query.
-NOISE_PATH = f"{WELL_KNOWN_PATH}?type=noise"
+# The former private helper, for code that still builds a session by hand.
+_authority = authority
 
 
 class WebTransportTransport(ITransport):
@@ -108,7 +98,8 @@ class WebTransportTransport(ITransport):
         """Keep the swarm to refuse private networks (a PSK cannot wrap a muxed connection)."""
         self._swarm = swarm
 
-    def _check_private_network(self, error: type[WebTransportError]) -> None:
+    def check_private_network(self, error: type[WebTransportError]) -> None:
+        """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""
         if getattr(self._swarm, "psk", None) is not None:
             raise error(
                 "WebTransport cannot run in a private network (PSK): the swarm would wrap a "
@@ -140,7 +131,7 @@ class WebTransportTransport(ITransport):
             recv_budget=min(cfg.recv_budget, cfg.max_data),
         )
 
-    async def _get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
+    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
         """A nursery for background tasks: the swarm's, else one of our own (system task)."""
         if preferred is not None:
             return preferred
@@ -173,7 +164,7 @@ class WebTransportTransport(ITransport):
                     endpoint = await Endpoint.bind(host, 0, engine=self.engine_name)
                 except (OSError, ListenError) as error:
                     raise Unreachable(f"cannot open a UDP socket: {error}") from error
-                nursery = await self._get_nursery()
+                nursery = await self.get_nursery()
                 nursery.start_soon(endpoint.run)
                 self._client_endpoints[family] = endpoint
             return endpoint
@@ -194,142 +185,25 @@ class WebTransportTransport(ITransport):
         """Dial a WebTransport multiaddr; returns an authenticated, muxed connection."""
         if self._closed:
             raise DialError("transport is closed")
-        self._check_private_network(DialError)
+        self.check_private_network(DialError)
         try:
             addr = wt_multiaddr.parse_webtransport_multiaddr(maddr)
         except WebTransportError as error:
             raise DialError(f"invalid WebTransport multiaddr {maddr}: {error}") from error
-        if not addr.certhashes:
-            raise MissingCerthash(f"cannot dial {maddr} without a /certhash")
-        expected_peer = addr.peer_id
-
-        cfg = self.config
         started = time.monotonic()
-        conn: WebTransportConnection | None = None
-        try:
-            with trio.fail_after(cfg.connect_timeout):
-                sockaddr, family = await self._resolve(addr.host, addr.port, addr.is_dns)
-                endpoint = await self._client_endpoint(family)
-                engine_cfg = self.engine_config(is_client=True, server_name=addr.sni)
-                ep_conn = endpoint.connect(sockaddr, engine_cfg, engine=self.engine_name)
-                conn = WebTransportConnection(
-                    ep_conn, is_initiator=True, config=cfg, local_peer=self.local_peer
-                )
-                await conn.quic_connected.wait()
-                if conn.is_closed:
-                    raise Unreachable(f"QUIC handshake with {maddr} failed: {conn.close_reason}")
-                verify_server_certificate(
-                    conn.peer_certificate_der() or b"", addr.certhashes, cfg.clock()
-                )
-                conn.request_session(_authority(addr.host, addr.port), NOISE_PATH)
-                # Noise may start right after the CONNECT (libp2p WebTransport spec; the server
-                # holds the stream until it accepts the session): its first message leaves
-                # with the CONNECT, saving a round trip. The CONNECT itself waits for the
-                # server's SETTINGS (qh3 servers send them with the handshake, aioquic ones
-                # one round trip later).
-                stream = self._early_stream(conn)
-                while stream is None and not conn.session_ready.is_set():
-                    await conn.wait_turn()
-                    stream = self._early_stream(conn)
-                if stream is None:
-                    await self._session_ready(conn, maddr)  # raises: rejected or closed
-        except trio.TooSlowError:
-            if conn is not None:
-                await conn.close()
-            raise DialTimeout(
-                f"no WebTransport session with {maddr} within {cfg.connect_timeout} s"
-            ) from None
-        except BaseException:
-            if conn is not None:
-                await conn.close()
-            raise
-
-        try:
-            with trio.fail_after(cfg.handshake_timeout):
-                if stream is None:
-                    stream = conn.open_stream_nowait()
-                try:
-                    peer, public_key = await self._noise_initiator(
-                        stream, expected_peer, addr.certhashes
-                    )
-                except Exception:
-                    if conn.session_rejected is not None:  # the real reason Noise failed
-                        raise conn.session_rejected from None
-                    raise
-                await stream.close()  # FIN; the server's FIN retires the stream
-                # The server answers the CONNECT before it reads Noise: normally already here.
-                await self._session_ready(conn, maddr)
-        except trio.TooSlowError:
-            await conn.close()
-            raise DialTimeout(f"Noise handshake with {maddr} timed out") from None
-        except DialError:
-            await conn.close()
-            raise
-        except BaseException as error:
-            await conn.close()
-            if isinstance(error, Exception):
-                raise HandshakeError(f"Noise handshake with {maddr} failed: {error}") from error
-            raise
-        conn.mark_established(peer, public_key)
+        session = await dial_session(
+            self._client_endpoint,
+            addr,
+            private_key=self.private_key,
+            config=self.config,
+            engine_config=self.engine_config(is_client=True, server_name=addr.sni),
+            engine=self.engine_name,
+        )
+        conn = session.conn
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
-
-    @staticmethod
-    def _early_stream(conn: WebTransportConnection) -> WebTransportStream | None:
-        """The Noise stream, opened right after the CONNECT; None if the CONNECT still waits
-        for the server's SETTINGS (the session layer refuses streams before it is sent)."""
-        try:
-            return conn.open_stream_nowait()
-        except MuxedConnUnavailable:
-            return None
-
-    @staticmethod
-    async def _session_ready(conn: WebTransportConnection, maddr: Multiaddr) -> None:
-        """Wait for the answer to the CONNECT; a refusal or a lost connection raises."""
-        await conn.session_ready.wait()
-        if conn.session_rejected is not None:
-            raise conn.session_rejected
-        if conn.is_closed:
-            raise Unreachable(f"session with {maddr} failed: {conn.close_reason}")
-
-    @staticmethod
-    async def _resolve(host: str, port: int, is_dns: bool) -> tuple[tuple[Any, ...], int]:
-        if not is_dns:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            return ((host, port), family)
-        try:
-            infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError as error:
-            raise Unreachable(f"cannot resolve {host}: {error}") from error
-        if not infos:
-            raise Unreachable(f"{host} has no address")
-        family, _, _, _, sockaddr = infos[0]
-        return (tuple(sockaddr), int(family))
-
-    # --- Noise (the certhash extension is in noise.py) ----------------------------------------
-
-    async def _noise_initiator(
-        self, stream: WebTransportStream, expected_peer: ID | None, certhashes: Sequence[bytes]
-    ) -> tuple[ID, PublicKey]:
-        result = await noise.handshake_outbound(
-            stream,
-            self.private_key,
-            dialed_certhashes=certhashes,
-            expected_peer=expected_peer,
-            timeout=self.config.handshake_timeout,
-        )
-        return result.remote_peer_id, result.remote_public_key
-
-    async def _noise_responder(self, stream: WebTransportStream) -> tuple[ID, PublicKey]:
-        result = await noise.handshake_inbound(
-            stream,
-            self.private_key,
-            certhashes=self.cert_manager.noise_certhashes(),
-            timeout=self.config.handshake_timeout,
-        )
-        return result.remote_peer_id, result.remote_public_key
 
     # --- shutdown -----------------------------------------------------------------------------
 
@@ -362,7 +236,3 @@ def default_engine() -> str:
     if DEFAULT_ENGINE in installed or not installed:
         return DEFAULT_ENGINE  # an uninstalled default fails later with a clear EngineError
     return installed[0]
-
-
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -8,9 +8,11 @@ scan of import lines would miss.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,7 @@ ABOVE_FLOOR = [
     "errors",
     "conn",
     "stream",
+    "handshake",
     "transport",
     "listener",
     "noise",
@@ -61,6 +64,11 @@ ABOVE_FLOOR = [
     "apps",
     "cli",
 ]
+# Sans-IO modules of the glue: they need libp2p (keys, peer ids, its error types, and libp2p's
+# package loads trio), but no event loop of their own: none imports trio itself, and none loads
+# the trio-driven modules of this package.
+SANS_IO_GLUE = ["noise", "certs", "multiaddr"]
+TRIO_DRIVEN = ["conn", "stream", "handshake", "transport", "listener", "endpoint.pump", "apps"]
 
 _PROBE = """
 import importlib, json, sys
@@ -104,6 +112,25 @@ def test_io_modules_load_no_libp2p(module: str) -> None:
     loaded = loaded_by(module)
     glue = [f"{PACKAGE}.{name}" for name in ABOVE_FLOOR if name != "endpoint.pump"]
     assert offenders(loaded, ["libp2p", *glue]) == []
+
+
+def imports_of(module: str) -> set[str]:
+    """The top-level names of the modules that ``module``'s source imports (any depth)."""
+    path = Path(__file__).parents[1] / PACKAGE / (module.replace(".", "/") + ".py")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("module", SANS_IO_GLUE)
+def test_sans_io_glue_imports_no_trio_and_loads_no_trio_driven_module(module: str) -> None:
+    assert "trio" not in imports_of(module)
+    loaded = loaded_by(module)
+    assert offenders(loaded, [f"{PACKAGE}.{name}" for name in TRIO_DRIVEN]) == []
 
 
 def test_the_probe_sees_an_indirect_import() -> None:

@@ -8,12 +8,17 @@ from typing import Any
 import pytest
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
+from wt_helpers import client_endpoint
 
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.transport import NOISE_PATH, WebTransportTransport, _authority
+from py_libp2p_webtransport.engine.base import EngineConfig
+from py_libp2p_webtransport.handshake import open_session
+from py_libp2p_webtransport.multiaddr import parse_webtransport_multiaddr
+from py_libp2p_webtransport.transport import WebTransportTransport
 
 LISTEN = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
 
@@ -68,26 +73,21 @@ async def test_server_drops_client_that_never_authenticates(engine: str) -> None
 
     with trio.fail_after(30):
         server, listener = await _listening(engine, handler, handshake_timeout=1.0)
-        client = WebTransportTransport(
-            create_new_key_pair().private_key, WebTransportConfig(engine=engine)
-        )
         try:
             (addr,) = listener.get_addrs()
-            port = int(addr.value_for_protocol("udp"))
-            # Do the dial by hand up to the session, then stop: no Noise stream.
-            endpoint = await client._client_endpoint(2)  # AF_INET
-            ep_conn = endpoint.connect(
-                ("127.0.0.1", port), client.engine_config(is_client=True), engine=engine
-            )
-            conn = WebTransportConnection(
-                ep_conn, is_initiator=True, config=client.config, local_peer=client.local_peer
-            )
-            await conn.quic_connected.wait()
-            conn.request_session(_authority("127.0.0.1", port), NOISE_PATH)
-            await conn.session_ready.wait()
-            assert conn.session_rejected is None and not conn.is_closed
-            await conn.closed_event.wait()  # the server gives up after its handshake timeout
-            assert conn.is_closed
+            # The first half of a dial, up to the session; then no Noise stream at all.
+            async with client_endpoint(engine) as endpoint_for:
+                conn, stream = await open_session(
+                    endpoint_for,
+                    parse_webtransport_multiaddr(addr),
+                    config=WebTransportConfig(engine=engine),
+                    engine_config=EngineConfig(is_client=True),
+                    local_peer=ID.from_pubkey(create_new_key_pair().public_key),
+                    early_stream=False,
+                )
+                assert stream is None
+                assert conn.session_rejected is None and not conn.is_closed
+                await conn.closed_event.wait()  # the server gives up after its handshake timeout
+                assert conn.is_closed
         finally:
-            await client.close()
             await server.close()

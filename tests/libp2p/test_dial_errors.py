@@ -13,6 +13,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 from wt_helpers import transport_of, wt_addrs, wt_host
 
+from py_libp2p_webtransport import handshake
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.errors import (
@@ -166,12 +167,10 @@ async def test_private_network_is_refused(engine: str) -> None:
 
 async def test_non_2xx_is_session_rejected(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server answering the CONNECT with 404 (wrong path) gives SessionRejected."""
-    from py_libp2p_webtransport import transport as transport_module
-
     with trio.fail_after(20):
         async with wt_host(engine) as server, wt_host(engine) as client:
             (addr,) = wt_addrs(server)
-            monkeypatch.setattr(transport_module, "NOISE_PATH", "/not-the-libp2p-path")
+            monkeypatch.setattr(handshake, "NOISE_PATH", "/not-the-libp2p-path")
             with pytest.raises(SessionRejected) as info:
                 await transport_of(client).dial(addr)
             assert info.value.status == 404

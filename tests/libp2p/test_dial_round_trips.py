@@ -8,8 +8,8 @@ import pytest
 import trio
 from wt_helpers import transport_of, wt_addrs, wt_host
 
+from py_libp2p_webtransport import handshake
 from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.transport import WebTransportTransport
 
 DIALS = 3
 # The server answers each CONNECT once that dial's Noise has started, or after this long if it
@@ -22,12 +22,12 @@ async def test_noise_starts_before_the_connect_is_answered(
 ) -> None:
     answered_before_noise: list[bool] = []
     noise_started = trio.Semaphore(0)
-    noise_initiator = WebTransportTransport._noise_initiator
+    noise_initiator = handshake.handshake_outbound
 
-    async def recording(self: WebTransportTransport, stream: Any, *args: Any) -> Any:
+    async def recording(stream: Any, *args: Any, **kwargs: Any) -> Any:
         answered_before_noise.append(stream._conn.session_ready.is_set())
         noise_started.release()
-        return await noise_initiator(self, stream, *args)
+        return await noise_initiator(stream, *args, **kwargs)
 
     accept_now = WebTransportConnection._on_session_requested
 
@@ -41,7 +41,7 @@ async def test_noise_starts_before_the_connect_is_answered(
 
         trio.lowlevel.spawn_system_task(later)
 
-    monkeypatch.setattr(WebTransportTransport, "_noise_initiator", recording)
+    monkeypatch.setattr(handshake, "handshake_outbound", recording)
     monkeypatch.setattr(WebTransportConnection, "_on_session_requested", accept_late)
     with trio.fail_after(60):
         async with wt_host(engine) as server, wt_host(engine) as client:

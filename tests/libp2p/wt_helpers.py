@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
 from libp2p import new_host
 from libp2p.abc import IHost, ITransport
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -18,6 +19,8 @@ from multiaddr import Multiaddr
 
 from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.endpoint import Endpoint
+from py_libp2p_webtransport.handshake import EndpointFor
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 ENGINES = ["qh3", "aioquic"]
@@ -45,6 +48,30 @@ async def wt_host(
             yield host
         finally:
             await transport.close()
+
+
+@asynccontextmanager
+async def client_endpoint(engine: str, host: str = "127.0.0.1") -> AsyncIterator[EndpointFor]:
+    """A running client endpoint, as the ``endpoint_for`` of ``handshake.dial_session``.
+
+    An error of the body leaves unwrapped (not in the pump nursery's ExceptionGroup).
+    """
+    endpoint = await Endpoint.bind(host, 0, engine=engine)
+
+    async def endpoint_for(family: int) -> Endpoint:
+        return endpoint
+
+    error: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(endpoint.run)
+        try:
+            yield endpoint_for
+        except Exception as exc:
+            error = exc
+        finally:
+            endpoint.close()
+    if error is not None:
+        raise error
 
 
 def wt_addrs(host: IHost) -> list[Multiaddr]:

@@ -1,4 +1,5 @@
-"""Noise XX handshakes between our initiator and responder over in-memory trio streams."""
+"""Noise XX handshakes between our initiator and responder: the sans-IO ``NoiseHandshake``
+(noise.py) and its trio drivers (handshake.py) over in-memory trio streams."""
 
 from __future__ import annotations
 
@@ -16,20 +17,20 @@ from libp2p.crypto.x25519 import X25519PrivateKey
 from libp2p.peer.id import ID
 from libp2p.security.noise.patterns import PatternXX
 
+from py_libp2p_webtransport import handshake, noise
 from py_libp2p_webtransport.errors import (
     CerthashMismatch,
     DialTimeout,
     HandshakeError,
     PeerIdMismatch,
 )
+from py_libp2p_webtransport.handshake import handshake_inbound, handshake_outbound
 from py_libp2p_webtransport.multiaddr import certhash_multihash
 from py_libp2p_webtransport.noise import (
     SIGNED_DATA_PREFIX,
     HandshakePayload,
     NoiseHandshake,
     NoiseResult,
-    handshake_inbound,
-    handshake_outbound,
 )
 
 H1, H2, H3 = (certhash_multihash(bytes([i])) for i in range(3))
@@ -452,3 +453,15 @@ async def test_no_timeout_when_none(autojump_clock: trio.testing.MockClock) -> N
             StreamAdapter(server_stream), ed25519_pair().private_key, timeout=None
         )
     assert scope.cancelled_caught, "only the outer hour-long limit ended the wait"
+
+
+def test_the_drivers_are_still_importable_from_noise() -> None:
+    """They moved to handshake.py; code importing them from noise.py keeps working."""
+    from py_libp2p_webtransport.noise import HandshakeStream, drive_handshake
+
+    assert noise.handshake_outbound is handshake.handshake_outbound
+    assert noise.handshake_inbound is handshake.handshake_inbound
+    assert drive_handshake is handshake.drive_handshake
+    assert HandshakeStream is handshake.HandshakeStream
+    with pytest.raises(AttributeError):
+        _ = noise.no_such_name
