@@ -41,6 +41,7 @@ from peer import cpu_seconds  # noqa: E402
 
 from py_libp2p_webtransport import conn as wt_conn  # noqa: E402
 from py_libp2p_webtransport import endpoint as wt_endpoint  # noqa: E402
+from py_libp2p_webtransport import handshake as wt_handshake  # noqa: E402
 from py_libp2p_webtransport import transport as wt_transport  # noqa: E402
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL  # noqa: E402
 from py_libp2p_webtransport.cli.perf import build_host  # noqa: E402
@@ -50,14 +51,14 @@ MARKS: dict[str, float] = {}
 
 def _instrument() -> None:
     """Record the moment the transport reaches each dial phase (client side only)."""
-    verify = wt_transport.verify_server_certificate
+    verify = wt_handshake.verify_server_certificate
 
     def timed_verify(*args: Any, **kwargs: Any) -> None:
         MARKS.setdefault("quic", time.perf_counter())
         verify(*args, **kwargs)
         MARKS.setdefault("certhash", time.perf_counter())
 
-    wt_transport.verify_server_certificate = timed_verify  # type: ignore[assignment]
+    wt_handshake.verify_server_certificate = timed_verify  # type: ignore[assignment]
     cls = wt_conn.WebTransportConnection
     open_nowait = cls.open_stream_nowait
     mark_established = cls.mark_established
