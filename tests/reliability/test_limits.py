@@ -250,7 +250,9 @@ async def test_initial_flood_from_one_source_is_rate_limited(
             assert (retried if retry == "off" else limited) == 0
             assert flooded <= 50 + 50 * elapsed + 1  # the burst plus the refill (50/s)
             # Hundreds of refusals, one log line per kind (rate-limited / answered with Retry).
-            messages = [r.getMessage() for r in caplog.records if r.name.startswith(ENDPOINT_LOGGER)]
+            messages = [
+                r.getMessage() for r in caplog.records if r.name.startswith(ENDPOINT_LOGGER)
+            ]
             print(f"log lines: {messages}")
             refusal = "Retry" if retry == "under_load" else "rate"
             assert len([m for m in messages if refusal in m]) == 1, messages
