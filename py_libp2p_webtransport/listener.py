@@ -23,7 +23,7 @@ from multiaddr import Multiaddr
 from . import multiaddr as wt_multiaddr
 from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
-from .endpoint import Endpoint, EndpointConnection
+from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .errors import ListenError, WebTransportError
 from .stream import WebTransportStream
 
@@ -62,12 +62,14 @@ class WebTransportListener(IListener):
             endpoint = await Endpoint.bind(
                 host,
                 port,
-                engine=self._transport.engine_name,
-                server_config=config,
+                EndpointOptions(
+                    engine=self._transport.engine_name,
+                    server_config=config,
+                    max_half_open=self._transport.config.max_pending_handshakes,
+                    retry=self._transport.config.retry,
+                    retry_threshold=self._transport.config.retry_threshold,
+                ),
                 on_connection=self._on_connection,
-                max_half_open=self._transport.config.max_pending_handshakes,
-                retry=self._transport.config.retry,
-                retry_threshold=self._transport.config.retry_threshold,
             )
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error

@@ -38,7 +38,7 @@ from .certs import CertManager, verify_server_certificate
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
 from .constants import WELL_KNOWN_PATH
-from .endpoint import Endpoint
+from .endpoint import Endpoint, EndpointOptions
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
 from .errors import (
@@ -170,7 +170,9 @@ class WebTransportTransport(ITransport):
             if endpoint is None:
                 host = "::" if family == socket.AF_INET6 else "0.0.0.0"
                 try:
-                    endpoint = await Endpoint.bind(host, 0, engine=self.engine_name)
+                    endpoint = await Endpoint.bind(
+                        host, 0, EndpointOptions(engine=self.engine_name)
+                    )
                 except (OSError, ListenError) as error:
                     raise Unreachable(f"cannot open a UDP socket: {error}") from error
                 nursery = await self._get_nursery()

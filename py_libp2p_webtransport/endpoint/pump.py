@@ -35,7 +35,7 @@ import trio
 
 from .. import _udp
 from .._errors import EngineError, InvalidRetryToken, ListenError, MalformedPacket
-from ..engine import DEFAULT_ENGINE, available_engines, create_engine
+from ..engine import create_engine
 from ..engine.base import (
     Address,
     ConnectionIdIssued,
@@ -47,6 +47,7 @@ from ..engine.base import (
     QuicEngine,
 )
 from .deadlines import DeadlineHeap
+from .options import EndpointOptions
 from .quic_header import (
     QUIC_VERSION_1,
     LongPacketType,
@@ -54,7 +55,7 @@ from .quic_header import (
     is_valid_initial,
     parse_header,
 )
-from .retry import AddressValidator, RetryMode
+from .retry import AddressValidator
 
 __all__ = ["ConnectionHandler", "Endpoint", "EndpointConnection", "EndpointStats"]
 
@@ -162,34 +163,27 @@ class Endpoint:
     def __init__(
         self,
         sock: socket.socket,
+        options: EndpointOptions | None = None,
         *,
-        engine: str = DEFAULT_ENGINE,
-        server_config: EngineConfig | None = None,
         on_connection: Callable[[EndpointConnection], None] | None = None,
-        max_half_open: int = 256,
-        handshake_timeout: float = 10.0,
-        udp: ModuleType | None = None,
-        initials_per_second: float = 50.0,
-        retry: RetryMode = "off",
-        retry_threshold: int | None = None,
     ) -> None:
-        _check_options(engine, server_config, max_half_open, handshake_timeout)
-        if not initials_per_second > 0:
-            raise ValueError(f"initials_per_second must be > 0, got {initials_per_second}")
+        options = options if options is not None else EndpointOptions()
         #: Retry policy and token codec (None: never Retry, tokens ignored).
         self.address_validator: AddressValidator | None = None
-        if retry != "off":
-            threshold = max_half_open // 2 if retry_threshold is None else retry_threshold
-            self.address_validator = AddressValidator(retry, threshold)
+        if options.retry != "off":
+            threshold = options.retry_threshold
+            if threshold is None:
+                threshold = options.max_half_open // 2
+            self.address_validator = AddressValidator(options.retry, threshold)
         self.stats = EndpointStats()
         self._sock = sock
         self._fd = sock.fileno()
-        self._udp: ModuleType = udp if udp is not None else _udp
-        self._engine_name = engine
-        self._server_config = server_config
+        self._udp: ModuleType = options.udp if options.udp is not None else _udp
+        self._engine_name = options.engine
+        self._server_config = options.server_config
         self._on_connection = on_connection
-        self._max_half_open = max_half_open
-        self._handshake_timeout = handshake_timeout
+        self._max_half_open = options.max_half_open
+        self._handshake_timeout = options.handshake_timeout
         self._is_ipv6 = sock.family == socket.AF_INET6
         self.local_address: Address = sock.getsockname()
         self._routes: dict[bytes, EndpointConnection] = {}
@@ -206,7 +200,7 @@ class Endpoint:
         self._logged: set[str] = set()
         # New connections per source address: a token bucket of ``initials_per_second`` tokens
         # a second, as many at most (one host cannot take every half-open slot at once).
-        self._initial_rate = initials_per_second
+        self._initial_rate = options.initials_per_second
         self._initial_buckets: dict[object, tuple[float, float]] = {}  # host -> (tokens, time)
 
     # ---- construction ----------------------------------------------------------------------
@@ -216,34 +210,16 @@ class Endpoint:
         cls,
         host: str,
         port: int,
+        options: EndpointOptions | None = None,
         *,
-        engine: str = DEFAULT_ENGINE,
-        server_config: EngineConfig | None = None,
         on_connection: Callable[[EndpointConnection], None] | None = None,
-        max_half_open: int = 256,
-        handshake_timeout: float = 10.0,
-        dual_stack: bool = False,
-        udp: ModuleType | None = None,
-        initials_per_second: float = 50.0,
-        retry: RetryMode = "off",
-        retry_threshold: int | None = None,
     ) -> Endpoint:
         """Bind a UDP socket on ``host``/``port`` (IPv4 or IPv6 literal or name).
 
-        ``server_config`` None makes a client-only endpoint. At most ``max_half_open`` accepted
-        connections may be handshaking at once; one that has not completed its QUIC handshake
-        after ``handshake_timeout`` seconds is dropped. ``dual_stack`` lets an IPv6 wildcard
-        socket (``::``) also take IPv4. ``udp`` picks a ``_udp`` twin (tests). One source
-        address may start at most ``initials_per_second`` new connections a second (with a burst
-        of as many); Initials beyond that are dropped and counted.
-
-        ``retry`` (RFC 9000 §8.1.2, see ``retry.py``): ``"always"`` answers every new client's
-        first Initial with a Retry; ``"under_load"`` does so while at least ``retry_threshold``
-        handshakes are in progress (default: half of ``max_half_open``) and, instead of dropping
-        them, for Initials over a source's rate. Clients that come back with a valid token are
-        not charged to that rate again; ``max_half_open`` bounds them all.
+        ``options`` default to a client-only endpoint on the default engine. ``on_connection``
+        is called (inside the pump) with each accepted connection; it must set its handler.
         """
-        _check_options(engine, server_config, max_half_open, handshake_timeout)
+        options = options if options is not None else EndpointOptions()
         try:
             infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except OSError as exc:
@@ -253,25 +229,15 @@ class Endpoint:
         try:
             sock.setblocking(False)
             if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+                dual = 0 if options.dual_stack else 1
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, dual)
             _set_buffer(sock, socket.SO_RCVBUF, getattr(socket, "SO_RCVBUFFORCE", None))
             _set_buffer(sock, socket.SO_SNDBUF, getattr(socket, "SO_SNDBUFFORCE", None))
             sock.bind(sockaddr)
         except OSError as exc:
             sock.close()
             raise ListenError(f"cannot bind UDP {host!r} port {port}: {exc}") from exc
-        endpoint = cls(
-            sock,
-            engine=engine,
-            server_config=server_config,
-            on_connection=on_connection,
-            max_half_open=max_half_open,
-            handshake_timeout=handshake_timeout,
-            udp=udp,
-            initials_per_second=initials_per_second,
-            retry=retry,
-            retry_threshold=retry_threshold,
-        )
+        endpoint = cls(sock, options, on_connection=on_connection)
         endpoint._udp.enable_gro(sock)  # both twins split coalesced buffers
         return endpoint
 
@@ -844,19 +810,6 @@ class Endpoint:
         if kind not in self._logged:
             self._logged.add(kind)
             logger.info(message, *args)
-
-
-def _check_options(
-    engine: str, server_config: EngineConfig | None, max_half_open: int, handshake_timeout: float
-) -> None:
-    if engine not in available_engines():
-        raise EngineError(f"QUIC engine {engine!r} is unknown or not installed")
-    if server_config is not None and server_config.is_client:
-        raise ValueError("server_config must have is_client=False")
-    if max_half_open < 1:
-        raise ValueError(f"max_half_open must be >= 1, got {max_half_open}")
-    if not handshake_timeout > 0:
-        raise ValueError(f"handshake_timeout must be > 0, got {handshake_timeout}")
 
 
 def _set_buffer(sock: socket.socket, option: int, force: int | None) -> None:

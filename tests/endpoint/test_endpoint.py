@@ -18,7 +18,7 @@ from endpoint_helpers import (
     wait_until,
 )
 
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection, EndpointOptions
 from py_libp2p_webtransport.engine.base import (
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -45,11 +45,13 @@ async def _echo_server(
     server = await Endpoint.bind(
         host,
         0,
-        engine=engine,
-        server_config=kwargs.pop("config", None) or server_config(certificate),  # type: ignore[arg-type]
+        EndpointOptions(
+            engine=engine,
+            server_config=kwargs.pop("config", None) or server_config(certificate),  # type: ignore[arg-type]
+            udp=udp,
+            **kwargs,  # type: ignore[arg-type]
+        ),
         on_connection=on_connection,
-        udp=udp,
-        **kwargs,  # type: ignore[arg-type]
     )
     return server, handlers
 
@@ -65,7 +67,7 @@ def _dial(client: Endpoint, server: Endpoint) -> tuple[EndpointConnection, Colle
 async def test_many_clients_echo_concurrently(host, engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """20 connections share one client socket and one server socket; 3 streams each echo."""
     server, handlers = await _echo_server(host, engine_name, udp, certificate)
-    client = await Endpoint.bind(host, 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind(host, 0, EndpointOptions(engine=engine_name, udp=udp))
     payloads = {}
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -106,7 +108,7 @@ async def test_many_clients_echo_concurrently(host, engine_name, udp, certificat
 
 async def test_dual_stack_accepts_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     server, handlers = await _echo_server("::", engine_name, udp, certificate, dual_stack=True)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -173,7 +175,7 @@ async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificat
 
 async def test_real_client_connects_despite_junk(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
@@ -192,7 +194,7 @@ async def test_real_client_connects_despite_junk(engine_name, udp, certificate) 
 async def test_client_chosen_cid_collision_rejected(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """An Initial from another address reusing a live connection's id never reaches it."""
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
@@ -351,7 +353,7 @@ async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # ty
             self.deadline = None
 
     server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -371,7 +373,7 @@ async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # ty
 
 async def test_close_stops_pump_and_ends_everything(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -399,7 +401,7 @@ async def test_transmit_soon_coalesces_writes(engine_name, udp, certificate) -> 
     server, handlers = await _echo_server(
         "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
     )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -426,24 +428,31 @@ async def test_transmit_soon_coalesces_writes(engine_name, udp, certificate) -> 
 
 async def test_bind_errors(engine_name) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ListenError):
-        await Endpoint.bind("203.0.113.1", 0, engine=engine_name)  # not a local address
+        await Endpoint.bind(
+            "203.0.113.1", 0, EndpointOptions(engine=engine_name)
+        )  # not a local address
     with pytest.raises(ListenError):
-        await Endpoint.bind("no-such-host.invalid", 0, engine=engine_name)
+        await Endpoint.bind("no-such-host.invalid", 0, EndpointOptions(engine=engine_name))
+    # The options are checked once, when they are made.
     with pytest.raises(EngineError):
-        await Endpoint.bind("127.0.0.1", 0, engine="no-such-engine")
+        EndpointOptions(engine="no-such-engine")
     with pytest.raises(ValueError):
-        await Endpoint.bind("127.0.0.1", 0, engine=engine_name, max_half_open=0)
+        EndpointOptions(engine=engine_name, max_half_open=0)
     with pytest.raises(ValueError):
-        await Endpoint.bind("127.0.0.1", 0, engine=engine_name, handshake_timeout=0)
+        EndpointOptions(engine=engine_name, handshake_timeout=0)
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, initials_per_second=0)
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, retry="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, retry="under_load", retry_threshold=-1)
     client_config_as_server = CLIENT_CONFIG
     with pytest.raises(ValueError):
-        await Endpoint.bind(
-            "127.0.0.1", 0, engine=engine_name, server_config=client_config_as_server
-        )
+        EndpointOptions(engine=engine_name, server_config=client_config_as_server)
 
 
 async def test_connect_needs_client_config(engine_name, certificate) -> None:  # type: ignore[no-untyped-def]
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     with pytest.raises(ValueError):
         client.connect(("127.0.0.1", 9), server_config(certificate))
     client.close()
@@ -452,7 +461,7 @@ async def test_connect_needs_client_config(engine_name, certificate) -> None:  #
 async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A close from one side reaches the other's handler; both connections end and unroute."""
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -476,7 +485,7 @@ async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # t
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="4 MiB exceeds the unprivileged rmem_max cap")
 async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no-untyped-def]
-    endpoint = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    endpoint = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     try:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             # Linux reports twice the requested size (bookkeeping overhead).
@@ -490,7 +499,7 @@ async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certi
     server, handlers = await _echo_server(
         "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
     )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
 
     class WriterHandler(CollectHandler):
         stream_id = -1
@@ -551,7 +560,7 @@ class _StingyUdp:
 async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     stingy = _StingyUdp(udp)
     server, _ = await _echo_server("127.0.0.1", engine_name, stingy, certificate)  # type: ignore[arg-type]
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=stingy)  # type: ignore[arg-type]
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=stingy))  # type: ignore[arg-type]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -574,7 +583,9 @@ async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate)
 async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A client on a dual-stack socket dials an IPv4 literal (sent v4-mapped)."""
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("::", 0, engine=engine_name, udp=udp, dual_stack=True)
+    client = await Endpoint.bind(
+        "::", 0, EndpointOptions(engine=engine_name, udp=udp, dual_stack=True)
+    )
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -598,7 +609,7 @@ async def test_connection_id_rotation_is_followed(engine_name, udp, certificate)
     test reaches into the aioquic client's library connection.
     """
     server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -677,7 +688,7 @@ class _LossyProxy:
 
 async def test_loss_duplication_and_reordering_are_survived(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     proxy = _LossyProxy(server.local_address)
     await proxy.sock.bind(("127.0.0.1", 0))
     with trio.fail_after(60):
@@ -709,7 +720,7 @@ async def test_server_config_swap_applies_to_new_connections(engine_name, udp, c
     from endpoint_helpers import make_certificate
 
     server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
     with pytest.raises(ValueError):
         server.server_config = CLIENT_CONFIG
     with trio.fail_after(20):

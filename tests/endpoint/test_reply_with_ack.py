@@ -13,7 +13,7 @@ import pytest
 import trio
 from endpoint_helpers import CLIENT_CONFIG, server_config
 
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection, EndpointOptions
 from py_libp2p_webtransport.engine.base import EngineEvent, HandshakeCompleted, StreamDataReceived
 
 ROUNDS = 60
@@ -74,12 +74,10 @@ async def test_replies_ride_with_acks(engine_name, udp, certificate) -> None:  #
     server = await Endpoint.bind(
         "127.0.0.1",
         0,
-        engine=engine_name,
-        server_config=server_config(certificate),
+        EndpointOptions(engine=engine_name, server_config=server_config(certificate), udp=udp),
         on_connection=on_connection,
-        udp=udp,
     )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name, udp=udp))
 
     async def serve(stream_id: int) -> None:
         (handler,), (conn,) = server_handlers, server_conns

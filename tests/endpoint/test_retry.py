@@ -19,7 +19,7 @@ from endpoint_helpers import CLIENT_CONFIG, Certificate, CollectHandler, wait_un
 from test_endpoint import _echo_server
 
 from py_libp2p_webtransport._wire import encode_varint
-from py_libp2p_webtransport.endpoint import Endpoint
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.endpoint.quic_header import LongPacketType, parse_header
 from py_libp2p_webtransport.endpoint.retry import INTEGRITY_TAG_SIZE
 
@@ -53,7 +53,7 @@ async def test_dial_with_retry_always(host, engine_name, udp, certificate) -> No
     server engine knows the client's *original* DCID (its transport parameters carried it, or
     the client would have closed the connection)."""
     server, handlers = await _echo_server(host, engine_name, udp, certificate, retry="always")
-    client = await Endpoint.bind(host, 0, engine=engine_name, udp=udp)
+    client = await Endpoint.bind(host, 0, EndpointOptions(engine=engine_name, udp=udp))
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -183,7 +183,7 @@ async def test_under_load_retries_above_the_half_open_threshold(
         handshake_timeout=3.0,
     )
     flooder = await _raw_socket("127.0.0.1")
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
@@ -280,7 +280,7 @@ async def test_a_real_client_behind_a_flooded_address_gets_in_through_retry(
         handshake_timeout=2.0,
     )
     flooder = await _raw_socket("127.0.0.1")
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.run)
