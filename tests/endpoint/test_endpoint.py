@@ -391,7 +391,7 @@ async def test_close_stops_pump_and_ends_everything(engine_name, udp, certificat
                 await conn.closed_event.wait()
                 assert handler.terminated.is_set()
             client.close()
-    assert server._sock.fileno() == -1 and client._sock.fileno() == -1
+    assert server.sock.fileno() == -1 and client.sock.fileno() == -1
     with pytest.raises(EngineError):
         client.connect(("127.0.0.1", 9), CLIENT_CONFIG)
 
@@ -478,7 +478,7 @@ async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # t
             assert event.remote and event.error_code == 0x1234
             await conn.closed_event.wait()  # after the closing period, on the pump's timer
             assert not client.connections and not server.connections
-            assert not client._routes and not server._routes
+            assert client.route_count == 0 and server.route_count == 0
             client.close()
             server.close()
 
@@ -489,7 +489,7 @@ async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no
     try:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             # Linux reports twice the requested size (bookkeeping overhead).
-            assert endpoint._sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
+            assert endpoint.sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
     finally:
         endpoint.close()
 
@@ -575,7 +575,7 @@ async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate)
             assert bytes(handler.data[sid]) == data
             assert stingy.partial_sends > 0
             assert client.stats.send_blocked > 0 and server.stats.send_blocked > 0
-            assert not client._backlog
+            assert client.unsent_datagrams == 0
             client.close()
             server.close()
 
@@ -620,7 +620,9 @@ async def test_connection_id_rotation_is_followed(engine_name, udp, certificate)
             await handler.handshake.wait()
             (server_conn,) = handlers
             first_cid = server_conn.engine.host_connection_ids[0]
-            await wait_until(lambda: len(server_conn._cids) > 2, "server CIDs issued and routed")
+            await wait_until(
+                lambda: len(server.routes_to(server_conn)) > 2, "server CIDs issued and routed"
+            )
             quic = conn.engine._quic  # type: ignore[attr-defined]
             # One echo round trip: the server's NEW_CONNECTION_ID frames have reached the client.
             sid = conn.engine.get_next_available_stream_id()
@@ -638,8 +640,9 @@ async def test_connection_id_rotation_is_followed(engine_name, udp, certificate)
             events = handlers[server_conn].events
             retired = [e for e in events if isinstance(e, ConnectionIdRetired)]
             assert retired, "the server saw no RETIRE_CONNECTION_ID"
-            assert first_cid not in server._routes
-            assert all(server._routes[c] is server_conn for c in server_conn._cids)
+            routed = server.routes_to(server_conn)
+            assert first_cid not in routed
+            assert server.route_count == len(routed)  # every route leads to server_conn
             assert server.stats.dropped_unknown_cid == 0
             client.close()
             server.close()

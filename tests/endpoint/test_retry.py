@@ -100,7 +100,7 @@ async def test_retry_packet_is_well_formed(engine_name: str, certificate: Certif
             assert len(token) > 16
             assert server.stats.retries_sent == 1
             assert server.connections == frozenset() and server.half_open == 0
-            assert not server._routes
+            assert server.route_count == 0
             sock.close()
             server.close()
 
@@ -153,7 +153,7 @@ async def test_bad_tokens_are_dropped_counted_and_logged_once(
                 "connection_id": 3,
             }
             assert server.stats.retries_sent == 0 and server.stats.connections_accepted == 0
-            assert server.connections == frozenset() and not server._routes
+            assert server.connections == frozenset() and server.route_count == 0
             records = [r for r in caplog.records if "token" in r.getMessage()]
             assert len(records) == 1, [r.getMessage() for r in records]
             # The same token, fresh and from the right address and to the right id: accepted.
