@@ -29,7 +29,11 @@ import trio
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from py_libp2p_webtransport.certs import ephemeral_certificate
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection  # noqa: E402
+from py_libp2p_webtransport.endpoint import (  # noqa: E402
+    Endpoint,
+    EndpointConnection,
+    EndpointOptions,
+)
 from py_libp2p_webtransport.engine import available_engines  # noqa: E402
 from py_libp2p_webtransport.engine import base as eng  # noqa: E402
 from py_libp2p_webtransport.session import (  # noqa: E402
@@ -192,10 +196,8 @@ async def serve(args: argparse.Namespace) -> None:
     endpoint = await Endpoint.bind(
         "127.0.0.1",
         0,
-        engine=args.engine,
-        server_config=config,
+        EndpointOptions(engine=args.engine, server_config=config, udp=udp),
         on_connection=on_connection,
-        udp=udp,
     )
     print("PORT", endpoint.local_address[1], flush=True)
     async with trio.open_nursery() as nursery:
@@ -206,7 +208,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def client(args: argparse.Namespace, layer: str, engine: str, port: int) -> dict[str, Any]:
     udp = importlib.import_module(f"py_libp2p_webtransport._udp_{args.udp}")
-    endpoint = await Endpoint.bind("127.0.0.1", 0, engine=engine, udp=udp)
+    endpoint = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine, udp=udp))
     size = args.size * 1024 * 1024
     result: dict[str, Any] = {
         "engine": engine,

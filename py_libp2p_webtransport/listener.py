@@ -30,7 +30,7 @@ from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
-from .endpoint import Endpoint, EndpointConnection
+from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
@@ -91,12 +91,14 @@ class WebTransportListener(IListener):
             endpoint = await Endpoint.bind(
                 host,
                 port,
-                engine=self._transport.engine_name,
-                server_config=config,
+                EndpointOptions(
+                    engine=self._transport.engine_name,
+                    server_config=config,
+                    max_half_open=self._transport.config.max_pending_handshakes,
+                    retry=self._transport.config.retry,
+                    retry_threshold=self._transport.config.retry_threshold,
+                ),
                 on_connection=self._on_connection,
-                max_half_open=self._transport.config.max_pending_handshakes,
-                retry=self._transport.config.retry,
-                retry_threshold=self._transport.config.retry_threshold,
             )
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error

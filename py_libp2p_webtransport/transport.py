@@ -34,7 +34,7 @@ from . import multiaddr as wt_multiaddr
 from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
-from .endpoint import Endpoint
+from .endpoint import Endpoint, EndpointOptions
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, Unreachable, WebTransportError
@@ -161,7 +161,9 @@ class WebTransportTransport(ITransport):
             if endpoint is None:
                 host = "::" if family == socket.AF_INET6 else "0.0.0.0"
                 try:
-                    endpoint = await Endpoint.bind(host, 0, engine=self.engine_name)
+                    endpoint = await Endpoint.bind(
+                        host, 0, EndpointOptions(engine=self.engine_name)
+                    )
                 except (OSError, ListenError) as error:
                     raise Unreachable(f"cannot open a UDP socket: {error}") from error
                 nursery = await self.get_nursery()

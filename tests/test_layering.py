@@ -45,10 +45,14 @@ FLOOR = [
     "endpoint.quic_header",
     "endpoint.retry",
     "endpoint.deadlines",
+    "endpoint.admission",
+    "endpoint.connection",
+    "endpoint.options",
+    "endpoint.registry",
 ]
 COMPILED = ["_wire_c", "_mux_c"]
 # The UDP twins and the pump use sockets (and the pump trio), but never libp2p.
-IO_WITHOUT_LIBP2P = ["_udp", "_udp_py", "endpoint", "endpoint.pump"]
+IO_WITHOUT_LIBP2P = ["_udp", "_udp_py", "endpoint", "endpoint.udp_socket", "endpoint.pump"]
 # The libp2p glue and everything on it: the floor must never load these.
 ABOVE_FLOOR = [
     "errors",

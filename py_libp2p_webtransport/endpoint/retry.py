@@ -9,12 +9,12 @@ transport parameters, RFC 9000 §7.3), the id the Retry chose and the time it wa
 authenticated and encrypted with AES-128-GCM under a random key that lives only in this process.
 No state is kept between the Retry and the second Initial.
 
-``AddressValidator`` is the policy the endpoint consults per new-connection Initial:
+``AddressValidator`` is the policy ``admission.py`` consults per new-connection Initial:
 
 * ``"off"``: never Retry; tokens are ignored.
 * ``"always"``: every Initial without a token gets a Retry.
 * ``"under_load"``: Retry only while at least ``threshold`` handshakes are in progress, or
-  when the source has used up its Initial rate (the endpoint's token bucket), instead of
+  when the source has used up its Initial rate (admission's token bucket), instead of
   dropping it. A client whose address is validated is not charged to that rate again.
 
 An Initial whose token does not validate is dropped (the client will not accept a second Retry,

@@ -28,7 +28,7 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=_udp_twins())
 def udp(request: pytest.FixtureRequest) -> ModuleType:
-    """The `_udp` twin the endpoints of a test use (passed as ``Endpoint.bind(udp=...)``)."""
+    """The `_udp` twin the endpoints of a test use (passed as ``EndpointOptions(udp=...)``)."""
     return importlib.import_module(f"py_libp2p_webtransport._udp_{request.param}")
 
 

@@ -12,14 +12,16 @@ import trio
 import trio.testing
 from endpoint_helpers import (
     CLIENT_CONFIG,
-    Certificate,
     CollectHandler,
     EchoHandler,
+    echo_once,
+    endpoint_pair,
+    make_certificate,
     server_config,
     wait_until,
 )
 
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection, EndpointOptions
 from py_libp2p_webtransport.engine.base import (
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -30,100 +32,51 @@ from py_libp2p_webtransport.errors import EngineError, ListenError
 HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 
 
-async def _echo_server(
-    host: str,
-    engine: str,
-    udp: ModuleType,
-    certificate: Certificate,
-    handler_type: type = EchoHandler,
-    **kwargs: object,
-) -> tuple[Endpoint, dict[EndpointConnection, EchoHandler]]:
-    handlers: dict[EndpointConnection, EchoHandler] = {}
-
-    def on_connection(conn: EndpointConnection) -> None:
-        conn.handler = handlers[conn] = handler_type()
-
-    server = await Endpoint.bind(
-        host,
-        0,
-        engine=engine,
-        server_config=kwargs.pop("config", None) or server_config(certificate),  # type: ignore[arg-type]
-        on_connection=on_connection,
-        udp=udp,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return server, handlers
-
-
-def _dial(client: Endpoint, server: Endpoint) -> tuple[EndpointConnection, CollectHandler]:
-    conn = client.connect(server.local_address[:2], CLIENT_CONFIG)
-    handler = CollectHandler()
-    conn.handler = handler
-    return conn, handler
-
-
 @pytest.mark.parametrize("host", HOSTS)
 async def test_many_clients_echo_concurrently(host, engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """20 connections share one client socket and one server socket; 3 streams each echo."""
-    server, handlers = await _echo_server(host, engine_name, udp, certificate)
-    client = await Endpoint.bind(host, 0, engine=engine_name, udp=udp)
     payloads = {}
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            dials = [_dial(client, server) for _ in range(20)]
+    async with endpoint_pair(engine_name, udp, certificate, host=host, timeout=60) as pair:
+        server, client, handlers = pair.server, pair.client, pair.handlers
+        dials = [pair.dial() for _ in range(20)]
 
-            async def exchange(i: int, conn: EndpointConnection, handler: CollectHandler) -> None:
-                await handler.handshake.wait()
-                for k in range(3):
-                    sid = conn.engine.get_next_available_stream_id()
-                    data = os.urandom(1000 * (i + 1) + 7 * k)
-                    payloads[(i, sid)] = data
-                    # Several writes in one tick: one transmit_soon each, coalesced by the pump.
-                    half = len(data) // 2
-                    conn.engine.send_stream_data(sid, data[:half])
-                    conn.transmit_soon()
-                    conn.engine.send_stream_data(sid, data[half:], end_stream=True)
-                    conn.transmit_soon()
-                    await handler.finished_event(sid).wait()
+        async def exchange(i: int, conn: EndpointConnection, handler: CollectHandler) -> None:
+            await handler.handshake.wait()
+            for k in range(3):
+                sid = conn.engine.get_next_available_stream_id()
+                data = os.urandom(1000 * (i + 1) + 7 * k)
+                payloads[(i, sid)] = data
+                # Several writes in one tick: one transmit_soon each, coalesced by the pump.
+                half = len(data) // 2
+                conn.engine.send_stream_data(sid, data[:half])
+                conn.transmit_soon()
+                conn.engine.send_stream_data(sid, data[half:], end_stream=True)
+                conn.transmit_soon()
+                await handler.finished_event(sid).wait()
 
-            async with trio.open_nursery() as inner:
-                for i, (conn, handler) in enumerate(dials):
-                    inner.start_soon(exchange, i, conn, handler)
-            for (i, sid), data in payloads.items():
-                assert bytes(dials[i][1].data[sid]) == data
-            assert len(server.connections) == 20
-            assert server.stats.connections_accepted == 20
-            assert server.half_open == 0
-            assert client.stats.connections_opened == 20
-            assert len(handlers) == 20
-            # 20 connections, 3 streams each, all over exactly two sockets.
-            assert all(c.remote_address[:2] == client.local_address[:2] for c in server.connections)
-            client.close()
-            server.close()
+        async with trio.open_nursery() as inner:
+            for i, (conn, handler) in enumerate(dials):
+                inner.start_soon(exchange, i, conn, handler)
+        for (i, sid), data in payloads.items():
+            assert bytes(dials[i][1].data[sid]) == data
+        assert len(server.connections) == 20
+        assert server.stats.connections_accepted == 20
+        assert server.half_open == 0
+        assert client.stats.connections_opened == 20
+        assert len(handlers) == 20
+        # 20 connections, 3 streams each, all over exactly two sockets.
+        assert all(c.remote_address[:2] == client.local_address[:2] for c in server.connections)
     assert all(c.closed for c in server.connections | set(handlers))
 
 
 async def test_dual_stack_accepts_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server, handlers = await _echo_server("::", engine_name, udp, certificate, dual_stack=True)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn = client.connect(("127.0.0.1", server.local_address[1]), CLIENT_CONFIG)
-            conn.handler = handler = CollectHandler()
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            conn.engine.send_stream_data(sid, b"over v4", end_stream=True)
-            conn.transmit_soon()
-            await handler.finished_event(sid).wait()
-            assert bytes(handler.data[sid]) == b"over v4"
-            (server_conn,) = handlers
-            assert server_conn.remote_address[0] == "::ffff:127.0.0.1"
-            client.close()
-            server.close()
+    async with endpoint_pair(
+        engine_name, udp, certificate, host="::", dual_stack=True, client_host="127.0.0.1"
+    ) as pair:
+        conn, handler = await pair.connect(addr=("127.0.0.1", pair.server.local_address[1]))
+        assert await echo_once(conn, handler, b"over v4") == b"over v4"
+        (server_conn,) = pair.handlers
+        assert server_conn.remote_address[0] == "::ffff:127.0.0.1"
 
 
 def _long_header(first: int, version: int, dcid: bytes, scid: bytes, size: int) -> bytes:
@@ -133,9 +86,6 @@ def _long_header(first: int, version: int, dcid: bytes, scid: bytes, size: int) 
 
 
 async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server, handlers = await _echo_server(
-        "127.0.0.1", engine_name, udp, certificate, max_half_open=2, handshake_timeout=0.3
-    )
     junk = {
         "dropped_malformed": [b"", b"\x40\x01", b"\xc0\x00\x00", b"\x00" * 40]
         + [bytes([0xC0]) + b"\x00\x00\x00\x01\x30" + os.urandom(60)],  # DCID length 48
@@ -148,65 +98,50 @@ async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificat
     initials = [_long_header(0xC0, 1, os.urandom(8), os.urandom(8), 1250) for _ in range(5)]
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     total = sum(len(v) for v in junk.values()) + len(initials)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            for datagrams in [*junk.values(), initials]:
-                for d in datagrams:
-                    sender.sendto(d, server.local_address)
-            await wait_until(lambda: server.stats.datagrams_received == total, "junk read")
-            for counter, datagrams in junk.items():
-                assert getattr(server.stats, counter) == len(datagrams), counter
-            assert server.stats.connections_accepted == 2
-            assert server.stats.dropped_half_open == 3
-            # Garbage Initials never complete a handshake: the engine rejects them or the
-            # handshake timeout reaps them; either way the half-open slots come back.
-            await wait_until(lambda: not server.connections, "half-open connections reaped")
-            assert server.half_open == 0
-            assert server.stats.handshake_timeouts + server.stats.engine_errors == 2
-            assert len(handlers) == 2
-            for handler in handlers.values():
-                (event,) = handler.events
-                assert isinstance(event, ConnectionTerminated) and not event.remote
-            server.close()
+    async with endpoint_pair(
+        engine_name, udp, certificate, max_half_open=2, handshake_timeout=0.3
+    ) as pair:
+        server, handlers = pair.server, pair.handlers
+        for datagrams in [*junk.values(), initials]:
+            for d in datagrams:
+                sender.sendto(d, server.local_address)
+        await wait_until(lambda: server.stats.datagrams_received == total, "junk read")
+        for counter, datagrams in junk.items():
+            assert getattr(server.stats, counter) == len(datagrams), counter
+        assert server.stats.connections_accepted == 2
+        assert server.stats.dropped_half_open == 3
+        # Garbage Initials never complete a handshake: the engine rejects them or the
+        # handshake timeout reaps them; either way the half-open slots come back.
+        await wait_until(lambda: not server.connections, "half-open connections reaped")
+        assert server.half_open == 0
+        assert server.stats.handshake_timeouts + server.stats.engine_errors == 2
+        assert len(handlers) == 2
+        for handler in handlers.values():
+            (event,) = handler.events
+            assert isinstance(event, ConnectionTerminated) and not event.remote
     sender.close()
 
 
 async def test_real_client_connects_despite_junk(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            for _ in range(200):
-                sender.sendto(os.urandom(50), server.local_address)
-            conn, handler = _dial(client, server)
-            await handler.handshake.wait()
-            assert len(server.connections) == 1
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        for _ in range(200):
+            sender.sendto(os.urandom(50), pair.server.local_address)
+        await pair.connect()
+        assert len(pair.server.connections) == 1
     sender.close()
 
 
 async def test_client_chosen_cid_collision_rejected(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """An Initial from another address reusing a live connection's id never reaches it."""
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn, handler = _dial(client, server)
-            await handler.handshake.wait()
-            taken = conn.engine.original_destination_connection_id
-            sender.sendto(_long_header(0xC0, 1, taken, os.urandom(8), 1250), server.local_address)
-            await wait_until(lambda: server.stats.dropped_cid_collision == 1, "collision drop")
-            assert server.stats.connections_accepted == 1
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server = pair.server
+        conn, _ = await pair.connect()
+        taken = conn.engine.original_destination_connection_id
+        sender.sendto(_long_header(0xC0, 1, taken, os.urandom(8), 1250), server.local_address)
+        await wait_until(lambda: server.stats.dropped_cid_collision == 1, "collision drop")
+        assert server.stats.connections_accepted == 1
     sender.close()
 
 
@@ -264,31 +199,26 @@ class _RawClient:
 async def test_zero_length_client_cid_is_routed(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     from aioquic.quic import events as aq
 
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    raw = _RawClient(server.local_address, zero_length_scid=True)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            await raw.start()
-            while not any(isinstance(e, aq.HandshakeCompleted) for e in raw.events):
-                await raw.step()
-            assert raw.quic.host_cid == b""
-            sid = raw.quic.get_next_available_stream_id()
-            raw.quic.send_stream_data(sid, b"short headers carry our id", end_stream=True)
-            await raw.flush()
-            received = bytearray()
-            while not any(
-                isinstance(e, aq.StreamDataReceived) and e.end_stream for e in raw.events
-            ):
-                await raw.step()
-            for e in raw.events:
-                if isinstance(e, aq.StreamDataReceived):
-                    received += e.data
-            assert bytes(received) == b"short headers carry our id"
-            (conn,) = handlers
-            assert any(isinstance(e, HandshakeCompleted) for e in handlers[conn].events)
-            assert server.stats.dropped_unknown_cid == 0
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server, handlers = pair.server, pair.handlers
+        raw = _RawClient(server.local_address, zero_length_scid=True)
+        await raw.start()
+        while not any(isinstance(e, aq.HandshakeCompleted) for e in raw.events):
+            await raw.step()
+        assert raw.quic.host_cid == b""
+        sid = raw.quic.get_next_available_stream_id()
+        raw.quic.send_stream_data(sid, b"short headers carry our id", end_stream=True)
+        await raw.flush()
+        received = bytearray()
+        while not any(isinstance(e, aq.StreamDataReceived) and e.end_stream for e in raw.events):
+            await raw.step()
+        for e in raw.events:
+            if isinstance(e, aq.StreamDataReceived):
+                received += e.data
+        assert bytes(received) == b"short headers carry our id"
+        (conn,) = handlers
+        assert any(isinstance(e, HandshakeCompleted) for e in handlers[conn].events)
+        assert server.stats.dropped_unknown_cid == 0
     raw.sock.close()
 
 
@@ -297,22 +227,19 @@ async def test_idle_timeout_closes_vanished_peer(engine_name, udp, certificate) 
     from aioquic.quic import events as aq
 
     config = server_config(certificate, idle_timeout=0.5)
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate, config=config)
-    raw = _RawClient(server.local_address, zero_length_scid=False)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            await raw.start()
-            while not any(isinstance(e, aq.HandshakeCompleted) for e in raw.events):
-                await raw.step()
-            raw.sock.close()  # the peer vanishes without a CONNECTION_CLOSE
-            (conn,) = handlers
-            await conn.closed_event.wait()
-            assert conn.closed and not server.connections
-            terminated = [e for e in handlers[conn].events if isinstance(e, ConnectionTerminated)]
-            assert len(terminated) == 1
-            assert server.stats.pump_turns < 200  # woken by the timer, not by polling
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate, server_config=config) as pair:
+        server, handlers = pair.server, pair.handlers
+        raw = _RawClient(server.local_address, zero_length_scid=False)
+        await raw.start()
+        while not any(isinstance(e, aq.HandshakeCompleted) for e in raw.events):
+            await raw.step()
+        raw.sock.close()  # the peer vanishes without a CONNECTION_CLOSE
+        (conn,) = handlers
+        await conn.closed_event.wait()
+        assert conn.closed and not server.connections
+        terminated = [e for e in handlers[conn].events if isinstance(e, ConnectionTerminated)]
+        assert len(terminated) == 1
+        assert server.stats.pump_turns < 200  # woken by the timer, not by polling
 
 
 async def test_handshake_timeout_frees_half_open_slot(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
@@ -323,29 +250,25 @@ async def test_handshake_timeout_frees_half_open_slot(engine_name, udp, certific
         half_open_at_accept.append(server.half_open)
         return EchoHandler()
 
-    server, handlers = await _echo_server(
-        "127.0.0.1",
+    async with endpoint_pair(
         engine_name,
         udp,
         certificate,
-        handler_type=handler_type,  # type: ignore[arg-type]
+        handler_type=handler_type,
         max_half_open=1,
         handshake_timeout=0.3,
-    )
-    raw = _RawClient(server.local_address, zero_length_scid=False)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            await raw.start()  # the Initial goes out; we never answer the server
-            await wait_until(lambda: server.stats.connections_accepted == 1, "accept")
-            assert half_open_at_accept == [1]  # seen at accept: the 0.3 s deadline may be past now
-            (conn,) = handlers
-            await conn.closed_event.wait()
-            assert server.half_open == 0 and not server.connections
-            assert server.stats.handshake_timeouts == 1
-            (event,) = [e for e in handlers[conn].events if isinstance(e, ConnectionTerminated)]
-            assert not event.remote
-            server.close()
+    ) as pair:
+        server, handlers = pair.server, pair.handlers
+        raw = _RawClient(server.local_address, zero_length_scid=False)
+        await raw.start()  # the Initial goes out; we never answer the server
+        await wait_until(lambda: server.stats.connections_accepted == 1, "accept")
+        assert half_open_at_accept == [1]  # seen at accept: the 0.3 s deadline may be past now
+        (conn,) = handlers
+        await conn.closed_event.wait()
+        assert server.half_open == 0 and not server.connections
+        assert server.stats.handshake_timeouts == 1
+        (event,) = [e for e in handlers[conn].events if isinstance(e, ConnectionTerminated)]
+        assert not event.remote
     raw.sock.close()
 
 
@@ -363,101 +286,83 @@ async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # ty
             fired.append(now)
             self.deadline = None
 
-    server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn = client.connect(server.local_address, CLIENT_CONFIG)
-            handler = TimedHandler()
-            conn.handler = handler
-            await handler.handshake.wait()
-            deadline = trio.current_time() + 0.05
-            handler.deadline = deadline
-            conn.transmit_soon()  # the timer changed: let the pump re-arm
-            await wait_until(lambda: bool(fired), "handler timer")
-            assert len(fired) == 1 and fired[0] >= deadline
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        conn, handler = await pair.connect(TimedHandler())
+        deadline = trio.current_time() + 0.05
+        handler.deadline = deadline
+        conn.transmit_soon()  # the timer changed: let the pump re-arm
+        await wait_until(lambda: bool(fired), "handler timer")
+        assert len(fired) == 1 and fired[0] >= deadline
 
 
 async def test_close_stops_pump_and_ends_everything(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            dials = [_dial(client, server) for _ in range(3)]
-            for _, handler in dials:
-                await handler.handshake.wait()
-            server_conns = list(handlers)
-            server.close()  # run() returns; the clients hear CONNECTION_CLOSE
-            await server.wait_closed()
-            for conn in server_conns:
-                assert conn.closed and conn.closed_event.is_set()
-                assert any(isinstance(e, ConnectionTerminated) for e in handlers[conn].events)
-            for conn, handler in dials:
-                await conn.closed_event.wait()
-                assert handler.terminated.is_set()
-            client.close()
-    assert server._sock.fileno() == -1 and client._sock.fileno() == -1
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server, client, handlers = pair.server, pair.client, pair.handlers
+        dials = [pair.dial() for _ in range(3)]
+        for _, handler in dials:
+            await handler.handshake.wait()
+        server_conns = list(handlers)
+        server.close()  # run() returns; the clients hear CONNECTION_CLOSE
+        await server.wait_closed()
+        for conn in server_conns:
+            assert conn.closed and conn.closed_event.is_set()
+            assert any(isinstance(e, ConnectionTerminated) for e in handlers[conn].events)
+        for conn, handler in dials:
+            await conn.closed_event.wait()
+            assert handler.terminated.is_set()
+    assert server.sock.fileno() == -1 and client.sock.fileno() == -1
     with pytest.raises(EngineError):
         client.connect(("127.0.0.1", 9), CLIENT_CONFIG)
 
 
 async def test_transmit_soon_coalesces_writes(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     # The server only collects (no echo), so after our one packet only ACKs come back.
-    server, handlers = await _echo_server(
-        "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
-    )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn, handler = _dial(client, server)
-            await handler.handshake.wait()
-            # Until the handshake's stragglers (acks, tickets) are done: no packet, no timer due.
-            await trio.testing.wait_all_tasks_blocked(cushion=0.1)
-            sid = conn.engine.get_next_available_stream_id()
-            sent = client.stats.datagrams_sent
-            expected = b"".join(b"%09d|" % i for i in range(100))
-            for i in range(100):  # 100 writes of 10 bytes in one tick
-                conn.engine.send_stream_data(sid, b"%09d|" % i)
-                conn.transmit_soon()
-            (server_handler,) = handlers.values()
-            await wait_until(
-                lambda: bytes(server_handler.data.get(sid, b"")) == expected, "data at server"
-            )
-            await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # quiet: all it sent is counted
-            # 1000 bytes fit in one packet: one transmit, one datagram.
-            assert client.stats.datagrams_sent - sent == 1
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate, handler_type=CollectHandler) as pair:
+        client, handlers = pair.client, pair.handlers
+        conn, handler = await pair.connect()
+        # Until the handshake's stragglers (acks, tickets) are done: no packet, no timer due.
+        await trio.testing.wait_all_tasks_blocked(cushion=0.1)
+        sid = conn.engine.get_next_available_stream_id()
+        sent = client.stats.datagrams_sent
+        expected = b"".join(b"%09d|" % i for i in range(100))
+        for i in range(100):  # 100 writes of 10 bytes in one tick
+            conn.engine.send_stream_data(sid, b"%09d|" % i)
+            conn.transmit_soon()
+        (server_handler,) = handlers.values()
+        await wait_until(
+            lambda: bytes(server_handler.data.get(sid, b"")) == expected, "data at server"
+        )
+        await trio.testing.wait_all_tasks_blocked(cushion=0.1)  # quiet: all it sent is counted
+        # 1000 bytes fit in one packet: one transmit, one datagram.
+        assert client.stats.datagrams_sent - sent == 1
 
 
 async def test_bind_errors(engine_name) -> None:  # type: ignore[no-untyped-def]
+    options = EndpointOptions(engine=engine_name)
     with pytest.raises(ListenError):
-        await Endpoint.bind("203.0.113.1", 0, engine=engine_name)  # not a local address
+        await Endpoint.bind("203.0.113.1", 0, options)  # not a local address
     with pytest.raises(ListenError):
-        await Endpoint.bind("no-such-host.invalid", 0, engine=engine_name)
+        await Endpoint.bind("no-such-host.invalid", 0, options)
+    # The options are checked once, when they are made.
     with pytest.raises(EngineError):
-        await Endpoint.bind("127.0.0.1", 0, engine="no-such-engine")
+        EndpointOptions(engine="no-such-engine")
     with pytest.raises(ValueError):
-        await Endpoint.bind("127.0.0.1", 0, engine=engine_name, max_half_open=0)
+        EndpointOptions(engine=engine_name, max_half_open=0)
     with pytest.raises(ValueError):
-        await Endpoint.bind("127.0.0.1", 0, engine=engine_name, handshake_timeout=0)
+        EndpointOptions(engine=engine_name, handshake_timeout=0)
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, initials_per_second=0)
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, retry="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        EndpointOptions(engine=engine_name, retry="under_load", retry_threshold=-1)
     client_config_as_server = CLIENT_CONFIG
     with pytest.raises(ValueError):
-        await Endpoint.bind(
-            "127.0.0.1", 0, engine=engine_name, server_config=client_config_as_server
-        )
+        EndpointOptions(engine=engine_name, server_config=client_config_as_server)
 
 
 async def test_connect_needs_client_config(engine_name, certificate) -> None:  # type: ignore[no-untyped-def]
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     with pytest.raises(ValueError):
         client.connect(("127.0.0.1", 9), server_config(certificate))
     client.close()
@@ -465,46 +370,33 @@ async def test_connect_needs_client_config(engine_name, certificate) -> None:  #
 
 async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A close from one side reaches the other's handler; both connections end and unroute."""
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn, handler = _dial(client, server)
-            await handler.handshake.wait()
-            (server_conn,) = handlers
-            conn.engine.close(0x1234, "bye")
-            conn.transmit_soon()
-            await server_conn.closed_event.wait()
-            (event,) = [
-                e for e in handlers[server_conn].events if isinstance(e, ConnectionTerminated)
-            ]
-            assert event.remote and event.error_code == 0x1234
-            await conn.closed_event.wait()  # after the closing period, on the pump's timer
-            assert not client.connections and not server.connections
-            assert not client._routes and not server._routes
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server, client, handlers = pair.server, pair.client, pair.handlers
+        conn, _ = await pair.connect()
+        (server_conn,) = handlers
+        conn.engine.close(0x1234, "bye")
+        conn.transmit_soon()
+        await server_conn.closed_event.wait()
+        (event,) = [e for e in handlers[server_conn].events if isinstance(e, ConnectionTerminated)]
+        assert event.remote and event.error_code == 0x1234
+        await conn.closed_event.wait()  # after the closing period, on the pump's timer
+        assert not client.connections and not server.connections
+        assert client.route_count == 0 and server.route_count == 0
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="4 MiB exceeds the unprivileged rmem_max cap")
 async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no-untyped-def]
-    endpoint = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
+    endpoint = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
     try:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             # Linux reports twice the requested size (bookkeeping overhead).
-            assert endpoint._sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
+            assert endpoint.sock.getsockopt(socket.SOL_SOCKET, option) >= 4 * 1024 * 1024
     finally:
         endpoint.close()
 
 
 async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """Acknowledgements carry no event, yet the handler is called so blocked writers resume."""
-    server, handlers = await _echo_server(
-        "127.0.0.1", engine_name, udp, certificate, handler_type=CollectHandler
-    )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
 
     class WriterHandler(CollectHandler):
         stream_id = -1
@@ -517,29 +409,21 @@ async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certi
             if self.stream_id >= 0 and conn.engine.send_buffer_size(self.stream_id) == 0:
                 self.drained.set()
 
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn = client.connect(server.local_address, CLIENT_CONFIG)
-            handler = WriterHandler()
-            conn.handler = handler
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            conn.engine.send_stream_data(sid, os.urandom(200_000))
-            handler.stream_id = sid
-            assert conn.engine.send_buffer_size(sid) == 200_000
-            conn.transmit_soon()
-            await handler.drained.wait()  # set only from inside a handler call
-            assert handler.empty_calls > 0
-            (server_handler,) = handlers.values()
-            # Acknowledged is not yet delivered: the server's pump hands the data to its handler
-            # on one of its next turns (bounded by the fail_after above).
-            while len(server_handler.data.get(sid, b"")) < 200_000:
-                await trio.sleep(0.01)
-            assert len(server_handler.data[sid]) == 200_000
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate, handler_type=CollectHandler) as pair:
+        conn, handler = await pair.connect(WriterHandler(), addr=pair.server.local_address)
+        sid = conn.engine.get_next_available_stream_id()
+        conn.engine.send_stream_data(sid, os.urandom(200_000))
+        handler.stream_id = sid
+        assert conn.engine.send_buffer_size(sid) == 200_000
+        conn.transmit_soon()
+        await handler.drained.wait()  # set only from inside a handler call
+        assert handler.empty_calls > 0
+        (server_handler,) = pair.handlers.values()
+        # Acknowledged is not yet delivered: the server's pump hands the data to its handler
+        # on one of its next turns (bounded by the pair's timeout).
+        while len(server_handler.data.get(sid, b"")) < 200_000:
+            await trio.sleep(0.01)
+        assert len(server_handler.data[sid]) == 200_000
 
 
 class _StingyUdp:
@@ -564,45 +448,29 @@ class _StingyUdp:
 
 async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     stingy = _StingyUdp(udp)
-    server, _ = await _echo_server("127.0.0.1", engine_name, stingy, certificate)  # type: ignore[arg-type]
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=stingy)  # type: ignore[arg-type]
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn, handler = _dial(client, server)
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            data = os.urandom(300_000)
-            conn.engine.send_stream_data(sid, data, end_stream=True)
-            conn.transmit_soon()
-            await handler.finished_event(sid).wait()
-            assert bytes(handler.data[sid]) == data
-            assert stingy.partial_sends > 0
-            assert client.stats.send_blocked > 0 and server.stats.send_blocked > 0
-            assert not client._backlog
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, stingy, certificate, timeout=30) as pair:  # type: ignore[arg-type]
+        server, client = pair.server, pair.client
+        conn, handler = await pair.connect()
+        sid = conn.engine.get_next_available_stream_id()
+        data = os.urandom(300_000)
+        conn.engine.send_stream_data(sid, data, end_stream=True)
+        conn.transmit_soon()
+        await handler.finished_event(sid).wait()
+        assert bytes(handler.data[sid]) == data
+        assert stingy.partial_sends > 0
+        assert client.stats.send_blocked > 0 and server.stats.send_blocked > 0
+        assert client.unsent_datagrams == 0
 
 
 async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A client on a dual-stack socket dials an IPv4 literal (sent v4-mapped)."""
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("::", 0, engine=engine_name, udp=udp, dual_stack=True)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn, handler = _dial(client, server)
-            assert conn.remote_address == ("::ffff:127.0.0.1", server.local_address[1], 0, 0)
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            conn.engine.send_stream_data(sid, b"mapped", end_stream=True)
-            conn.transmit_soon()
-            await handler.finished_event(sid).wait()
-            assert bytes(handler.data[sid]) == b"mapped"
-            client.close()
-            server.close()
+    async with endpoint_pair(
+        engine_name, udp, certificate, client_host="::", client_dual_stack=True
+    ) as pair:
+        conn, handler = pair.dial()
+        assert conn.remote_address == ("::ffff:127.0.0.1", pair.server.local_address[1], 0, 0)
+        await handler.handshake.wait()
+        assert await echo_once(conn, handler, b"mapped") == b"mapped"
 
 
 async def test_connection_id_rotation_is_followed(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
@@ -611,41 +479,30 @@ async def test_connection_id_rotation_is_followed(engine_name, udp, certificate)
     Switching CIDs is a client-side library call our engine interface does not expose, so the
     test reaches into the aioquic client's library connection.
     """
-    server, handlers = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            # The client is always aioquic (it can switch CIDs on demand); the server varies.
-            conn = client.connect(server.local_address, CLIENT_CONFIG, engine="aioquic")
-            conn.handler = handler = CollectHandler()
-            await handler.handshake.wait()
-            (server_conn,) = handlers
-            first_cid = server_conn.engine.host_connection_ids[0]
-            await wait_until(lambda: len(server_conn._cids) > 2, "server CIDs issued and routed")
-            quic = conn.engine._quic  # type: ignore[attr-defined]
-            # One echo round trip: the server's NEW_CONNECTION_ID frames have reached the client.
-            sid = conn.engine.get_next_available_stream_id()
-            conn.engine.send_stream_data(sid, b"warm-up", end_stream=True)
-            conn.transmit_soon()
-            await handler.finished_event(sid).wait()
-            for _ in range(2):  # move twice: the first id and the next are both retired
-                quic.change_connection_id()
-            for i in range(3):  # traffic after the switch reaches the same connection
-                sid = conn.engine.get_next_available_stream_id()
-                conn.engine.send_stream_data(sid, b"after rotation %d" % i, end_stream=True)
-                conn.transmit_soon()
-                await handler.finished_event(sid).wait()
-                assert bytes(handler.data[sid]) == b"after rotation %d" % i
-            events = handlers[server_conn].events
-            retired = [e for e in events if isinstance(e, ConnectionIdRetired)]
-            assert retired, "the server saw no RETIRE_CONNECTION_ID"
-            assert first_cid not in server._routes
-            assert all(server._routes[c] is server_conn for c in server_conn._cids)
-            assert server.stats.dropped_unknown_cid == 0
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server, handlers = pair.server, pair.handlers
+        # The client is always aioquic (it can switch CIDs on demand); the server varies.
+        conn, handler = await pair.connect(engine="aioquic", addr=server.local_address)
+        (server_conn,) = handlers
+        first_cid = server_conn.engine.host_connection_ids[0]
+        await wait_until(
+            lambda: len(server.routes_to(server_conn)) > 2, "server CIDs issued and routed"
+        )
+        quic = conn.engine._quic  # type: ignore[attr-defined]
+        # One echo round trip: the server's NEW_CONNECTION_ID frames have reached the client.
+        await echo_once(conn, handler, b"warm-up")
+        for _ in range(2):  # move twice: the first id and the next are both retired
+            quic.change_connection_id()
+        for i in range(3):  # traffic after the switch reaches the same connection
+            payload = b"after rotation %d" % i
+            assert await echo_once(conn, handler, payload) == payload
+        events = handlers[server_conn].events
+        retired = [e for e in events if isinstance(e, ConnectionIdRetired)]
+        assert retired, "the server saw no RETIRE_CONNECTION_ID"
+        routed = server.routes_to(server_conn)
+        assert first_cid not in routed
+        assert server.route_count == len(routed)  # every route leads to server_conn
+        assert server.stats.dropped_unknown_cid == 0
 
 
 class _LossyProxy:
@@ -690,55 +547,35 @@ class _LossyProxy:
 
 
 async def test_loss_duplication_and_reordering_are_survived(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    proxy = _LossyProxy(server.local_address)
-    await proxy.sock.bind(("127.0.0.1", 0))
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            nursery.start_soon(proxy.run)
-            conn = client.connect(proxy.sock.getsockname(), CLIENT_CONFIG)
-            conn.handler = handler = CollectHandler()
-            await handler.handshake.wait()
-            payloads = {}
-            for _ in range(3):
-                sid = conn.engine.get_next_available_stream_id()
-                payloads[sid] = os.urandom(150_000)
-                conn.engine.send_stream_data(sid, payloads[sid], end_stream=True)
-            conn.transmit_soon()
-            for sid, data in payloads.items():
-                await handler.finished_event(sid).wait()
-                assert bytes(handler.data[sid]) == data
-            assert proxy.dropped > 0
-            client.close()
-            server.close()
-            nursery.cancel_scope.cancel()
+    async with endpoint_pair(engine_name, udp, certificate, timeout=60) as pair:
+        proxy = _LossyProxy(pair.server.local_address)
+        await proxy.sock.bind(("127.0.0.1", 0))
+        pair.nursery.start_soon(proxy.run)  # cancelled when the pair closes
+        conn, handler = await pair.connect(addr=proxy.sock.getsockname())
+        payloads = {}
+        for _ in range(3):
+            sid = conn.engine.get_next_available_stream_id()
+            payloads[sid] = os.urandom(150_000)
+            conn.engine.send_stream_data(sid, payloads[sid], end_stream=True)
+        conn.transmit_soon()
+        for sid, data in payloads.items():
+            await handler.finished_event(sid).wait()
+            assert bytes(handler.data[sid]) == data
+        assert proxy.dropped > 0
     proxy.sock.close()
 
 
 async def test_server_config_swap_applies_to_new_connections(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """Certificate rotation: connections accepted after the swap present the new certificate."""
-    from endpoint_helpers import make_certificate
-
-    server, _ = await _echo_server("127.0.0.1", engine_name, udp, certificate)
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-    with pytest.raises(ValueError):
-        server.server_config = CLIENT_CONFIG
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            first, first_handler = _dial(client, server)
-            await first_handler.handshake.wait()
-            rotated = make_certificate()
-            server.server_config = server_config(rotated)
-            assert server.server_config is not None
-            assert server.server_config.certificate_der == rotated.certificate_der
-            second, second_handler = _dial(client, server)
-            await second_handler.handshake.wait()
-            assert first.engine.peer_certificate_der() == certificate.certificate_der
-            assert second.engine.peer_certificate_der() == rotated.certificate_der
-            client.close()
-            server.close()
+    async with endpoint_pair(engine_name, udp, certificate) as pair:
+        server = pair.server
+        with pytest.raises(ValueError):
+            server.server_config = CLIENT_CONFIG
+        first, _ = await pair.connect()
+        rotated = make_certificate()
+        server.server_config = server_config(rotated)
+        assert server.server_config is not None
+        assert server.server_config.certificate_der == rotated.certificate_der
+        second, _ = await pair.connect()
+        assert first.engine.peer_certificate_der() == certificate.certificate_der
+        assert second.engine.peer_certificate_der() == rotated.certificate_der

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
-from endpoint_helpers import CLIENT_CONFIG, server_config
+from endpoint_helpers import endpoint_pair
 
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import EndpointConnection
 from py_libp2p_webtransport.engine.base import EngineEvent, HandshakeCompleted, StreamDataReceived
 
 ROUNDS = 60
@@ -62,57 +62,34 @@ class TaskHandler:
 # whatever the pump does, so on a loaded machine its ACK-only packets measure the machine.
 @pytest.mark.parametrize("engine_name", ["qh3"])
 async def test_replies_ride_with_acks(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    server_handlers: list[TaskHandler] = []
-    server_conns: list[EndpointConnection] = []
-
-    def on_connection(conn: EndpointConnection) -> None:
-        handler = TaskHandler()
-        server_handlers.append(handler)
-        server_conns.append(conn)
-        conn.handler = handler
-
-    server = await Endpoint.bind(
-        "127.0.0.1",
-        0,
-        engine=engine_name,
-        server_config=server_config(certificate),
-        on_connection=on_connection,
-        udp=udp,
-    )
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name, udp=udp)
-
-    async def serve(stream_id: int) -> None:
-        (handler,), (conn,) = server_handlers, server_conns
+    async def serve(server_handlers: dict[EndpointConnection, TaskHandler], sid: int) -> None:
+        ((conn, handler),) = server_handlers.items()
         for _ in range(ROUNDS):
             data = await handler.read(SIZE)
-            conn.engine.send_stream_data(stream_id, data)
+            conn.engine.send_stream_data(sid, data)
             conn.transmit_soon()
 
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn = client.connect(server.local_address[:2], CLIENT_CONFIG)
-            conn.handler = handler = TaskHandler()
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            # Warm-up round: the server's task starts and the handshake's last packets settle.
-            conn.engine.send_stream_data(sid, bytes(SIZE))
+    async with endpoint_pair(
+        engine_name, udp, certificate, handler_type=TaskHandler, timeout=30
+    ) as pair:
+        server = pair.server
+        conn, handler = await pair.connect(TaskHandler())
+        sid = conn.engine.get_next_available_stream_id()
+        # Warm-up round: the server's task starts and the handshake's last packets settle.
+        conn.engine.send_stream_data(sid, bytes(SIZE))
+        conn.transmit_soon()
+        while not pair.handlers:
+            await trio.sleep(0.001)
+        pair.nursery.start_soon(serve, pair.handlers, sid)
+        assert await handler.read(SIZE) == bytes(SIZE)
+        sent_before = server.stats.datagrams_sent
+        for i in range(1, ROUNDS):
+            payload = i.to_bytes(SIZE, "big")
+            conn.engine.send_stream_data(sid, payload)
             conn.transmit_soon()
-            while not server_handlers:
-                await trio.sleep(0.001)
-            nursery.start_soon(serve, sid)
-            assert await handler.read(SIZE) == bytes(SIZE)
-            sent_before = server.stats.datagrams_sent
-            for i in range(1, ROUNDS):
-                payload = i.to_bytes(SIZE, "big")
-                conn.engine.send_stream_data(sid, payload)
-                conn.transmit_soon()
-                assert await handler.read(SIZE) == payload
-            sent = server.stats.datagrams_sent - sent_before
-            # One datagram per reply; a little slack for ACK timers on a loaded machine.
-            # Transmitting right after each receive sends ~1.5 per reply (an ACK-only packet
-            # every other round, as QUIC acknowledges every second packet at once).
-            assert sent <= (ROUNDS - 1) * 1.2, f"{sent} datagrams for {ROUNDS - 1} replies"
-            client.close()
-            server.close()
+            assert await handler.read(SIZE) == payload
+        sent = server.stats.datagrams_sent - sent_before
+        # One datagram per reply; a little slack for ACK timers on a loaded machine.
+        # Transmitting right after each receive sends ~1.5 per reply (an ACK-only packet
+        # every other round, as QUIC acknowledges every second packet at once).
+        assert sent <= (ROUNDS - 1) * 1.2, f"{sent} datagrams for {ROUNDS - 1} replies"

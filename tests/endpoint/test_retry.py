@@ -15,8 +15,7 @@ from types import ModuleType
 import pytest
 import trio
 from aioquic.quic.packet import get_retry_integrity_tag
-from endpoint_helpers import CLIENT_CONFIG, Certificate, CollectHandler, wait_until
-from test_endpoint import _echo_server
+from endpoint_helpers import Certificate, echo_once, endpoint_pair, wait_until
 
 from py_libp2p_webtransport._wire import encode_varint
 from py_libp2p_webtransport.endpoint import Endpoint
@@ -52,57 +51,47 @@ async def test_dial_with_retry_always(host, engine_name, udp, certificate) -> No
     """The client gets one Retry, comes back with its token and the connection echoes; the
     server engine knows the client's *original* DCID (its transport parameters carried it, or
     the client would have closed the connection)."""
-    server, handlers = await _echo_server(host, engine_name, udp, certificate, retry="always")
-    client = await Endpoint.bind(host, 0, engine=engine_name, udp=udp)
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            conn = client.connect(server.local_address[:2], CLIENT_CONFIG)
-            conn.handler = handler = CollectHandler()
-            original_dcid = conn.engine.original_destination_connection_id
-            await handler.handshake.wait()
-            sid = conn.engine.get_next_available_stream_id()
-            conn.engine.send_stream_data(sid, b"validated", end_stream=True)
-            conn.transmit_soon()
-            await handler.finished_event(sid).wait()
-            assert bytes(handler.data[sid]) == b"validated"
-            # One Retry per datagram of the client's first flight (a post-quantum key share makes
-            # qh3's ClientHello span two); the client takes the first and ignores the rest.
-            assert 1 <= server.stats.retries_sent <= 2
-            assert server.stats.connections_accepted == 1
-            (server_conn,) = handlers
-            assert server_conn.engine.original_destination_connection_id == original_dcid
-            assert server.stats.dropped_invalid_token == 0
-            client.close()
-            server.close()
+    async with endpoint_pair(
+        engine_name, udp, certificate, host=host, retry="always", timeout=30
+    ) as pair:
+        server = pair.server
+        conn, handler = pair.dial()
+        original_dcid = conn.engine.original_destination_connection_id
+        await handler.handshake.wait()
+        assert await echo_once(conn, handler, b"validated") == b"validated"
+        # One Retry per datagram of the client's first flight (a post-quantum key share makes
+        # qh3's ClientHello span two); the client takes the first and ignores the rest.
+        assert 1 <= server.stats.retries_sent <= 2
+        assert server.stats.connections_accepted == 1
+        (server_conn,) = pair.handlers
+        assert server_conn.engine.original_destination_connection_id == original_dcid
+        assert server.stats.dropped_invalid_token == 0
 
 
 async def test_retry_packet_is_well_formed(engine_name: str, certificate: Certificate) -> None:
     """The Retry goes to the client's SCID from a fresh id, its integrity tag checks out with
     aioquic's independent implementation, and no state was created for the Initial."""
-    server, _ = await _echo_server("127.0.0.1", engine_name, _udp_py(), certificate, retry="always")
     sock = await _raw_socket("127.0.0.1")
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            dcid, scid = os.urandom(8), os.urandom(5)
-            await sock.sendto(crafted_initial(dcid, scid), server.local_address)
-            retry = await _receive_retry(sock)
-            header = parse_header(retry, 8)
-            assert header.packet_type is LongPacketType.RETRY and header.version == 1
-            assert header.destination_cid == scid
-            assert len(header.source_cid) == 8 and header.source_cid != dcid
-            body, tag = retry[:-INTEGRITY_TAG_SIZE], retry[-INTEGRITY_TAG_SIZE:]
-            assert tag == get_retry_integrity_tag(body, dcid, version=1)
-            assert tag != get_retry_integrity_tag(body, os.urandom(8), version=1)
-            token = body[7 + len(header.destination_cid) + len(header.source_cid) :]
-            assert len(token) > 16
-            assert server.stats.retries_sent == 1
-            assert server.connections == frozenset() and server.half_open == 0
-            assert not server._routes
-            sock.close()
-            server.close()
+    async with endpoint_pair(
+        engine_name, _udp_py(), certificate, retry="always", timeout=10
+    ) as pair:
+        server = pair.server
+        dcid, scid = os.urandom(8), os.urandom(5)
+        await sock.sendto(crafted_initial(dcid, scid), server.local_address)
+        retry = await _receive_retry(sock)
+        header = parse_header(retry, 8)
+        assert header.packet_type is LongPacketType.RETRY and header.version == 1
+        assert header.destination_cid == scid
+        assert len(header.source_cid) == 8 and header.source_cid != dcid
+        body, tag = retry[:-INTEGRITY_TAG_SIZE], retry[-INTEGRITY_TAG_SIZE:]
+        assert tag == get_retry_integrity_tag(body, dcid, version=1)
+        assert tag != get_retry_integrity_tag(body, os.urandom(8), version=1)
+        token = body[7 + len(header.destination_cid) + len(header.source_cid) :]
+        assert len(token) > 16
+        assert server.stats.retries_sent == 1
+        assert server.connections == frozenset() and server.half_open == 0
+        assert server.route_count == 0
+    sock.close()
 
 
 def _udp_py() -> ModuleType:
@@ -116,55 +105,50 @@ async def test_bad_tokens_are_dropped_counted_and_logged_once(
 ) -> None:
     """Forged, expired, other-address and wrong-CID tokens create nothing; a good one does."""
     caplog.set_level(logging.INFO, logger="py_libp2p_webtransport.endpoint")
-    server, _ = await _echo_server(
-        "127.0.0.1", engine_name, _udp_py(), certificate, retry="always", handshake_timeout=2.0
-    )
-    validator = server.address_validator
-    assert validator is not None
-    codec = validator.codec
     sock = await _raw_socket("127.0.0.1")
     me = sock.getsockname()
     odcid, rscid = os.urandom(8), os.urandom(8)
-    now = trio.current_time()
-    bad = {
-        "forged": os.urandom(60),
-        "forged-tampered": bytearray(codec.encode(me, odcid, rscid, now)),
-        "expired": codec.encode(me, odcid, rscid, now - codec.lifetime - 1.0),
-        "address": codec.encode(("127.0.0.2", me[1]), odcid, rscid, now),
-        "port": codec.encode((me[0], me[1] + 1), odcid, rscid, now),
-        "connection_id": codec.encode(me, odcid, os.urandom(8), now),
-    }
-    bad["forged-tampered"][-1] ^= 1
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            for _ in range(3):  # repeated: counted each time, logged once
-                for token in bad.values():
-                    await sock.sendto(
-                        crafted_initial(rscid, b"", bytes(token)), server.local_address
-                    )
-            total = 3 * len(bad)
-            await wait_until(lambda: server.stats.datagrams_received == total, "bad tokens")
-            assert server.stats.dropped_invalid_token == total
-            assert validator.rejected == {
-                "forged": 6,
-                "expired": 3,
-                "address": 6,
-                "connection_id": 3,
-            }
-            assert server.stats.retries_sent == 0 and server.stats.connections_accepted == 0
-            assert server.connections == frozenset() and not server._routes
-            records = [r for r in caplog.records if "token" in r.getMessage()]
-            assert len(records) == 1, [r.getMessage() for r in records]
-            # The same token, fresh and from the right address and to the right id: accepted.
-            good = codec.encode(me, odcid, rscid, trio.current_time())
-            await sock.sendto(crafted_initial(rscid, b"", good), server.local_address)
-            await wait_until(lambda: server.stats.connections_accepted == 1, "the good token")
-            (conn,) = server.connections
-            assert conn.engine.original_destination_connection_id == odcid
-            assert server.stats.dropped_invalid_token == total
-            sock.close()
-            server.close()
+    async with endpoint_pair(
+        engine_name, _udp_py(), certificate, retry="always", handshake_timeout=2.0
+    ) as pair:
+        server = pair.server
+        validator = server.address_validator
+        assert validator is not None
+        codec = validator.codec
+        now = trio.current_time()
+        bad = {
+            "forged": os.urandom(60),
+            "forged-tampered": bytearray(codec.encode(me, odcid, rscid, now)),
+            "expired": codec.encode(me, odcid, rscid, now - codec.lifetime - 1.0),
+            "address": codec.encode(("127.0.0.2", me[1]), odcid, rscid, now),
+            "port": codec.encode((me[0], me[1] + 1), odcid, rscid, now),
+            "connection_id": codec.encode(me, odcid, os.urandom(8), now),
+        }
+        bad["forged-tampered"][-1] ^= 1
+        for _ in range(3):  # repeated: counted each time, logged once
+            for token in bad.values():
+                await sock.sendto(crafted_initial(rscid, b"", bytes(token)), server.local_address)
+        total = 3 * len(bad)
+        await wait_until(lambda: server.stats.datagrams_received == total, "bad tokens")
+        assert server.stats.dropped_invalid_token == total
+        assert validator.rejected == {
+            "forged": 6,
+            "expired": 3,
+            "address": 6,
+            "connection_id": 3,
+        }
+        assert server.stats.retries_sent == 0 and server.stats.connections_accepted == 0
+        assert server.connections == frozenset() and server.route_count == 0
+        records = [r for r in caplog.records if "token" in r.getMessage()]
+        assert len(records) == 1, [r.getMessage() for r in records]
+        # The same token, fresh and from the right address and to the right id: accepted.
+        good = codec.encode(me, odcid, rscid, trio.current_time())
+        await sock.sendto(crafted_initial(rscid, b"", good), server.local_address)
+        await wait_until(lambda: server.stats.connections_accepted == 1, "the good token")
+        (conn,) = server.connections
+        assert conn.engine.original_destination_connection_id == odcid
+        assert server.stats.dropped_invalid_token == total
+    sock.close()
 
 
 async def test_under_load_retries_above_the_half_open_threshold(
@@ -173,52 +157,40 @@ async def test_under_load_retries_above_the_half_open_threshold(
     """Real half-open handshakes (noise Initials) up to the threshold are accepted directly;
     past it new clients get a Retry, and a real client still connects through it."""
     threshold = 4
-    server, handlers = await _echo_server(
-        "127.0.0.1",
+    flooder = await _raw_socket("127.0.0.1")
+    async with endpoint_pair(
         engine_name,
         _udp_py(),
         certificate,
         retry="under_load",
         retry_threshold=threshold,
         handshake_timeout=3.0,
-    )
-    flooder = await _raw_socket("127.0.0.1")
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            for _ in range(threshold):
-                await flooder.sendto(
-                    crafted_initial(os.urandom(8), os.urandom(8)), server.local_address
-                )
-            await wait_until(lambda: server.half_open == threshold, "half-open handshakes")
-            assert server.stats.retries_sent == 0
-            # Loaded: the next noise Initial gets a Retry, not a connection.
+        timeout=30,
+    ) as pair:
+        server, handlers = pair.server, pair.handlers
+        for _ in range(threshold):
             await flooder.sendto(
                 crafted_initial(os.urandom(8), os.urandom(8)), server.local_address
             )
-            retry = await _receive_retry(flooder)
-            assert parse_header(retry, 8).packet_type is LongPacketType.RETRY
-            assert server.stats.retries_sent == 1 and server.half_open == threshold
-            # A real client answers the Retry and is served.
-            conn = client.connect(server.local_address, CLIENT_CONFIG)
-            conn.handler = handler = CollectHandler()
-            await handler.handshake.wait()
-            retries = server.stats.retries_sent
-            assert 2 <= retries <= 3  # one per datagram of its first flight (qh3 sends two)
-            assert server.stats.connections_accepted == threshold + 1
-            await wait_until(lambda: server.half_open == threshold, "the server's side")
-            assert sum(c.handshake_completed for c in handlers) == 1
-            # When the half-open ones are reaped, new clients are accepted without a Retry.
-            await wait_until(lambda: server.half_open == 0, "handshake timeouts", timeout=10)
-            conn2 = client.connect(server.local_address, CLIENT_CONFIG)
-            conn2.handler = handler2 = CollectHandler()
-            await handler2.handshake.wait()
-            assert server.stats.retries_sent == retries
-            flooder.close()
-            client.close()
-            server.close()
+        await wait_until(lambda: server.half_open == threshold, "half-open handshakes")
+        assert server.stats.retries_sent == 0
+        # Loaded: the next noise Initial gets a Retry, not a connection.
+        await flooder.sendto(crafted_initial(os.urandom(8), os.urandom(8)), server.local_address)
+        retry = await _receive_retry(flooder)
+        assert parse_header(retry, 8).packet_type is LongPacketType.RETRY
+        assert server.stats.retries_sent == 1 and server.half_open == threshold
+        # A real client answers the Retry and is served.
+        await pair.connect(addr=server.local_address)
+        retries = server.stats.retries_sent
+        assert 2 <= retries <= 3  # one per datagram of its first flight (qh3 sends two)
+        assert server.stats.connections_accepted == threshold + 1
+        await wait_until(lambda: server.half_open == threshold, "the server's side")
+        assert sum(c.handshake_completed for c in handlers) == 1
+        # When the half-open ones are reaped, new clients are accepted without a Retry.
+        await wait_until(lambda: server.half_open == 0, "handshake timeouts", timeout=10)
+        await pair.connect(addr=server.local_address)
+        assert server.stats.retries_sent == retries
+    flooder.close()
 
 
 async def test_under_load_retries_a_source_over_its_rate(
@@ -241,28 +213,23 @@ async def test_under_load_retries_a_source_over_its_rate(
         return trio.current_time() - started
 
     for mode in ("under_load", "off"):
-        server, _ = await _echo_server(
-            "127.0.0.1",
+        async with endpoint_pair(
             engine_name,
             _udp_py(),
             certificate,
             retry=mode,
             initials_per_second=5.0,
             handshake_timeout=1.0,
-        )
-        with trio.fail_after(30):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(server.run)
-                elapsed = await flood(server)
-                stats = server.stats
-                results[mode] = (stats.connections_accepted, stats.retries_sent)
-                assert (
-                    stats.connections_accepted + stats.retries_sent + stats.dropped_rate_limited
-                    == 20
-                )
-                # The burst plus what refilled (5/s) while the flood went in.
-                assert stats.connections_accepted <= 5 + 5 * elapsed
-                server.close()
+            timeout=30,
+        ) as pair:
+            elapsed = await flood(pair.server)
+            stats = pair.server.stats
+            results[mode] = (stats.connections_accepted, stats.retries_sent)
+            assert (
+                stats.connections_accepted + stats.retries_sent + stats.dropped_rate_limited == 20
+            )
+            # The burst plus what refilled (5/s) while the flood went in.
+            assert stats.connections_accepted <= 5 + 5 * elapsed
     accepted, retried = results["under_load"]
     assert retried == 20 - accepted and retried > 0
     assert results["off"][1] == 0
@@ -274,35 +241,27 @@ async def test_a_real_client_behind_a_flooded_address_gets_in_through_retry(
     """Its address is over its Initial rate (a flood from the same host), so without Retry its
     Initial would be dropped; under load it gets a Retry, proves its address and is accepted at
     once (validated clients are not charged to the rate again)."""
-    server, _ = await _echo_server(
-        "127.0.0.1",
+    flooder = await _raw_socket("127.0.0.1")
+    async with endpoint_pair(
         engine_name,
         _udp_py(),
         certificate,
         retry="under_load",
         initials_per_second=1.0,  # a burst of one, one more a second
         handshake_timeout=2.0,
-    )
-    flooder = await _raw_socket("127.0.0.1")
-    client = await Endpoint.bind("127.0.0.1", 0, engine=engine_name)
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.run)
-            nursery.start_soon(client.run)
-            for _ in range(10):
-                await flooder.sendto(
-                    crafted_initial(os.urandom(8), os.urandom(8)), server.local_address
-                )
-            await wait_until(lambda: server.stats.datagrams_received == 10, "the flood")
-            flood_retries = server.stats.retries_sent
-            assert flood_retries >= 9 and server.stats.connections_accepted <= 1
-            accepted = server.stats.connections_accepted
-            conn = client.connect(server.local_address, CLIENT_CONFIG)
-            conn.handler = handler = CollectHandler()
-            await handler.handshake.wait()
-            assert server.stats.retries_sent > flood_retries
-            assert server.stats.connections_accepted == accepted + 1
-            assert server.stats.dropped_rate_limited == 0
-            flooder.close()
-            client.close()
-            server.close()
+        timeout=30,
+    ) as pair:
+        server = pair.server
+        for _ in range(10):
+            await flooder.sendto(
+                crafted_initial(os.urandom(8), os.urandom(8)), server.local_address
+            )
+        await wait_until(lambda: server.stats.datagrams_received == 10, "the flood")
+        flood_retries = server.stats.retries_sent
+        assert flood_retries >= 9 and server.stats.connections_accepted <= 1
+        accepted = server.stats.connections_accepted
+        await pair.connect(addr=server.local_address)
+        assert server.stats.retries_sent > flood_retries
+        assert server.stats.connections_accepted == accepted + 1
+        assert server.stats.dropped_rate_limited == 0
+    flooder.close()

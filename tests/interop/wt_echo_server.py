@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import trio
 
 from py_libp2p_webtransport.certs import ephemeral_certificate
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection, EndpointOptions
 from py_libp2p_webtransport.engine.base import EngineConfig, EngineEvent
 from py_libp2p_webtransport.session import (
     ConnectionClosed,
@@ -188,9 +188,11 @@ async def run_echo_server(
     endpoint = await Endpoint.bind(
         "127.0.0.1",
         0,
-        engine=engine,
-        server_config=EngineConfig(
-            is_client=False, certificate_der=cert_der, private_key_der=key_der
+        EndpointOptions(
+            engine=engine,
+            server_config=EngineConfig(
+                is_client=False, certificate_der=cert_der, private_key_der=key_der
+            ),
         ),
         on_connection=on_connection,
     )

@@ -22,7 +22,7 @@ from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.certs import CertManager
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.conn import WebTransportConnection, transport_multiaddr
-from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointConnection, EndpointOptions
 from py_libp2p_webtransport.engine.base import EngineConfig
 from py_libp2p_webtransport.errors import (
     CerthashMismatch,
@@ -87,9 +87,11 @@ async def serving(
         endpoint = await Endpoint.bind(
             "127.0.0.1",
             0,
-            engine=engine,
-            server_config=EngineConfig(
-                is_client=False, certificate_der=certificate, private_key_der=key
+            EndpointOptions(
+                engine=engine,
+                server_config=EngineConfig(
+                    is_client=False, certificate_der=certificate, private_key_der=key
+                ),
             ),
             on_connection=server.on_connection,
         )

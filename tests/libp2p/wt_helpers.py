@@ -19,7 +19,7 @@ from multiaddr import Multiaddr
 
 from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
-from py_libp2p_webtransport.endpoint import Endpoint
+from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.handshake import EndpointFor
 from py_libp2p_webtransport.transport import WebTransportTransport
 
@@ -56,7 +56,7 @@ async def client_endpoint(engine: str, host: str = "127.0.0.1") -> AsyncIterator
 
     An error of the body leaves unwrapped (not in the pump nursery's ExceptionGroup).
     """
-    endpoint = await Endpoint.bind(host, 0, engine=engine)
+    endpoint = await Endpoint.bind(host, 0, EndpointOptions(engine=engine))
 
     async def endpoint_for(family: int) -> Endpoint:
         return endpoint

@@ -85,7 +85,7 @@ def registries(server: WebTransportTransport) -> dict[str, int]:
     endpoint = listener._endpoint
     return {
         "endpoint.connections": len(endpoint.connections),
-        "endpoint.routes": len(endpoint._routes),
+        "endpoint.routes": endpoint.route_count,
         "endpoint.half_open": endpoint.half_open,
         "listener.connections": len({c for c in listener._connections if not c.is_closed}),
         "listener.pending": listener._pending,

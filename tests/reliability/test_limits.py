@@ -100,7 +100,7 @@ async def test_stalled_handshake_is_reaped_without_leaking_tasks(engine: str, st
             with trio.move_on_after(5):
                 while endpoint.connections or task_count() > baseline:
                     await trio.sleep(0.05)
-            assert endpoint.connections == frozenset() and not endpoint._routes
+            assert endpoint.connections == frozenset() and endpoint.route_count == 0
             assert listener._pending == 0 and not listener._connections
             assert task_count() <= baseline
         finally:
@@ -195,7 +195,7 @@ async def test_junk_flood_creates_no_state_and_is_logged_once(
             print(f"{engine}: {stats}")
             assert dropped == total
             assert endpoint.connections == frozenset() and endpoint.half_open == 0
-            assert not endpoint._routes
+            assert endpoint.route_count == 0
             assert stats["connections_accepted"] == 0
             # Logged once per kind, not per packet.
             records = [r for r in caplog.records if r.name.startswith(ENDPOINT_LOGGER)]
