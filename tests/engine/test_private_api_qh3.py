@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 import textwrap
 from pathlib import Path
 
@@ -289,3 +290,19 @@ def test_poll_transmit_spends_pacing_credit_without_sending(cert: ServerCertific
         assert quic._core.poll_transmit(pair.now) is None
         timers.append(quic._core.get_timer())
     assert any(t is not None and t[0] == "pacing" for t in timers)
+
+
+def test_a_peer_close_is_not_logged_as_a_warning(
+    cert: ServerCertificate, caplog: pytest.LogCaptureFixture
+) -> None:
+    # qh3's facade logs each peer CONNECTION_CLOSE at WARNING under "quic" with this format; a
+    # busy node disconnects all the time, so we demote exactly that record to our DEBUG log.
+    caplog.set_level(logging.DEBUG)
+    pair = EnginePair("qh3", "qh3", cert)
+    pair.handshake()
+    pair.client.engine.close(0, "bye")
+    pair.settle()
+    quic_warnings = [r for r in caplog.records if r.name == "quic" and r.levelno >= logging.WARNING]
+    assert quic_warnings == []
+    ours = [r for r in caplog.records if r.name.startswith("py_libp2p_webtransport.engine.qh3")]
+    assert any("peer closed the connection" in r.getMessage() for r in ours)

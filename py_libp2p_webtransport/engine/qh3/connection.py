@@ -7,6 +7,7 @@ Every private name of qh3 used here is guarded by ``tests/engine/test_private_ap
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from qh3 import _hazmat
@@ -20,6 +21,24 @@ from qh3.quic.packet import (
 from qh3.tls import ExtensionType
 
 from . import zero_length_cid as zero_cid
+
+logger = logging.getLogger(__name__)
+
+
+class _PeerCloseIsNotAWarning(logging.Filter):
+    """qh3's facade logs every CONNECTION_CLOSE a peer sends at WARNING ("Native peer close"):
+    one line per ordinary disconnect, thousands on a busy node, and each kept by any handler that
+    keeps records. It is not a problem; we log it at DEBUG instead (the adapter reports the close
+    as ``ConnectionTerminated``). Other qh3 warnings pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Native peer close: %r":
+            return True
+        logger.debug("peer closed the connection: %r", record.args)
+        return False
+
+
+logging.getLogger("quic").addFilter(_PeerCloseIsNotAWarning())
 
 # Core states in which credit no longer matters: always drain so termination surfaces.
 ENDING_STATES = frozenset({"closing", "draining", "terminated"})
