@@ -49,6 +49,22 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def live_objects() -> dict[str, int]:
+    """Instances alive of the classes one connection or stream creates (after a collection)."""
+    from py_libp2p_webtransport.conn import WebTransportConnection
+    from py_libp2p_webtransport.endpoint import EndpointConnection
+    from py_libp2p_webtransport.session import WebTransportH3
+    from py_libp2p_webtransport.stream import WebTransportStream
+
+    kinds = (WebTransportConnection, WebTransportStream, EndpointConnection, WebTransportH3)
+    gc.collect()
+    counts = dict.fromkeys((k.__name__ for k in kinds), 0)
+    for obj in gc.get_objects():
+        if isinstance(obj, kinds):
+            counts[type(obj).__name__] += 1
+    return counts
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -173,6 +189,8 @@ async def _churn(engine: str, connections: int, seconds: float) -> None:
             print("tasks now:", task_names())
         assert streams > connections
         assert registries(server) == base_reg
+        # Exact, unlike RSS: no connection, session or stream object outlives the churn.
+        assert live_objects() == dict.fromkeys(live_objects(), 0)
         assert fds <= base_fds
         assert tasks <= base_tasks
         assert rss <= base_rss * 1.05
