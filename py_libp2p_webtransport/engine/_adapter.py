@@ -117,6 +117,10 @@ class ReadAccount:
     def unread(self, stream_id: int) -> int:
         return self._unread.get(stream_id, 0)
 
+    def by_stream(self) -> dict[int, int]:
+        """Streams with unread bytes, and how many (a new dict)."""
+        return {stream_id: n for stream_id, n in self._unread.items() if n}
+
     def __len__(self) -> int:
         return len(self._unread)
 
@@ -140,7 +144,7 @@ class AdapterBase:
         events: ModuleType,
         reads: ReadAccount | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self._quic = quic
         self._reads = reads if reads is not None else ReadAccount()
         self._issued_cids: list[bytes] = []
@@ -163,7 +167,7 @@ class AdapterBase:
     # --- input ----------------------------------------------------------------------------------
     def connect(self, addr: Address, now: float) -> None:
         """Client only: start the handshake towards ``addr``."""
-        if not self.config.is_client:
+        if not self._config.is_client:
             raise EngineError("connect() is for client engines; servers answer an Initial")
         self._quic.connect(addr, now)
 
@@ -239,6 +243,10 @@ class AdapterBase:
         """Delivered but not yet consumed bytes, of one stream or (``None``) the connection."""
         return self._reads.total if stream_id is None else self._reads.unread(stream_id)
 
+    def unread_streams(self) -> dict[int, int]:
+        """Every stream holding delivered, unconsumed bytes, with their count (a new dict)."""
+        return self._reads.by_stream()
+
     def send_datagram(self, data: bytes) -> None:
         """Queue one unreliable QUIC DATAGRAM frame."""
         self._call(self._quic.send_datagram_frame, data)
@@ -260,6 +268,7 @@ class AdapterBase:
 
     @property
     def original_destination_connection_id(self) -> bytes:
+        """The destination CID of the client's first Initial (servers: as given at creation)."""
         odcid: bytes = self._quic.original_destination_connection_id
         return odcid
 

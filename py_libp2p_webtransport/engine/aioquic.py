@@ -203,6 +203,12 @@ class AioquicEngine(AdapterBase):
         size: int = sender._buffer_stop - sender._buffer_start
         return size
 
+    @property
+    def receive_paused(self) -> bool:
+        """Always False: aioquic's per-stream windows follow ``consume()``, so a reader that
+        stops holds back only its own stream and reception as a whole never pauses."""
+        return False
+
     def peer_certificate_der(self) -> bytes | None:
         """The peer's leaf certificate (DER) once the handshake has received it."""
         tls = getattr(self._quic, "tls", None)
@@ -210,6 +216,7 @@ class AioquicEngine(AdapterBase):
         return None if cert is None else cert.public_bytes(Encoding.DER)
 
     def stats(self) -> EngineStats:
+        """Transport counters; RTT, window and bytes in flight from aioquic's loss recovery."""
         loss = self._quic._loss
         return EngineStats(
             rtt=loss._rtt_smoothed,

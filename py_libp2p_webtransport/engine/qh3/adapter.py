@@ -349,10 +349,11 @@ class Qh3Engine(AdapterBase):
 
     @property
     def receive_paused(self) -> bool:
-        """True while the budget holds events (and credit) back in the core."""
+        """True while the receive budget holds events (and so credit) back in the core."""
         return bool(self._quic.wt_over_budget())
 
     def stats(self) -> EngineStats:
+        """Transport counters; RTT, window, bytes in flight and losses from qh3's native core."""
         core = self._quic._core
         return EngineStats(
             rtt=(core.smoothed_rtt or 0.0) if core is not None else 0.0,
