@@ -20,6 +20,9 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 class EngineConfig:
     """Everything an engine needs to create one QUIC connection.
 
+    The defaults here are the only ones: ``WebTransportConfig`` takes its engine knobs' defaults
+    from this class, and ``WebTransportConfig.engine_config`` is the one mapping between them.
+
     Windows are receive windows we advertise; ``max_datagram_size`` is the UDP payload size we
     send (1452 suits loopback and Ethernet paths with IPv6); ``pacing`` can only be switched off on
     aioquic (qh3 always paces).
@@ -44,7 +47,8 @@ class EngineConfig:
     max_datagram_frame_size: int = 65536  # > 0: WebTransport clients require datagram support
     # qh3 only: stop taking data from the engine while more than this many delivered bytes are
     # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.
-    recv_budget: int = 32 * 1024 * 1024
+    # Bounds the receiver's memory, not its speed (see WebTransportConfig.recv_budget).
+    recv_budget: int = 4 * 1024 * 1024
     qlog_dir: str | None = None
 
 
