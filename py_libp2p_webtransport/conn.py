@@ -39,11 +39,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def transport_multiaddr(address: tuple[Any, ...]) -> Multiaddr:
-    """``/ip4|ip6/<host>/udp/<port>/quic-v1/webtransport`` for a UDP socket address."""
+def _host_port(address: tuple[Any, ...]) -> tuple[str, int]:
     host, port = str(address[0]), int(address[1])
     if host.lower().startswith("::ffff:") and "." in host:
         host = host[7:]  # IPv4-mapped IPv6 on a dual-stack socket
+    return host, port
+
+
+def transport_multiaddr(address: tuple[Any, ...]) -> Multiaddr:
+    """``/ip4|ip6/<host>/udp/<port>/quic-v1/webtransport`` for a UDP socket address."""
+    host, port = _host_port(address)
     family = "ip6" if ":" in host else "ip4"
     return Multiaddr(f"/{family}/{host}/udp/{port}/quic-v1/webtransport")
 
@@ -139,7 +144,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             if isinstance(event, sev.StreamDataReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_data(event.data, event.end_stream)
+                    stream.on_data(event.data, event.end_stream)
                 elif event.data:
                     # A stream we already gave up on: credit goes back, data is discarded.
                     h3.consume(event.stream_id, len(event.data))
@@ -148,11 +153,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.StreamReset):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_reset(event.error_code)
+                    stream.on_reset(event.error_code)
             elif isinstance(event, sev.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_stop_sending(event.error_code)
+                    stream.on_stop_sending(event.error_code)
             elif isinstance(event, sev.StreamStalled):
                 self._on_stream_stalled(event)
             elif isinstance(event, sev.SessionRequested):
@@ -165,7 +170,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 self.session_ready.set()
                 # Streams opened early (Noise right after the CONNECT) die with the session.
                 for stream in list(self._streams.values()):
-                    stream._on_connection_lost(f"session rejected: {self.session_rejected}")
+                    stream.on_connection_lost(f"session rejected: {self.session_rejected}")
             elif isinstance(event, sev.SessionClosed):
                 self._on_session_closed(event)
             elif isinstance(event, sev.ConnectionClosed):
@@ -174,16 +179,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 logger.debug("%r: peer is draining the session", self)
 
     def _on_stream_stalled(self, event: sev.StreamStalled) -> None:
-        logger.warning(
-            "%r: reception paused %.1f s with nothing read; aborted stream %d (%d bytes unread)",
-            self,
-            self.config.stall_timeout,
-            event.stream_id,
-            event.unread,
-        )
+        what = "%r: reception paused %.1f s with nothing read; aborted stream %d (%d bytes unread)"
+        logger.warning(what, self, self.config.stall_timeout, event.stream_id, event.unread)
         stream = self._streams.get(event.stream_id)
         if stream is not None:
-            stream._on_stall_broken(event.error_code)
+            stream.on_stalled(event.error_code)
 
     def _on_session_requested(self, event: sev.SessionRequested) -> None:
         if self._is_initiator or self.session_id is not None:
@@ -225,7 +225,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.session_ready.set()
         self.quic_connected.set()
         for stream in list(self._streams.values()):
-            stream._on_connection_lost(reason)
+            stream.on_connection_lost(reason)
         self._streams.clear()
         self._blocked_writers.clear()
         self._accept_send.close()
@@ -251,7 +251,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         if self._blocked_writers:
             writers, self._blocked_writers = self._blocked_writers, set()
             for stream in writers:
-                stream._writable_maybe()
+                stream.on_writable()
 
     def _signal_progress(self) -> None:
         progress = self._progress
@@ -259,9 +259,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             self._progress = None
             progress.set()
 
-    # --- calls from streams -------------------------------------------------------------------
+    # --- StreamHost (stream.py): what a stream asks of its connection --------------------------
 
-    def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Queue a stream's payload (``end_stream``: FIN)."""
         try:
             self._h3.send_stream_data(stream_id, data, end_stream=end_stream)
         except LocalProtocolError as error:
@@ -270,29 +271,35 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             raise MuxedStreamReset(f"stream {stream_id}: {error}") from error
         self._ep_conn.transmit_soon()
 
-    def _consume(self, stream_id: int, n: int) -> None:
+    def consume(self, stream_id: int, n: int) -> None:
+        """A stream's ``n`` bytes were read or dropped: their credit returns to the peer."""
         if not self._closed:
             # The time restarts the session's stall clock if reception is paused.
             self._h3.consume(stream_id, n, trio.current_time())
             self._ep_conn.transmit_soon()
 
-    def _reset(self, stream_id: int, error_code: int) -> None:
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """RESET_STREAM on a stream (nothing once the connection is gone)."""
         if not self._closed:
             self._h3.reset_stream(stream_id, error_code)
             self._ep_conn.transmit_soon()
 
-    def _stop_sending(self, stream_id: int, error_code: int) -> None:
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        """STOP_SENDING on a stream (nothing once the connection is gone)."""
         if not self._closed:
             self._h3.stop_sending(stream_id, error_code)
             self._ep_conn.transmit_soon()
 
-    def _send_buffer_size(self, stream_id: int) -> int:
+    def send_buffer_size(self, stream_id: int) -> int:
+        """A stream's bytes still waiting in the engine (its writer's backpressure)."""
         return self._h3.send_buffer_size(stream_id)
 
-    def _watch_writable(self, stream: WebTransportStream) -> None:
+    def wake_when_writable(self, stream: WebTransportStream) -> None:
+        """``stream.on_writable()`` after the next pump turn (see ``_wake_writers``)."""
         self._blocked_writers.add(stream)
 
-    def _forget(self, stream_id: int) -> None:
+    def forget_stream(self, stream_id: int) -> None:
+        """The stream carries nothing more: its events are no longer dispatched."""
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._blocked_writers.discard(stream)
@@ -399,7 +406,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 # Give the capsule a moment to be acknowledged so the peer sees a clean close;
                 # shielded so a cancelled caller still closes the connection below.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
-                    while not self._closed and self._send_buffer_size(session_id) > 0:
+                    while not self._closed and self._h3.send_buffer_size(session_id) > 0:
                         await self.wait_turn()
             except Exception:  # the session may already be gone; closing must not fail
                 logger.debug("%r: close_session failed", self, exc_info=True)
@@ -422,11 +429,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     def get_remote_address(self) -> tuple[str, int] | None:
         """The peer's UDP (host, port)."""
-        address = self._remote()
-        host = str(address[0])
-        if host.lower().startswith("::ffff:") and "." in host:
-            host = host[7:]
-        return host, int(address[1])
+        return _host_port(self._remote())
 
     def get_transport_addresses(self) -> list[Multiaddr]:
         """The peer's address as ``/ip4|ip6/…/udp/…/quic-v1/webtransport``."""
