@@ -372,7 +372,7 @@ class WebTransportH3(SessionHandling):
         credit. Reading is progress, so a running stall clock starts over at ``now`` (default:
         the latest time an input brought)."""
         self._engine.consume(stream_id, n)
-        if self._stall.running:
+        if self._stall.paused_since is not None:
             self._stall.progress(self._engine.receive_paused, self._now if now is None else now)
 
     def _live_stream(self, stream_id: int) -> WtStream:

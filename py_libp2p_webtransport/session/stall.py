@@ -20,37 +20,34 @@ from collections.abc import Mapping
 class StallWatch:
     """How long reception has been paused without the application consuming anything."""
 
-    __slots__ = ("_paused_since", "broken", "timeout")
+    __slots__ = ("broken", "paused_since", "timeout")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._paused_since: float | None = None
+        # Since when reception has been paused with nothing consumed (None: it flows). Read
+        # directly on the per-read path; changed only through the methods below.
+        self.paused_since: float | None = None
         self.broken = 0  # streams aborted so far (observable for tests and failure dumps)
-
-    @property
-    def running(self) -> bool:
-        """True while reception is paused and the clock counts towards a stall."""
-        return self._paused_since is not None
 
     def observe(self, paused: bool, now: float) -> None:
         """After every input: the clock starts when reception pauses and stops when it resumes."""
         if not paused:
-            self._paused_since = None
-        elif self._paused_since is None:
-            self._paused_since = now
+            self.paused_since = None
+        elif self.paused_since is None:
+            self.paused_since = now
 
     def progress(self, paused: bool, now: float) -> None:
         """The application consumed bytes: that is progress, so the clock starts over (or stops
         if that resumed reception)."""
-        self._paused_since = now if paused else None
+        self.paused_since = now if paused else None
 
     def deadline(self) -> float | None:
         """When a pause becomes a stall (None while reception flows)."""
-        since = self._paused_since
+        since = self.paused_since
         return None if since is None else since + self.timeout
 
     def due(self, now: float) -> bool:
-        since = self._paused_since
+        since = self.paused_since
         return since is not None and now >= since + self.timeout
 
     def choose(self, unread: Mapping[int, int]) -> int | None:
@@ -61,10 +58,10 @@ class StallWatch:
             if n > most:
                 victim, most = stream_id, n
         if victim is None:
-            self._paused_since = None
+            self.paused_since = None
         return victim
 
     def broke(self) -> None:
         """A stream was aborted: count it; the clock waits for the next observation."""
         self.broken += 1
-        self._paused_since = None
+        self.paused_since = None

@@ -139,14 +139,14 @@ def test_close_connection_is_a_no_op_once_the_connection_terminated() -> None:
 def test_watch_runs_only_while_paused() -> None:
     watch = StallWatch(5.0)
     watch.observe(False, 1.0)
-    assert not watch.running and watch.deadline() is None and not watch.due(100.0)
+    assert watch.paused_since is None and watch.deadline() is None and not watch.due(100.0)
     watch.observe(True, 2.0)
     watch.observe(True, 3.0)  # still the same pause
     assert watch.deadline() == 7.0 and not watch.due(6.9) and watch.due(7.0)
     watch.progress(True, 4.0)
     assert watch.deadline() == 9.0
     watch.progress(False, 5.0)
-    assert not watch.running
+    assert watch.paused_since is None
 
 
 def test_watch_chooses_the_stream_holding_the_most() -> None:
@@ -154,12 +154,12 @@ def test_watch_chooses_the_stream_holding_the_most() -> None:
     watch.observe(True, 0.0)
     assert watch.choose({4: 10, 8: 30, 12: 20}) == 8
     watch.broke()
-    assert watch.broken == 1 and not watch.running
+    assert watch.broken == 1 and watch.paused_since is None
 
 
 def test_watch_with_nothing_to_choose_starts_over() -> None:
     watch = StallWatch(5.0)
     watch.observe(True, 0.0)
-    assert watch.choose({}) is None and not watch.running and watch.broken == 0
+    assert watch.choose({}) is None and watch.paused_since is None and watch.broken == 0
     watch.observe(True, 6.0)  # the next observation starts a new pause instead of firing at once
     assert watch.deadline() == 11.0
