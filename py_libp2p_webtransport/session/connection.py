@@ -73,11 +73,15 @@ class WebTransportH3(SessionHandling):
         """When ``handle_timer`` must run next (SETTINGS, held streams, the stall deadline)."""
         if self._closed:
             return None
-        deadlines = [self._pending.next_deadline(), self._stall.deadline()]
-        if self._peer_settings is None:
-            deadlines.append(self._settings_deadline)
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        # Called after every pump turn: plain comparisons, no lists.
+        timer = self._pending.next_deadline()
+        stall = self._stall.deadline()
+        if stall is not None and (timer is None or stall < timer):
+            timer = stall
+        settings = self._settings_deadline if self._peer_settings is None else None
+        if settings is not None and (timer is None or settings < timer):
+            timer = settings
+        return timer
 
     def handle_timer(self, now: float) -> None:
         """Reject held streams whose deadline passed; close if the peer's SETTINGS are late;
@@ -103,6 +107,8 @@ class WebTransportH3(SessionHandling):
             req = self._session()
             # A closed session's streams are gone with it: nobody will read, nothing to break.
             paused = not self._closed and (req is None or req.state is not State.CLOSED)
+        elif self._stall.paused_since is None:
+            return  # the usual case: reception flows and the clock is not running
         self._stall.observe(paused, now)
 
     def _break_stall(self) -> None:
