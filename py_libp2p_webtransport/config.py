@@ -1,4 +1,9 @@
-"""``WebTransportConfig``: every knob of the libp2p transport, with documented defaults."""
+"""``WebTransportConfig``: every knob of the libp2p transport, with documented defaults.
+
+The QUIC knobs default to ``EngineConfig``'s values and the stall timeout to ``H3Config``'s, so
+each knob has one default; ``engine_config`` and ``session_config`` are the only places that
+map this configuration onto the layers below.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .endpoint.retry import RETRY_MODES, RetryMode
+from .engine.base import EngineConfig
+from .session.config import H3Config
 
 if TYPE_CHECKING:
     from .certs import CertManager
@@ -25,17 +32,17 @@ class WebTransportConfig:
     #: QUIC engine: ``"qh3"`` or ``"aioquic"``; ``None`` picks the package default.
     engine: str | None = None
     #: Connection receive window (bytes) advertised to the peer.
-    max_data: int = 16 * 1024 * 1024
+    max_data: int = EngineConfig.max_data
     #: Per-stream receive window (bytes) advertised to the peer.
-    max_stream_data: int = 4 * 1024 * 1024
+    max_stream_data: int = EngineConfig.max_stream_data
     #: Bidirectional streams the peer may open at once (browsers fail fast at the limit).
-    max_streams_bidi: int = 1024
+    max_streams_bidi: int = EngineConfig.max_streams_bidi
     #: QUIC idle timeout (seconds).
-    idle_timeout: float = 30.0
+    idle_timeout: float = EngineConfig.idle_timeout
     #: UDP payload size we send; 1452 fits Ethernet paths with IPv6 headers.
-    max_datagram_size: int = 1452
+    max_datagram_size: int = EngineConfig.max_datagram_size
     #: Pace packets (aioquic only; qh3 always paces).
-    pacing: bool = True
+    pacing: bool = EngineConfig.pacing
     #: Dial: bound on the QUIC handshake plus the CONNECT answer (seconds).
     connect_timeout: float = 5.0
     #: Both sides: bound on the Noise handshake (seconds), and on the whole server-side
@@ -60,7 +67,7 @@ class WebTransportConfig:
     #: ``max_data``. A reader that takes one chunk per scheduling round can fall behind the pump
     #: by megabytes, so this bounds the receiver's memory, not its speed (64 MiB perf: peak RSS
     #: outliers of 118-136 MB with a budget of 16 MiB, <= 115 MB with 4 MiB, same throughput).
-    recv_budget: int = 4 * 1024 * 1024
+    recv_budget: int = EngineConfig.recv_budget
     #: Per stream: bytes queued in the engine but not yet acknowledged before ``write`` waits.
     write_buffer_limit: int = 1024 * 1024
     #: ``write`` hands data to the engine in chunks of at most this many bytes.
@@ -70,7 +77,7 @@ class WebTransportConfig:
     #: read by the application meanwhile, the stream holding the most unread data is aborted
     #: (STOP_SENDING + RESET_STREAM; its reader and writer get ``MuxedStreamReset``) so the
     #: others flow again: an explicit error, never a silent drop.
-    stall_timeout: float = 30.0
+    stall_timeout: float = H3Config.stall_timeout
     #: Local close: how long to wait for the session close capsule to be acknowledged
     #: before the QUIC connection is closed (seconds).
     close_linger: float = 0.25
@@ -103,3 +110,38 @@ class WebTransportConfig:
             )
         if self.retry_threshold is not None and self.retry_threshold < 0:
             raise ValueError("WebTransportConfig.retry_threshold must be >= 0")
+
+    def engine_config(
+        self,
+        *,
+        is_client: bool,
+        server_name: str | None = None,
+        certificate: tuple[bytes, bytes] | None = None,
+    ) -> EngineConfig:
+        """The engine configuration of one connection: the only mapping of the QUIC knobs.
+
+        ``certificate`` is the server's ``(certificate DER, PKCS#8 key DER)``; clients pass
+        ``server_name`` (SNI, None for IP literals) and never verify the chain: the transport
+        pins the certhash itself after the handshake.
+        """
+        certificate_der, private_key_der = certificate if certificate is not None else (None, None)
+        return EngineConfig(
+            is_client=is_client,
+            alpn_protocols=("h3",),
+            certificate_der=certificate_der,
+            private_key_der=private_key_der,
+            server_name=server_name,
+            verify_peer=False,
+            max_datagram_size=self.max_datagram_size,
+            pacing=self.pacing,
+            max_data=self.max_data,
+            max_stream_data=self.max_stream_data,
+            max_streams_bidi=self.max_streams_bidi,
+            idle_timeout=self.idle_timeout,
+            # qh3 can only bound unread data per connection: the budget, at most the window.
+            recv_budget=min(self.recv_budget, self.max_data),
+        )
+
+    def session_config(self) -> H3Config:
+        """The HTTP/3 session layer's configuration (its other knobs keep their defaults)."""
+        return H3Config(stall_timeout=self.stall_timeout)

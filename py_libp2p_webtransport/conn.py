@@ -5,7 +5,11 @@ It is what py-libp2p's swarm expects from a natively multiplexed transport (like
 (so the swarm skips the security and muxer upgrade). It is also the endpoint's
 ``ConnectionHandler``: the endpoint pump hands it engine events synchronously; it feeds them to
 the sans-IO session (``WebTransportH3``), dispatches the session's events to stream objects and
-wakes the trio tasks waiting on them. Everything here is glue: no parsing.
+wakes the trio tasks waiting on them. Everything here is glue: no parsing, no policy.
+
+It talks to the session only: flow control, backpressure, the peer's certificate and closing the
+QUIC connection are session calls. The endpoint connection is used to wake the pump
+(``transmit_soon``) after every call that may have queued something, and for the remote address.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamRese
 from multiaddr import Multiaddr
 
 from .config import WebTransportConfig
-from .constants import RECEIVE_STALL_ERROR, H3ErrorCode
+from .constants import H3ErrorCode
 from .engine import base as engine_events
 from .errors import LocalProtocolError, SessionRejected, StreamLimitReached
 from .session import WebTransportH3
@@ -35,11 +39,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def transport_multiaddr(address: tuple[Any, ...]) -> Multiaddr:
-    """``/ip4|ip6/<host>/udp/<port>/quic-v1/webtransport`` for a UDP socket address."""
+def _host_port(address: tuple[Any, ...]) -> tuple[str, int]:
     host, port = str(address[0]), int(address[1])
     if host.lower().startswith("::ffff:") and "." in host:
         host = host[7:]  # IPv4-mapped IPv6 on a dual-stack socket
+    return host, port
+
+
+def transport_multiaddr(address: tuple[Any, ...]) -> Multiaddr:
+    """``/ip4|ip6/<host>/udp/<port>/quic-v1/webtransport`` for a UDP socket address."""
+    host, port = _host_port(address)
     family = "ip6" if ":" in host else "ip4"
     return Multiaddr(f"/{family}/{host}/udp/{port}/quic-v1/webtransport")
 
@@ -56,7 +65,6 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         local_peer: ID,
     ) -> None:
         self._ep_conn = endpoint_conn
-        self._engine = endpoint_conn.engine
         self._is_initiator = is_initiator
         self.config = config
         self.local_peer = local_peer
@@ -64,7 +72,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.peer_id: ID = local_peer
         self.remote_public_key: PublicKey | None = None
         self.event_started = trio.Event()
-        self._h3 = WebTransportH3(self._engine, is_client=is_initiator)
+        self._h3 = WebTransportH3(
+            endpoint_conn.engine, is_client=is_initiator, config=config.session_config()
+        )
         self.session_id: int | None = None
 
         # Progress of the handshake, waited on by the transport (client) or listener (server).
@@ -84,9 +94,6 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         # Set after every pump turn, then dropped; created only by a task about to wait.
         self._progress: trio.Event | None = None
         self._resource_scope: Any = None
-        # qh3's receive budget: since when reception has been paused with no read progress.
-        self._paused_since: float | None = None
-        self.stalls_broken = 0  # streams aborted by the stall breaker (see _break_stall)
 
         endpoint_conn.handler = self
         self._h3.initialize(trio.current_time())
@@ -105,64 +112,31 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 self.quic_connected.set()
             elif isinstance(event, engine_events.ConnectionTerminated):
                 self._connection_lost(f"connection closed ({event.reason or event.error_code})")
-            self._h3.handle_engine_event(event, now)
+        self._h3.handle_engine_events(events, now)
         self._dispatch_session_events()
         self._wake_writers()
-        self._note_pause(now)
 
     def get_timer(self) -> float | None:
-        """The session layer's next deadline (pending streams, SETTINGS), or the stall breaker's."""
-        timer: float | None = self._h3.get_timer()
-        if self._paused_since is not None:
-            stall = self._paused_since + self.config.stall_timeout
-            if timer is None or stall < timer:
-                timer = stall
-        return timer
+        """The session layer's next deadline (held streams, SETTINGS, the stall breaker)."""
+        return self._h3.get_timer()
 
     def handle_timer(self, now: float) -> None:
-        """The session layer's deadline passed, or reception stayed paused too long."""
+        """The session layer's deadline passed."""
         self._h3.handle_timer(now)
         self._dispatch_session_events()
-        paused_since = self._paused_since
-        if paused_since is not None and now >= paused_since + self.config.stall_timeout:
-            self._break_stall()
         self._wake_writers()
-        self._note_pause(now)
 
-    def _note_pause(self, now: float) -> None:
-        """Track how long the engine has held reception back (qh3's per-connection budget)
-        without the application reading anything: that is a stall."""
-        if self._closed or not getattr(self._engine, "receive_paused", False):
-            self._paused_since = None
-        elif self._paused_since is None:
-            self._paused_since = now
+    @property
+    def stalls_broken(self) -> int:
+        """Streams the session's stall breaker aborted on this connection (``session/stall.py``)."""
+        return self._h3.stalls_broken
 
-    def _break_stall(self) -> None:
-        """Abort the stream holding the most unread data so the connection's others flow again.
-
-        qh3 can only bound unread data per connection (README "Backpressure"): one stalled
-        reader then holds every stream back. After ``stall_timeout`` with reception paused and
-        nothing read on the connection, the stream holding the most unread data loses its
-        stream, loudly: the peer gets STOP_SENDING/RESET_STREAM with ``RECEIVE_STALL_ERROR`` and
-        the local reader ``MuxedStreamReset``. Its buffered bytes are consumed, which resumes
-        reception.
-        """
-        if not self._streams:
-            return
-        victim = max(self._streams.values(), key=lambda s: self._engine.unread_bytes(s.stream_id))
-        if self._engine.unread_bytes(victim.stream_id) == 0:
-            return
-        logger.warning(
-            "%r: reception paused %.1f s with nothing read; aborting stream %d (%d bytes unread)",
-            self,
-            self.config.stall_timeout,
-            victim.stream_id,
-            self._engine.unread_bytes(victim.stream_id),
-        )
-        self.stalls_broken += 1
-        self._paused_since = None
-        victim._on_stall_broken(RECEIVE_STALL_ERROR)
-        self._ep_conn.transmit_soon()
+    @property
+    def _engine(self) -> WebTransportH3:
+        """For test and diagnostic helpers written before the glue stopped holding the engine
+        (they call ``unread_bytes``, ``send_buffer_size``, ``receive_paused``, ``stats``): the
+        session answers the same queries. The connection's own code never uses this."""
+        return self._h3
 
     def _dispatch_session_events(self) -> None:
         h3 = self._h3
@@ -170,7 +144,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             if isinstance(event, sev.StreamDataReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_data(event.data, event.end_stream)
+                    stream.on_data(event.data, event.end_stream)
                 elif event.data:
                     # A stream we already gave up on: credit goes back, data is discarded.
                     h3.consume(event.stream_id, len(event.data))
@@ -179,11 +153,13 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.StreamReset):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_reset(event.error_code)
+                    stream.on_reset(event.error_code)
             elif isinstance(event, sev.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream._on_stop_sending(event.error_code)
+                    stream.on_stop_sending(event.error_code)
+            elif isinstance(event, sev.StreamStalled):
+                self._on_stream_stalled(event)
             elif isinstance(event, sev.SessionRequested):
                 self._on_session_requested(event)
             elif isinstance(event, sev.SessionEstablished):
@@ -194,13 +170,20 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 self.session_ready.set()
                 # Streams opened early (Noise right after the CONNECT) die with the session.
                 for stream in list(self._streams.values()):
-                    stream._on_connection_lost(f"session rejected: {self.session_rejected}")
+                    stream.on_connection_lost(f"session rejected: {self.session_rejected}")
             elif isinstance(event, sev.SessionClosed):
                 self._on_session_closed(event)
             elif isinstance(event, sev.ConnectionClosed):
                 self._connection_lost(f"connection closed ({event.reason or event.error_code})")
             elif isinstance(event, sev.SessionDraining):
                 logger.debug("%r: peer is draining the session", self)
+
+    def _on_stream_stalled(self, event: sev.StreamStalled) -> None:
+        what = "%r: reception paused %.1f s with nothing read; aborted stream %d (%d bytes unread)"
+        logger.warning(what, self, self.config.stall_timeout, event.stream_id, event.unread)
+        stream = self._streams.get(event.stream_id)
+        if stream is not None:
+            stream.on_stalled(event.error_code)
 
     def _on_session_requested(self, event: sev.SessionRequested) -> None:
         if self._is_initiator or self.session_id is not None:
@@ -230,12 +213,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self._connection_lost(
             f"session closed by {who} (code {event.error_code}: {event.message!r})"
         )
-        if event.remote and not self._engine_closed():
+        if event.remote:
             # The session was the whole point of the connection (go-libp2p closes it too).
-            self._engine.close(H3ErrorCode.H3_NO_ERROR, "session closed")
-
-    def _engine_closed(self) -> bool:
-        return bool(getattr(self._ep_conn, "closed", False))
+            self._h3.close_connection(H3ErrorCode.H3_NO_ERROR, "session closed")
 
     def _connection_lost(self, reason: str) -> None:
         if self._close_reason is None:
@@ -245,7 +225,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.session_ready.set()
         self.quic_connected.set()
         for stream in list(self._streams.values()):
-            stream._on_connection_lost(reason)
+            stream.on_connection_lost(reason)
         self._streams.clear()
         self._blocked_writers.clear()
         self._accept_send.close()
@@ -271,7 +251,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         if self._blocked_writers:
             writers, self._blocked_writers = self._blocked_writers, set()
             for stream in writers:
-                stream._writable_maybe()
+                stream.on_writable()
 
     def _signal_progress(self) -> None:
         progress = self._progress
@@ -279,9 +259,10 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             self._progress = None
             progress.set()
 
-    # --- calls from streams -------------------------------------------------------------------
+    # --- StreamHost (stream.py): what a stream asks of its connection --------------------------
 
-    def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Queue a stream's payload (``end_stream``: FIN)."""
         try:
             self._h3.send_stream_data(stream_id, data, end_stream=end_stream)
         except LocalProtocolError as error:
@@ -290,33 +271,35 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             raise MuxedStreamReset(f"stream {stream_id}: {error}") from error
         self._ep_conn.transmit_soon()
 
-    def _consume(self, stream_id: int, n: int) -> None:
+    def consume(self, stream_id: int, n: int) -> None:
+        """A stream's ``n`` bytes were read or dropped: their credit returns to the peer."""
         if not self._closed:
-            self._h3.consume(stream_id, n)
-            if self._paused_since is not None:
-                # Reading is progress: the stall clock restarts (or stops, if resumed).
-                self._paused_since = None
-                self._note_pause(trio.current_time())
+            # The time restarts the session's stall clock if reception is paused.
+            self._h3.consume(stream_id, n, trio.current_time())
             self._ep_conn.transmit_soon()
 
-    def _reset(self, stream_id: int, error_code: int) -> None:
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """RESET_STREAM on a stream (nothing once the connection is gone)."""
         if not self._closed:
             self._h3.reset_stream(stream_id, error_code)
             self._ep_conn.transmit_soon()
 
-    def _stop_sending(self, stream_id: int, error_code: int) -> None:
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        """STOP_SENDING on a stream (nothing once the connection is gone)."""
         if not self._closed:
             self._h3.stop_sending(stream_id, error_code)
             self._ep_conn.transmit_soon()
 
-    def _send_buffer_size(self, stream_id: int) -> int:
-        size: int = self._engine.send_buffer_size(stream_id)
-        return size
+    def send_buffer_size(self, stream_id: int) -> int:
+        """A stream's bytes still waiting in the engine (its writer's backpressure)."""
+        return self._h3.send_buffer_size(stream_id)
 
-    def _watch_writable(self, stream: WebTransportStream) -> None:
+    def wake_when_writable(self, stream: WebTransportStream) -> None:
+        """``stream.on_writable()`` after the next pump turn (see ``_wake_writers``)."""
         self._blocked_writers.add(stream)
 
-    def _forget(self, stream_id: int) -> None:
+    def forget_stream(self, stream_id: int) -> None:
+        """The stream carries nothing more: its events are no longer dispatched."""
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._blocked_writers.discard(stream)
@@ -345,8 +328,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     def peer_certificate_der(self) -> bytes | None:
         """Client: the server's TLS certificate (DER) once the QUIC handshake completed."""
-        der: bytes | None = self._engine.peer_certificate_der()
-        return der
+        return self._h3.peer_certificate_der()
 
     async def wait_turn(self) -> None:
         """Wait for the end of the next pump turn (or the connection's end)."""
@@ -424,14 +406,13 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 # Give the capsule a moment to be acknowledged so the peer sees a clean close;
                 # shielded so a cancelled caller still closes the connection below.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.config.close_linger):
-                    while not self._closed and self._send_buffer_size(session_id) > 0:
+                    while not self._closed and self._h3.send_buffer_size(session_id) > 0:
                         await self.wait_turn()
             except Exception:  # the session may already be gone; closing must not fail
                 logger.debug("%r: close_session failed", self, exc_info=True)
         self._connection_lost("closed locally")
-        if not self._engine_closed():
-            self._engine.close(H3ErrorCode.H3_NO_ERROR, "closed")
-            self._ep_conn.transmit_soon()
+        self._h3.close_connection(H3ErrorCode.H3_NO_ERROR, "closed")
+        self._ep_conn.transmit_soon()
 
     # --- IRawConnection -----------------------------------------------------------------------
 
@@ -448,11 +429,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
 
     def get_remote_address(self) -> tuple[str, int] | None:
         """The peer's UDP (host, port)."""
-        address = self._remote()
-        host = str(address[0])
-        if host.lower().startswith("::ffff:") and "." in host:
-            host = host[7:]
-        return host, int(address[1])
+        return _host_port(self._remote())
 
     def get_transport_addresses(self) -> list[Multiaddr]:
         """The peer's address as ``/ip4|ip6/…/udp/…/quic-v1/webtransport``."""

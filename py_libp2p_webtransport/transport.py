@@ -110,25 +110,9 @@ class WebTransportTransport(ITransport):
 
     def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
         """The QUIC configuration for one connection (servers get the current certificate)."""
-        cfg = self.config
-        certificate_der = private_key_der = None
-        if not is_client:
-            certificate_der, private_key_der = self.cert_manager.current()
-        return EngineConfig(
-            is_client=is_client,
-            alpn_protocols=("h3",),
-            certificate_der=certificate_der,
-            private_key_der=private_key_der,
-            server_name=server_name,
-            verify_peer=False,  # we pin the certhash ourselves
-            max_datagram_size=cfg.max_datagram_size,
-            pacing=cfg.pacing,
-            max_data=cfg.max_data,
-            max_stream_data=cfg.max_stream_data,
-            max_streams_bidi=cfg.max_streams_bidi,
-            idle_timeout=cfg.idle_timeout,
-            # qh3 can only bound unread data per connection: the budget, at most the window.
-            recv_budget=min(cfg.recv_budget, cfg.max_data),
+        certificate = None if is_client else self.cert_manager.current()
+        return self.config.engine_config(
+            is_client=is_client, server_name=server_name, certificate=certificate
         )
 
     async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:

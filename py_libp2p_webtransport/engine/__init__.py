@@ -6,22 +6,8 @@ first Initial packet as ``original_destination_connection_id`` and, after a Retr
 the source connection id of that Retry as ``retry_source_connection_id``: both go into the
 server's transport parameters (RFC 9000 §7.3).
 
-The contract every caller relies on (both engines, tested in ``tests/engine``):
-
-* Call ``datagrams_to_send(now)`` after every input *and* after ``consume()``: credit
-  (MAX_DATA / MAX_STREAM_DATA) and events held back by qh3's budget go out only then.
-* ``consume(stream_id, n)`` every delivered byte once it is read or discarded, control streams
-  included. On qh3 a connection whose unread bytes exceed ``EngineConfig.recv_budget`` stops
-  delivering anything until ``consume()`` brings it back under. Consuming more than was
-  delivered raises ``FlowControlError``.
-* A new server engine may raise ``EngineError`` from its first ``receive_datagram(s)`` (a
-  zero-length-CID client qh3 cannot serve): drop that connection. Read ``host_connection_ids``
-  again after that first datagram: with the workaround the first CID is the client's DCID.
-* Library misuse (unknown stream, sending on a stream the peer's limit does not allow yet on
-  qh3, which refuses where aioquic queues) raises ``EngineError``.
-* ``send_buffer_size``: aioquic counts bytes not yet acknowledged, qh3 bytes not yet sent once.
-* ``ConnectionTerminated.remote`` is True when the close came from what the peer sent (its
-  CONNECTION_CLOSE or a violation in its packets), False for our close and idle timeouts.
+The contract (every method, property and rule both adapters keep) is ``QuicEngine`` in
+``base.py``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Both libraries expose an aioquic-shaped ``QuicConnection`` whose events carry the same field
 names, so one translator serves both once it is given the library's ``events`` module. The
-library-specific parts (configuration, flow control, private-API shims) live in the subclasses.
+library-specific parts (flow control, private-API shims) live in the subclasses; configuration
+is ``quic_config.py``.
 """
 
 from __future__ import annotations
@@ -27,23 +28,6 @@ from .base import (
 )
 
 
-def check_config(config: EngineConfig) -> None:
-    """Raise ``EngineError`` for settings no engine can honour (before any library sees them)."""
-    problems = []
-    if not config.alpn_protocols:
-        problems.append("alpn_protocols is empty")
-    if config.max_datagram_size < 1200:  # RFC 9000 §14: QUIC needs 1200-byte datagrams
-        problems.append(f"max_datagram_size {config.max_datagram_size} < 1200")
-    for name in ("max_data", "max_stream_data", "idle_timeout"):
-        if getattr(config, name) <= 0:
-            problems.append(f"{name} must be > 0")
-    for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
-        if getattr(config, name) < 0:
-            problems.append(f"{name} must be >= 0")
-    if problems:
-        raise EngineError("invalid EngineConfig: " + "; ".join(problems))
-
-
 def require_private_api(library: str, version: str, cls: type, names: tuple[str, ...]) -> None:
     """Raise ``EngineError`` naming what is missing if ``cls`` lacks a private API we patch."""
     missing = [name for name in names if not callable(getattr(cls, name, None))]
@@ -52,31 +36,6 @@ def require_private_api(library: str, version: str, cls: type, names: tuple[str,
             f"{library} {version} lacks {', '.join(missing)} that this adapter relies on "
             f"(tested: aioquic 1.7.2, qh3 2.1.0); choose the other engine or a tested version"
         )
-
-
-def der_certificate(data: bytes) -> bytes:
-    """The certificate as DER; PEM input (one certificate) is converted."""
-    if data.lstrip().startswith(b"-----BEGIN"):
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
-    return data
-
-
-def der_private_key(data: bytes) -> bytes:
-    """The private key as PKCS#8 DER; PEM input is converted."""
-    if data.lstrip().startswith(b"-----BEGIN"):
-        from cryptography.hazmat.primitives.serialization import (
-            Encoding,
-            NoEncryption,
-            PrivateFormat,
-            load_pem_private_key,
-        )
-
-        key = load_pem_private_key(data, None)
-        return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-    return data
 
 
 class ReadAccount:
@@ -117,6 +76,10 @@ class ReadAccount:
     def unread(self, stream_id: int) -> int:
         return self._unread.get(stream_id, 0)
 
+    def by_stream(self) -> dict[int, int]:
+        """Streams with unread bytes, and how many (a new dict)."""
+        return {stream_id: n for stream_id, n in self._unread.items() if n}
+
     def __len__(self) -> int:
         return len(self._unread)
 
@@ -140,7 +103,7 @@ class AdapterBase:
         events: ModuleType,
         reads: ReadAccount | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self._quic = quic
         self._reads = reads if reads is not None else ReadAccount()
         self._issued_cids: list[bytes] = []
@@ -163,7 +126,7 @@ class AdapterBase:
     # --- input ----------------------------------------------------------------------------------
     def connect(self, addr: Address, now: float) -> None:
         """Client only: start the handshake towards ``addr``."""
-        if not self.config.is_client:
+        if not self._config.is_client:
             raise EngineError("connect() is for client engines; servers answer an Initial")
         self._quic.connect(addr, now)
 
@@ -239,6 +202,10 @@ class AdapterBase:
         """Delivered but not yet consumed bytes, of one stream or (``None``) the connection."""
         return self._reads.total if stream_id is None else self._reads.unread(stream_id)
 
+    def unread_streams(self) -> dict[int, int]:
+        """Every stream holding delivered, unconsumed bytes, with their count (a new dict)."""
+        return self._reads.by_stream()
+
     def send_datagram(self, data: bytes) -> None:
         """Queue one unreliable QUIC DATAGRAM frame."""
         self._call(self._quic.send_datagram_frame, data)
@@ -260,6 +227,7 @@ class AdapterBase:
 
     @property
     def original_destination_connection_id(self) -> bytes:
+        """The destination CID of the client's first Initial (servers: as given at creation)."""
         odcid: bytes = self._quic.original_destination_connection_id
         return odcid
 

@@ -15,7 +15,6 @@ things are changed through its private API, each guarded by a named test in
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import aioquic
@@ -27,14 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
 from .._errors import EngineError
-from ._adapter import (
-    AdapterBase,
-    check_config,
-    der_certificate,
-    der_private_key,
-    require_private_api,
-)
+from ._adapter import AdapterBase, require_private_api
 from .base import EngineConfig, EngineStats
+from .quic_config import check_config, quic_configuration
 
 
 class _NoPacer(QuicPacketPacer):
@@ -120,36 +114,24 @@ class _ConsumeDrivenConnection(QuicConnection):
 _PATCHED = ("_write_stream_limits", "_write_connection_limits", "_handle_reset_stream_frame")
 
 
-def _configuration(config: EngineConfig) -> QuicConfiguration:
-    quic_config = QuicConfiguration(
-        is_client=config.is_client,
-        alpn_protocols=list(config.alpn_protocols),
-        max_datagram_size=config.max_datagram_size,
-        max_data=config.max_data,
-        max_stream_data=config.max_stream_data,
-        idle_timeout=config.idle_timeout,
-        max_datagram_frame_size=config.max_datagram_frame_size,
-        server_name=config.server_name,
-    )
-    if config.is_client and not config.verify_peer:
-        # The libp2p layer pins the certificate by hash through peer_certificate_der().
-        quic_config.verify_mode = ssl.CERT_NONE
-    if not config.is_client:
-        if config.certificate_der is None or config.private_key_der is None:
-            raise EngineError("a server engine needs certificate_der and private_key_der")
-        try:
-            quic_config.certificate = x509.load_der_x509_certificate(
-                der_certificate(config.certificate_der)
-            )
-            quic_config.private_key = load_der_private_key(
-                der_private_key(config.private_key_der), None
-            )
-        except ValueError as exc:
-            raise EngineError(f"unusable server certificate or key: {exc}") from exc
-    if config.qlog_dir is not None:
-        from aioquic.quic.logger import QuicFileLogger
+def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
+    """aioquic takes ``cryptography`` objects for the server's certificate and key."""
+    try:
+        return x509.load_der_x509_certificate(certificate_der), load_der_private_key(key_der, None)
+    except ValueError as exc:
+        raise EngineError(f"unusable server certificate or key: {exc}") from exc
 
-        quic_config.quic_logger = QuicFileLogger(config.qlog_dir)
+
+def _file_logger(directory: str) -> Any:
+    from aioquic.quic.logger import QuicFileLogger
+
+    return QuicFileLogger(directory)
+
+
+def _configuration(config: EngineConfig) -> QuicConfiguration:
+    quic_config: QuicConfiguration = quic_configuration(
+        QuicConfiguration, config, load_identity=_load_identity, file_logger=_file_logger
+    )
     return quic_config
 
 
@@ -203,6 +185,12 @@ class AioquicEngine(AdapterBase):
         size: int = sender._buffer_stop - sender._buffer_start
         return size
 
+    @property
+    def receive_paused(self) -> bool:
+        """Always False: aioquic's per-stream windows follow ``consume()``, so a reader that
+        stops holds back only its own stream and reception as a whole never pauses."""
+        return False
+
     def peer_certificate_der(self) -> bytes | None:
         """The peer's leaf certificate (DER) once the handshake has received it."""
         tls = getattr(self._quic, "tls", None)
@@ -210,6 +198,7 @@ class AioquicEngine(AdapterBase):
         return None if cert is None else cert.public_bytes(Encoding.DER)
 
     def stats(self) -> EngineStats:
+        """Transport counters; RTT, window and bytes in flight from aioquic's loss recovery."""
         loss = self._quic._loss
         return EngineStats(
             rtt=loss._rtt_smoothed,

@@ -19,6 +19,7 @@ from .events import (
     StreamDataReceived,
     StreamOpened,
     StreamReset,
+    StreamStalled,
 )
 from .settings import PROTOCOL_DRAFT02, PROTOCOL_H3
 
@@ -37,5 +38,6 @@ __all__ = [
     "StreamDataReceived",
     "StreamOpened",
     "StreamReset",
+    "StreamStalled",
     "WebTransportH3",
 ]

@@ -38,6 +38,10 @@ class H3Config:
         Largest non-DATA frame (HEADERS, SETTINGS) or capsule accepted.
     grease_setting_id:
         Identifier of the GREASE setting we send (``None``: none).
+    stall_timeout:
+        Seconds reception may stay paused by unread data (qh3's per-connection receive
+        budget) with nothing consumed before the stream holding the most unread bytes is
+        aborted with RECEIVE_STALL_ERROR (``stall.StallWatch``).
     """
 
     path: str = WELL_KNOWN_PATH
@@ -52,3 +56,4 @@ class H3Config:
     settings_timeout: float = 10.0
     max_frame_payload: int = 65536
     grease_setting_id: int | None = field(default_factory=random_grease_setting_id)
+    stall_timeout: float = 30.0

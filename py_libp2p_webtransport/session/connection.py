@@ -2,11 +2,15 @@
 
 Layers, one module each: ``http3.Http3Base`` (control/QPACK streams, SETTINGS, stream routing,
 connection errors) < ``sessions.SessionHandling`` (CONNECT streams, capsules, session end) <
-``WebTransportH3`` here (WebTransport streams, held streams, timers, the engine-event entry point).
+``WebTransportH3`` here (WebTransport streams, held streams, the stall breaker, timers, the
+engine-event entry point, and the engine queries the application needs).
 
-Feed every engine event to ``handle_engine_event``; pull ``SessionEvent``s with ``next_event``.
-Everything this layer writes goes straight to the engine (``send_stream_data`` & co.), so the
-caller transmits (``engine.datagrams_to_send``) after every call into it.
+Feed every engine event to ``handle_engine_events`` (or one at a time to ``handle_engine_event``);
+pull ``SessionEvent``s with ``next_event``. Everything this layer writes goes straight to the
+engine (``send_stream_data`` & co.), so the caller transmits (``engine.datagrams_to_send``) after
+every call into it. The application needs no engine handle of its own: flow control
+(``consume``), backpressure (``send_buffer_size``), the peer's certificate, counters and the
+connection's close all go through this object.
 
 Scope: one WebTransport session per QUIC connection (a libp2p connection is one session); a
 second CONNECT is answered 429 (checklist §D 25). Datagrams are not used by libp2p and ignored.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from .. import _wire
 from .._errors import LocalProtocolError, RemoteProtocolError
-from ..constants import H3ErrorCode
+from ..constants import RECEIVE_STALL_ERROR, H3ErrorCode
 from ..engine import base as eng
 from .config import H3Config
 from .events import (
@@ -28,9 +32,11 @@ from .events import (
     StreamDataReceived,
     StreamOpened,
     StreamReset,
+    StreamStalled,
 )
 from .pending import PendingStreams
 from .sessions import BUFFER_REJECTED, SessionHandling
+from .stall import StallWatch
 from .streams import RequestStream, State, WtStream
 
 _GONE = H3ErrorCode.WT_SESSION_GONE
@@ -48,6 +54,8 @@ class WebTransportH3(SessionHandling):
             cfg.pending_stream_timeout, cfg.max_pending_streams, cfg.max_pending_bytes
         )
         self._wt: dict[int, WtStream] = {}  # every live WebTransport stream (hot path)
+        self._stall = StallWatch(cfg.stall_timeout)
+        self._now = 0.0  # the latest time an input brought (for consume() without one)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -56,31 +64,95 @@ class WebTransportH3(SessionHandling):
         """WebTransport streams with a direction still open (for metrics and tests)."""
         return len(self._wt)
 
+    @property
+    def stalls_broken(self) -> int:
+        """Streams the stall breaker aborted so far (see ``stall.py``)."""
+        return self._stall.broken
+
     def get_timer(self) -> float | None:
-        """When ``handle_timer`` must run next (SETTINGS deadline, held-stream deadlines)."""
+        """When ``handle_timer`` must run next (SETTINGS, held streams, the stall deadline)."""
         if self._closed:
             return None
-        deadlines = [self._pending.next_deadline()]
-        if self._peer_settings is None:
-            deadlines.append(self._settings_deadline)
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        # Called after every pump turn: plain comparisons, no lists.
+        timer = self._pending.next_deadline()
+        stall = self._stall.deadline()
+        if stall is not None and (timer is None or stall < timer):
+            timer = stall
+        settings = self._settings_deadline if self._peer_settings is None else None
+        if settings is not None and (timer is None or settings < timer):
+            timer = settings
+        return timer
 
     def handle_timer(self, now: float) -> None:
-        """Reject held streams whose deadline passed; close if the peer's SETTINGS are late."""
+        """Reject held streams whose deadline passed; close if the peer's SETTINGS are late;
+        break a stall (``StreamStalled``) when paused reception reached ``stall_timeout``."""
         if self._closed:
             return
+        self._now = now
         if self._settings_overdue(now):
             self._connection_error(H3ErrorCode.H3_MISSING_SETTINGS, "no SETTINGS from the peer")
             return
         for held in self._pending.pop_expired(now):
             self._reject_held(held.stream_id, held.bidirectional, held.size, BUFFER_REJECTED)
+        if self._stall.due(now):
+            self._break_stall()
+        self._watch_stall(now)
+
+    # ---- the stall breaker (policy and reasons: stall.py) ---------------------------------------
+
+    def _watch_stall(self, now: float) -> None:
+        """Once per batch of input: is reception paused by unread data, and since when?"""
+        paused = self._engine.receive_paused
+        if paused:
+            req = self._session()
+            # A closed session's streams are gone with it: nobody will read, nothing to break.
+            paused = not self._closed and (req is None or req.state is not State.CLOSED)
+        elif self._stall.paused_since is None:
+            return  # the usual case: reception flows and the clock is not running
+        self._stall.observe(paused, now)
+
+    def _break_stall(self) -> None:
+        """Abort the stream holding the most unread bytes (STOP_SENDING + RESET_STREAM)."""
+        # Bytes the session itself holds (held streams, requests, stream headers) are not a
+        # reader's: only WebTransport payload the application has not read yet counts.
+        unread = {
+            stream_id: n
+            for stream_id, n in self._engine.unread_streams().items()
+            if stream_id not in self._pending
+            and stream_id not in self._requests
+            and stream_id not in self._incoming
+        }
+        victim = self._stall.choose(unread)
+        if victim is None:
+            return
+        self._stall.broke()
+        stream = self._wt.get(victim)
+        if stream is not None and not stream.recv_done:
+            self.stop_sending(victim, RECEIVE_STALL_ERROR)
+        stream = self._wt.get(victim)  # stop_sending may have let it go
+        if stream is not None and not stream.send_done and not stream.peer_stopped:
+            self.reset_stream(victim, RECEIVE_STALL_ERROR)
+        self._events.append(StreamStalled(victim, RECEIVE_STALL_ERROR, unread[victim]))
 
     # ---- engine input --------------------------------------------------------------------------
 
+    def handle_engine_events(self, events: list[eng.EngineEvent], now: float) -> None:
+        """Process a batch of engine events in order (what the endpoint pump delivers)."""
+        for event in events:
+            self._on_engine_event(event, now)
+        self._now = now
+        self._watch_stall(now)
+
     def handle_engine_event(self, event: eng.EngineEvent, now: float) -> None:
-        """Process one engine event (feed every event of the engine here, in order)."""
+        """Process one engine event (feed every event of the engine, in order)."""
+        self._on_engine_event(event, now)
+        self._now = now
+        self._watch_stall(now)
+
+    def _on_engine_event(self, event: eng.EngineEvent, now: float) -> None:
         if self._closed:
+            if type(event) is eng.ConnectionTerminated:
+                self._terminated = True
             return
         # The hot path first: payload of an established WebTransport stream goes straight out.
         if type(event) is eng.StreamDataReceived:
@@ -110,7 +182,7 @@ class WebTransportH3(SessionHandling):
             self._connection_error(exc.error_code, str(exc))
 
     def _on_terminated(self, event: eng.ConnectionTerminated) -> None:
-        self._closed = True
+        self._closed = self._terminated = True
         req = self._session()
         if req is not None and req.state in (State.REQUESTED, State.ESTABLISHED):
             req.state = State.CLOSED
@@ -220,6 +292,7 @@ class WebTransportH3(SessionHandling):
     def _on_stop_sending(self, stream_id: int, code: int) -> None:
         stream = self._wt.get(stream_id)
         if stream is not None:
+            stream.peer_stopped = True
             self._events.append(StopSendingReceived(stream_id, _wire.h3_to_wt_error(code), code))
         else:
             self._check_critical_stop(stream_id)
@@ -300,9 +373,13 @@ class WebTransportH3(SessionHandling):
         if req is not None:
             req.streams.discard(stream_id)
 
-    def consume(self, stream_id: int, n: int) -> None:
-        """The application read ``n`` payload bytes of ``stream_id``: return the credit."""
+    def consume(self, stream_id: int, n: int, now: float | None = None) -> None:
+        """The application read (or dropped) ``n`` payload bytes of ``stream_id``: return the
+        credit. Reading is progress, so a running stall clock starts over at ``now`` (default:
+        the latest time an input brought)."""
         self._engine.consume(stream_id, n)
+        if self._stall.paused_since is not None:
+            self._stall.progress(self._engine.receive_paused, self._now if now is None else now)
 
     def _live_stream(self, stream_id: int) -> WtStream:
         self._check_open()
@@ -310,3 +387,35 @@ class WebTransportH3(SessionHandling):
         if stream is None:
             raise LocalProtocolError(f"stream {stream_id} is not a live WebTransport stream")
         return stream
+
+    # ---- engine queries and the connection's close (for the application) ----------------------
+
+    def send_buffer_size(self, stream_id: int) -> int:
+        """Bytes written to ``stream_id`` that still wait in the engine (write backpressure)."""
+        return self._engine.send_buffer_size(stream_id)
+
+    def unread_bytes(self, stream_id: int | None = None) -> int:
+        """Delivered, not yet consumed bytes of one stream or (``None``) the connection."""
+        return self._engine.unread_bytes(stream_id)
+
+    @property
+    def receive_paused(self) -> bool:
+        """True while unread bytes hold the engine's reception back (qh3 only)."""
+        return self._engine.receive_paused
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's TLS certificate (DER) once the QUIC handshake received it."""
+        return self._engine.peer_certificate_der()
+
+    def stats(self) -> eng.EngineStats:
+        """The QUIC connection's counters (RTT, congestion window, bytes, losses)."""
+        return self._engine.stats()
+
+    def close_connection(self, error_code: int = 0, reason: str = "") -> None:
+        """Close the QUIC connection (CONNECTION_CLOSE); a no-op once it has terminated.
+
+        The engine reports ``ConnectionTerminated`` after draining, which ends this layer
+        (``ConnectionClosed``) as for any other end of the connection.
+        """
+        if not self._terminated:
+            self._engine.close(error_code, reason)

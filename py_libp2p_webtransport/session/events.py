@@ -91,6 +91,21 @@ class StopSendingReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamStalled:
+    """The stall breaker aborted a WebTransport stream (``stall.StallWatch``).
+
+    Its ``unread`` bytes held the connection's reception paused for ``H3Config.stall_timeout``
+    with nothing consumed. The session already sent STOP_SENDING and RESET_STREAM with
+    ``error_code`` (a WebTransport code, RECEIVE_STALL_ERROR) as far as each direction was still
+    open; the application must drop, and ``consume``, what it buffered for the stream.
+    """
+
+    stream_id: int
+    error_code: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClosed:
     """The session ended: close capsule, FIN or reset on the CONNECT stream, or a local close.
 
@@ -128,6 +143,7 @@ SessionEvent = (
     | StreamDataReceived
     | StreamReset
     | StopSendingReceived
+    | StreamStalled
     | SessionClosed
     | SessionDraining
     | ConnectionClosed

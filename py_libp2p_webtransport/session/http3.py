@@ -38,7 +38,8 @@ class Http3Base:
         self._local_decoder_stream: int | None = None
         self._critical_local: set[int] = set()  # our control and QPACK streams
         self._seen_uni: set[int] = set()  # peer's control / QPACK stream types already opened
-        self._closed = False
+        self._closed = False  # no more input is processed (connection error or terminated)
+        self._terminated = False  # the engine reported ConnectionTerminated
 
     # ---- lifecycle -----------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class WtStream:
     send_done: bool = False  # FIN or RESET_STREAM sent (or a peer uni stream)
     recv_done: bool = False  # FIN or reset received, STOP_SENDING sent (or our own uni stream)
     stopped: bool = False  # we sent STOP_SENDING and the peer has not ended its side yet
+    peer_stopped: bool = False  # the peer sent STOP_SENDING (our engine resets our side itself)
 
 
 @dataclass(slots=True, eq=False)

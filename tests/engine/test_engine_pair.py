@@ -274,7 +274,7 @@ def test_datagrams_respect_max_datagram_size(
     pair.srv.engine.send_stream_data(sid, payload(300_000, 7), end_stream=True)
     pair.run(lambda: ended(pair.client.events, sid))
     assert pair.largest_datagram["server"] == 1250
-    # A qh3 client probes the path MTU up to 1472 instead (documented in engine/qh3.py).
+    # A qh3 client probes the path MTU up to 1472 instead (documented in engine/qh3/adapter.py).
     assert pair.largest_datagram["client"] == (1472 if engine_pair[0] == "qh3" else 1300)
 
 

@@ -52,6 +52,8 @@ def test_aioquic_receiver_that_never_consumes_holds_sender_at_stream_window(
     pair.settle()
     assert len(pair.srv.stream_bytes(sid)) == WINDOW  # stock aioquic would have doubled
     assert pair.srv.engine.unread_bytes(sid) == WINDOW
+    assert pair.srv.engine.unread_streams() == {sid: WINDOW}
+    assert not pair.srv.engine.receive_paused  # only this stream waits, never the connection
 
 
 def test_aioquic_connection_window_bounds_all_streams(sender: str, cert: ServerCertificate) -> None:

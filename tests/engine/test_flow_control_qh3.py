@@ -69,7 +69,8 @@ def test_qh3_budget_stops_a_receiver_that_never_reads(sender: str, cert: ServerC
     pair.settle()
     engine = pair.srv.engine
     assert BUDGET < delivered(pair) <= BUDGET + WINDOW
-    assert engine.receive_paused  # type: ignore[attr-defined]
+    assert engine.receive_paused
+    assert engine.unread_streams() == {sid: engine.unread_bytes()}  # what the stall breaker reads
     assert engine._quic._core.has_events  # type: ignore[attr-defined]  # held in the core
     assert pair.client.engine.send_buffer_size(sid) > 0  # the rest waits at the sender
 
@@ -100,7 +101,7 @@ def test_qh3_paused_connection_still_learns_it_was_closed(
     sid = pair.client.engine.get_next_available_stream_id()
     pair.client.engine.send_stream_data(sid, data(TOTAL))
     pair.settle()
-    assert pair.srv.engine.receive_paused  # type: ignore[attr-defined]
+    assert pair.srv.engine.receive_paused
     pair.client.engine.close(7, "bye")
     pair.run(lambda: bool(pair.srv.of_type(ConnectionTerminated)), max_steps=500)
     assert pair.srv.of_type(ConnectionTerminated)[0].error_code == 7

@@ -271,4 +271,4 @@ async def test_reader_closing_early_stops_the_writer(engine: str) -> None:
                 for _ in range(1024):  # 64 MiB: far more than any window; must fail before
                     await raw.write(block)
             # Our read side is untouched by the peer's STOP_SENDING.
-            assert raw._remote_reset is None
+            assert raw.describe().startswith("read=open write=stopped-by-peer ")

@@ -21,7 +21,7 @@ from py_libp2p_webtransport.stream import WebTransportStream
 
 @dataclass
 class RecordingConn:
-    """The connection calls a stream makes, recorded; the send buffer is set by the test."""
+    """A ``StreamHost`` that records what the stream asks; the send buffer is set by the test."""
 
     config: WebTransportConfig = field(
         default_factory=lambda: WebTransportConfig(write_buffer_limit=1000, write_chunk_size=400)
@@ -34,26 +34,26 @@ class RecordingConn:
     send_buffer: int = 0
     watched: list[WebTransportStream] = field(default_factory=list)
 
-    def _send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         self.sent.append((data, end_stream))
         self.send_buffer += len(data)
 
-    def _consume(self, stream_id: int, n: int) -> None:
+    def consume(self, stream_id: int, n: int) -> None:
         self.consumed += n
 
-    def _reset(self, stream_id: int, code: int) -> None:
+    def reset_stream(self, stream_id: int, code: int) -> None:
         self.resets.append(code)
 
-    def _stop_sending(self, stream_id: int, code: int) -> None:
+    def stop_sending(self, stream_id: int, code: int) -> None:
         self.stops.append(code)
 
-    def _send_buffer_size(self, stream_id: int) -> int:
+    def send_buffer_size(self, stream_id: int) -> int:
         return self.send_buffer
 
-    def _watch_writable(self, stream: WebTransportStream) -> None:
+    def wake_when_writable(self, stream: WebTransportStream) -> None:
         self.watched.append(stream)
 
-    def _forget(self, stream_id: int) -> None:
+    def forget_stream(self, stream_id: int) -> None:
         self.forgotten = True
 
     def get_remote_address(self) -> tuple[str, int]:
@@ -62,13 +62,13 @@ class RecordingConn:
 
 def make() -> tuple[WebTransportStream, RecordingConn]:
     conn = RecordingConn()
-    return WebTransportStream(conn, 0, is_initiator=True), conn  # type: ignore[arg-type]
+    return WebTransportStream(conn, 0, is_initiator=True), conn
 
 
 async def test_read_returns_everything_buffered_up_to_n() -> None:
     stream, conn = make()
     for piece in (b"ab", b"cd", b"ef"):
-        stream._on_data(piece, False)
+        stream.on_data(piece, False)
     assert await stream.read(5) == b"abcde"
     assert await stream.read(100) == b"f"
     assert conn.consumed == 6  # credit follows what the application read
@@ -89,15 +89,15 @@ async def test_read_waits_then_eof_raises_stream_ended() -> None:
         nursery.start_soon(reader)
         await trio.testing.wait_all_tasks_blocked()
         assert got == []  # nothing buffered: the reader waits
-        stream._on_data(b"xyz", True)
+        stream.on_data(b"xyz", True)
     assert got[0] == b"xyz" and isinstance(got[1], StreamEnded) and len(got) == 2
     assert isinstance(got[1], IOException)  # read_exactly and multiselect stop on it at once
 
 
 async def test_peer_reset_raises_on_read_and_write_and_drops_buffer() -> None:
     stream, conn = make()
-    stream._on_data(b"unread", False)
-    stream._on_reset(3)
+    stream.on_data(b"unread", False)
+    stream.on_reset(3)
     with pytest.raises(MuxedStreamReset):
         await stream.read(10)
     with pytest.raises(MuxedStreamReset):
@@ -118,14 +118,14 @@ async def test_reset_wakes_a_waiting_reader() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader)
         await trio.testing.wait_all_tasks_blocked()
-        stream._on_reset(None)
+        stream.on_reset(None)
     assert len(errors) == 1
 
 
 async def test_stop_sending_from_peer_fails_writes_not_reads() -> None:
     stream, _ = make()
-    stream._on_data(b"still readable", False)
-    stream._on_stop_sending(0)
+    stream.on_data(b"still readable", False)
+    stream.on_stop_sending(0)
     with pytest.raises(MuxedStreamReset):
         await stream.write(b"x")
     assert await stream.read() == b"still readable"
@@ -146,7 +146,7 @@ async def test_write_chunks_and_waits_for_send_buffer() -> None:
         assert [len(d) for d, _ in conn.sent] == [400, 400, 400]
         assert not done.is_set() and conn.watched == [stream]
         conn.send_buffer = 0  # acks arrived
-        stream._writable_maybe()
+        stream.on_writable()
         await trio.testing.wait_all_tasks_blocked()
         assert [len(d) for d, _ in conn.sent] == [400, 400, 400, 400, 400]
     assert b"".join(d for d, _ in conn.sent) == b"a" * 2000
@@ -158,7 +158,7 @@ async def test_close_is_half_close() -> None:
     assert conn.sent == [(b"", True)]
     with pytest.raises(MuxedStreamClosed):
         await stream.write(b"late")
-    stream._on_data(b"reply", True)
+    stream.on_data(b"reply", True)
     assert await stream.read() == b"reply"
     with pytest.raises(MuxedStreamEOF):
         await stream.read()
@@ -167,10 +167,10 @@ async def test_close_is_half_close() -> None:
 
 async def test_close_read_sends_stop_sending_and_discards() -> None:
     stream, conn = make()
-    stream._on_data(b"12345", False)
+    stream.on_data(b"12345", False)
     await stream.close_read(9)
     assert conn.stops == [9] and conn.consumed == 5
-    stream._on_data(b"more", False)  # in flight before the peer saw STOP_SENDING
+    stream.on_data(b"more", False)  # in flight before the peer saw STOP_SENDING
     assert conn.consumed == 9
     with pytest.raises(MuxedStreamClosed):
         await stream.read()
@@ -195,8 +195,8 @@ async def test_deadline_raises_timeout_error() -> None:
 
 async def test_connection_loss_is_a_reset_not_eof() -> None:
     stream, _ = make()
-    stream._on_data(b"unread", False)
-    stream._on_connection_lost("gone")
+    stream.on_data(b"unread", False)
+    stream.on_connection_lost("gone")
     with pytest.raises(MuxedStreamReset):
         await stream.read(1)
     with pytest.raises(MuxedStreamReset):
@@ -208,7 +208,7 @@ async def test_reset_after_connection_loss_still_reads_as_the_loss() -> None:
     """py-libp2p's swarm resets every stream of a connection that died; a reader that comes
     afterwards must still learn the connection was lost (a reset), not "closed for reading"."""
     stream, conn = make()
-    stream._on_connection_lost("idle timeout")
+    stream.on_connection_lost("idle timeout")
     await stream.reset()
     with pytest.raises(MuxedStreamReset, match="idle timeout"):
         await stream.read(1)
@@ -229,7 +229,7 @@ async def test_py_libp2p_read_exactly_sees_eof_in_one_read() -> None:
     from libp2p.io.utils import read_exactly
 
     stream, _ = make()
-    stream._on_data(b"p" * 32, True)
+    stream.on_data(b"p" * 32, True)
     assert await read_exactly(stream, 32) == b"p" * 32
     reads = 0
     original = stream.read

@@ -54,7 +54,8 @@ class Side:
     """One end of a pair: the engine, maybe our H3 layer, and what came out of it.
 
     A server side gets its engine (and H3 layer) from the client's first Initial, as the
-    endpoint does. Payload delivered to the side is consumed at once, as an eager reader.
+    endpoint does. Payload delivered to the side is consumed at once, as an eager reader,
+    except on the streams in ``unread`` (a reader that stopped).
     """
 
     is_client: bool
@@ -64,6 +65,7 @@ class Side:
     engine: Any = None
     h3: WebTransportH3 | None = None
     events: list[Any] = field(default_factory=list)  # session events (h3) or engine events (raw)
+    unread: set[int] = field(default_factory=set)  # WebTransport streams whose payload stays unread
 
     def start(self, engine: eng.QuicEngine, now: float) -> None:
         self.engine = engine
@@ -90,14 +92,17 @@ class Pair:
         server_config: H3Config | None = None,
         client_engine: Any = None,
         server_factory: Callable[[bytes], Any] | None = None,
+        engine_options: dict[str, Any] | None = None,
     ) -> None:
         """``client_engine`` / ``server_factory`` (given the client's original destination
-        connection id) replace our adapters, e.g. with a bare aioquic ``QuicConnection``."""
+        connection id) replace our adapters, e.g. with a bare aioquic ``QuicConnection``;
+        ``engine_options`` are ``EngineConfig`` fields for both of our engines."""
         self.now = 1000.0
         self.engine_name = engine_name
         self.client = Side(True, CLIENT_ADDR, client_h3, client_config)
         self.server = Side(False, SERVER_ADDR, server_h3, server_config)
-        config = eng.EngineConfig(is_client=True)
+        self._engine_options = engine_options or {}
+        config = eng.EngineConfig(is_client=True, **self._engine_options)
         self._server_factory = server_factory
         if client_engine is None:
             client_engine = _create_engine(engine_name, config, None)
@@ -105,7 +110,12 @@ class Pair:
         self.client.engine.connect(SERVER_ADDR, self.now)
 
     def _make_server(self, first: bytes) -> None:
-        config = eng.EngineConfig(is_client=False, certificate_der=CERT[0], private_key_der=CERT[1])
+        config = eng.EngineConfig(
+            is_client=False,
+            certificate_der=CERT[0],
+            private_key_der=CERT[1],
+            **self._engine_options,
+        )
         if self._server_factory is not None:
             engine = self._server_factory(initial_dcid(first))
         else:
@@ -128,7 +138,8 @@ class Pair:
             while (sev := side.h3.next_event()) is not None:
                 side.events.append(sev)
                 if isinstance(sev, StreamDataReceived) and sev.data:
-                    side.h3.consume(sev.stream_id, len(sev.data))
+                    if sev.stream_id not in side.unread:
+                        side.h3.consume(sev.stream_id, len(sev.data))
 
     def pump(self, max_rounds: int = 200) -> None:
         """Exchange datagrams until both sides are quiet (engine ack/loss timers included)."""

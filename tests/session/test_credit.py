@@ -26,6 +26,7 @@ class RecordingEngine:
     """Records consume() per stream; every other engine call is accepted and ignored."""
 
     name = "recorder"
+    receive_paused = False  # never over a receive budget: the stall clock stays out of this
 
     def __init__(self) -> None:
         self.consumed: Counter[int] = Counter()

@@ -28,8 +28,8 @@ visible: ``send_gate`` (ACKs withheld behind a full congestion window, a stall u
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
+from typing import Any
 
 import qh3
 from cryptography.hazmat.primitives.serialization import (
@@ -45,15 +45,9 @@ from qh3.quic.connection import QuicConnection, QuicConnectionError
 from qh3.tls import load_pem_private_key
 
 from ..._errors import EngineError, StreamLimitReached
-from .._adapter import (
-    AdapterBase,
-    ReadAccount,
-    check_config,
-    der_certificate,
-    der_private_key,
-    require_private_api,
-)
+from .._adapter import AdapterBase, ReadAccount, require_private_api
 from ..base import Address, EngineConfig, EngineStats
+from ..quic_config import check_config, quic_configuration
 from .connection import PATCHED, Qh3Connection
 from .fin_hold import FinHold
 from .send_gate import SendGate, send_budget
@@ -67,36 +61,28 @@ _NEXT_STREAM_IDS = (
 )
 
 
+def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
+    """qh3 takes its own native certificate and key objects (the key through PEM)."""
+    try:
+        key = load_der_private_key(key_der, None)
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        return _hazmat.Certificate(certificate_der), load_pem_private_key(pem)
+    except Exception as exc:  # qh3's native loaders raise their own exception types
+        raise EngineError(f"unusable server certificate or key: {exc}") from exc
+
+
+def _file_logger(directory: str) -> Any:
+    from qh3.quic.logger import QuicFileLogger
+
+    return QuicFileLogger(directory)
+
+
 def _configuration(config: EngineConfig) -> QuicConfiguration:
-    quic_config = QuicConfiguration(
-        is_client=config.is_client,
-        alpn_protocols=list(config.alpn_protocols),
-        max_datagram_size=config.max_datagram_size,
-        max_data=config.max_data,
-        max_stream_data=config.max_stream_data,
-        idle_timeout=config.idle_timeout,
-        # qh3 refuses WebTransport without it; the peer sees it as a transport parameter.
-        max_datagram_frame_size=config.max_datagram_frame_size,
-        server_name=config.server_name,
+    quic_config: QuicConfiguration = quic_configuration(
+        QuicConfiguration, config, load_identity=_load_identity, file_logger=_file_logger
     )
     if config.is_client and not config.verify_peer:
-        # The libp2p layer pins the certificate by hash through peer_certificate_der().
-        quic_config.verify_mode = ssl.CERT_NONE
-        quic_config.verify_hostname = False
-    if not config.is_client:
-        if config.certificate_der is None or config.private_key_der is None:
-            raise EngineError("a server engine needs certificate_der and private_key_der")
-        try:
-            key = load_der_private_key(der_private_key(config.private_key_der), None)
-            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-            quic_config.private_key = load_pem_private_key(pem)
-            quic_config.certificate = _hazmat.Certificate(der_certificate(config.certificate_der))
-        except Exception as exc:  # qh3's native loaders raise their own exception types
-            raise EngineError(f"unusable server certificate or key: {exc}") from exc
-    if config.qlog_dir is not None:
-        from qh3.quic.logger import QuicFileLogger
-
-        quic_config.quic_logger = QuicFileLogger(config.qlog_dir)
+        quic_config.verify_hostname = False  # qh3 checks the name separately from the chain
     return quic_config
 
 
@@ -349,10 +335,11 @@ class Qh3Engine(AdapterBase):
 
     @property
     def receive_paused(self) -> bool:
-        """True while the budget holds events (and credit) back in the core."""
+        """True while the receive budget holds events (and so credit) back in the core."""
         return bool(self._quic.wt_over_budget())
 
     def stats(self) -> EngineStats:
+        """Transport counters; RTT, window, bytes in flight and losses from qh3's native core."""
         core = self._quic._core
         return EngineStats(
             rtt=(core.smoothed_rtt or 0.0) if core is not None else 0.0,

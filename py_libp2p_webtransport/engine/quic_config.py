@@ -1,0 +1,104 @@
+"""From ``EngineConfig`` to a library's ``QuicConfiguration``: checks and the fields both share.
+
+qh3 and aioquic take the same ``QuicConfiguration`` constructor fields, so the mapping lives here
+once; each adapter adds only what its library does differently (loading the server's identity,
+hostname checks, its qlog writer) through the hooks of ``quic_configuration``. The libp2p
+settings reach ``EngineConfig`` through ``WebTransportConfig.engine_config`` alone.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import EngineError
+from .base import EngineConfig
+
+#: ``load_identity(certificate_der, pkcs8_key_der) -> (certificate, private_key)`` as the
+#: library's configuration wants them; raises ``EngineError`` for unusable bytes.
+IdentityLoader = Callable[[bytes, bytes], tuple[Any, Any]]
+
+
+def check_config(config: EngineConfig) -> None:
+    """Raise ``EngineError`` for settings no engine can honour (before any library sees them)."""
+    problems = []
+    if not config.alpn_protocols:
+        problems.append("alpn_protocols is empty")
+    if config.max_datagram_size < 1200:  # RFC 9000 §14: QUIC needs 1200-byte datagrams
+        problems.append(f"max_datagram_size {config.max_datagram_size} < 1200")
+    for name in ("max_data", "max_stream_data", "idle_timeout"):
+        if getattr(config, name) <= 0:
+            problems.append(f"{name} must be > 0")
+    for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must be >= 0")
+    if problems:
+        raise EngineError("invalid EngineConfig: " + "; ".join(problems))
+
+
+def quic_configuration(
+    configuration_class: Callable[..., Any],
+    config: EngineConfig,
+    *,
+    load_identity: IdentityLoader,
+    file_logger: Callable[[str], Any],
+) -> Any:
+    """The library's ``QuicConfiguration`` for ``config``.
+
+    ``configuration_class`` is qh3's or aioquic's ``QuicConfiguration``; ``file_logger(dir)``
+    makes the library's qlog writer (called only when ``config.qlog_dir`` is set). Stream
+    limits, pacing and the receive budget are not configuration fields in either library: the
+    adapters apply them to the connection itself.
+    """
+    quic_config = configuration_class(
+        is_client=config.is_client,
+        alpn_protocols=list(config.alpn_protocols),
+        max_datagram_size=config.max_datagram_size,
+        max_data=config.max_data,
+        max_stream_data=config.max_stream_data,
+        idle_timeout=config.idle_timeout,
+        # qh3 refuses WebTransport without it; the peer sees it as a transport parameter.
+        max_datagram_frame_size=config.max_datagram_frame_size,
+        server_name=config.server_name,
+    )
+    if config.is_client and not config.verify_peer:
+        # The libp2p layer pins the certificate by hash through peer_certificate_der().
+        quic_config.verify_mode = ssl.CERT_NONE
+    if not config.is_client:
+        if config.certificate_der is None or config.private_key_der is None:
+            raise EngineError("a server engine needs certificate_der and private_key_der")
+        try:
+            certificate_der = der_certificate(config.certificate_der)
+            key_der = der_private_key(config.private_key_der)
+        except Exception as exc:  # cryptography's PEM loaders raise several types
+            raise EngineError(f"unusable server certificate or key: {exc}") from exc
+        quic_config.certificate, quic_config.private_key = load_identity(certificate_der, key_der)
+    if config.qlog_dir is not None:
+        quic_config.quic_logger = file_logger(config.qlog_dir)
+    return quic_config
+
+
+def der_certificate(data: bytes) -> bytes:
+    """The certificate as DER; PEM input (one certificate) is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return data
+
+
+def der_private_key(data: bytes) -> bytes:
+    """The private key as PKCS#8 DER; PEM input is converted."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            load_pem_private_key,
+        )
+
+        key = load_pem_private_key(data, None)
+        return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    return data
