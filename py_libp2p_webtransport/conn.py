@@ -132,11 +132,25 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         return self._h3.stalls_broken
 
     @property
-    def _engine(self) -> WebTransportH3:
-        """For test and diagnostic helpers written before the glue stopped holding the engine
-        (they call ``unread_bytes``, ``send_buffer_size``, ``receive_paused``, ``stats``): the
-        session answers the same queries. The connection's own code never uses this."""
+    def session(self) -> WebTransportH3:
+        """The session layer under this connection, for diagnostics (``unread_bytes``,
+        ``send_buffer_size``, ``receive_paused``, ``stats``); streams are driven through the
+        connection, never through this."""
         return self._h3
+
+    def describe(self, max_streams: int = 30) -> str:
+        """The connection's state and QUIC figures, then one line per stream (diagnostics)."""
+        session = self._h3
+        lines = [
+            f"{self!r} closed={self._closed} reason={self._close_reason} "
+            f"paused={session.receive_paused} stalls_broken={session.stalls_broken} "
+            f"unread={session.unread_bytes()}\n  {session.stats()}"
+        ]
+        for stream_id, stream in list(self._streams.items())[:max_streams]:
+            lines.append(f"  stream {stream_id}: {stream.describe()}")
+        if len(self._streams) > max_streams:
+            lines.append(f"  ... {len(self._streams) - max_streams} more streams")
+        return "\n".join(lines)
 
     def _dispatch_session_events(self) -> None:
         h3 = self._h3

@@ -64,6 +64,7 @@ T = TypeVar("T")
 # about 60 ns on CPython 3.11, a module global under 10.
 _READ_OPEN = ReadState.OPEN
 _FIN_RECEIVED = ReadState.FIN_RECEIVED
+_LOST_AFTER_FIN = ReadState.LOST_AFTER_FIN
 _RESET_BY_PEER = ReadState.RESET_BY_PEER
 _WRITE_OPEN = WriteState.OPEN
 
@@ -173,12 +174,14 @@ class WebTransportStream(IMuxedStream):
         self._maybe_forget()
 
     def on_connection_lost(self, reason: str) -> None:
-        """The session is gone and with it every stream (WT_SESSION_GONE): like a reset, unread
-        bytes are dropped. No credit to return on a dead connection."""
+        """The session is gone and with it every stream (WT_SESSION_GONE). Unread bytes of a
+        stream whose FIN had arrived are complete, so they stay readable (then the end of
+        stream); an unfinished stream's are dropped, as by a reset. No credit to return."""
         why = f"stream {self.stream_id}: {reason}"
         self._enter_read(ON_LOST_READ, why)
         self._enter_write(ON_LOST_WRITE, why)
-        self._recv.clear()
+        if self._read is not _LOST_AFTER_FIN:
+            self._recv.clear()
         self._notify()
 
     def on_stalled(self, error_code: int) -> None:
@@ -218,7 +221,7 @@ class WebTransportStream(IMuxedStream):
         async with self._read_lock:
             while True:
                 state = self._read
-                if state is _READ_OPEN or state is _FIN_RECEIVED:
+                if state is _READ_OPEN or state is _FIN_RECEIVED or state is _LOST_AFTER_FIN:
                     recv = self._recv
                     if recv.size:
                         data: bytes = recv.read(size)

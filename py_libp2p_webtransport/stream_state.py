@@ -26,9 +26,9 @@ class ReadState(enum.Enum):
     RESET = "reset"  # our reset()
     STALLED = "stalled"  # the session's stall breaker aborted the stream (session/stall.py)
     CONNECTION_LOST = "connection-lost"  # the session or the QUIC connection ended
-    # Lost after the peer's FIN: unread bytes went with the connection and a read still reports
-    # the end of stream, but after close_read()/reset() (the swarm resets a dead connection's
-    # streams) a reader must learn of the loss.
+    # Lost after the peer's FIN: every byte had arrived, so the buffered ones stay readable and
+    # then the end of stream; after close_read()/reset() (the swarm resets a dead connection's
+    # streams) a reader learns of the loss.
     LOST_AFTER_FIN = "lost-after-fin"
 
 

@@ -130,31 +130,18 @@ class ServedHost:
 _SERVING: list[ServedHost] = []
 
 
-_STREAM_FLAGS = ("_write_closed", "_read_closed", "_local_reset", "_remote_reset", "_stall_error")
-
-
 def describe_served_hosts() -> str:
     """Each served connection's QUIC state and its streams' buffered bytes (for failure messages).
 
-    Reads our connection's internals on purpose: a stalled transfer in CI is only debuggable
-    with cwnd, bytes in flight, losses and who holds unread data at the moment it failed.
+    A stalled transfer in CI is only debuggable with cwnd, bytes in flight, losses and who holds
+    unread data at the moment it failed: ``WebTransportConnection.describe()`` has all of it.
     """
     lines = []
     for served in _SERVING:
         for net_conn in served.host.get_network().get_connections():
             muxed = getattr(net_conn, "muxed_conn", None)
-            engine = getattr(muxed, "_engine", None)
-            if engine is None:
-                lines.append(f"{net_conn!r}: not ours")
-                continue
-            lines.append(
-                f"{muxed!r} closed={muxed.is_closed} reason={muxed.close_reason} "
-                f"paused={getattr(engine, 'receive_paused', False)} "
-                f"stalls_broken={muxed.stalls_broken}\n  {engine.stats()}"
-            )
-            for stream_id, stream in list(muxed._streams.items())[:30]:
-                state = " ".join(f"{f[1:]}={getattr(stream, f)}" for f in _STREAM_FLAGS)
-                lines.append(f"  stream {stream_id}: {stream._recv!r} {state}")
+            describe = getattr(muxed, "describe", None)
+            lines.append(describe() if describe is not None else f"{net_conn!r}: not ours")
     return "\n".join(lines) or "(no connection)"
 
 

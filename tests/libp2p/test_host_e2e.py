@@ -272,3 +272,21 @@ async def test_reader_closing_early_stops_the_writer(engine: str) -> None:
                     await raw.write(block)
             # Our read side is untouched by the peer's STOP_SENDING.
             assert raw.describe().startswith("read=open write=stopped-by-peer ")
+
+
+async def test_describe_shows_the_connection_and_its_streams(engine: str) -> None:
+    """The diagnostics dump (browser failure messages, later ``serve``'s status) names the QUIC
+    figures and every open stream with its states."""
+    with trio.fail_after(30):
+        async with wt_host(engine) as server, wt_host(engine) as client:
+            await client.connect(peer_info(server))
+            stream = await client.new_stream(server.get_id(), [ECHO_PROTOCOL])
+            await stream.write(b"hello")
+            assert await stream.read(5) == b"hello"
+            (conn,) = client.get_network().get_connections(server.get_id())
+            dump = conn.muxed_conn.describe()
+            first, *streams = dump.splitlines()
+            assert "closed=False" in first and "paused=False" in first
+            assert "rtt=" in dump and "cwnd=" in dump
+            assert any(": read=open write=open " in line for line in streams), dump
+            await stream.close()

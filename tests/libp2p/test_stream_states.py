@@ -216,3 +216,21 @@ def test_error_tables_agree_with_the_expectation(setup: str) -> None:
         write_raises = EXPECTED[(setup, "write")][0]
         want = write_raises[0] if isinstance(write_raises, tuple) else None
         assert WRITE_ERRORS[WriteState(write)] is want
+
+
+async def test_bytes_that_arrived_with_the_fin_survive_the_connection() -> None:
+    """Every byte of a finished stream had arrived: losing the connection afterwards must not
+    turn unread bytes into a clean, shorter stream (a silent loss). An unfinished stream's
+    bytes go, and a read reports the loss."""
+    finished = WebTransportStream(WireRecorder(), 4, is_initiator=True)
+    finished.on_data(b"all of it", True)
+    finished.on_connection_lost("gone")
+    assert await finished.read(100) == b"all of it"
+    with pytest.raises(StreamEnded):
+        await finished.read(100)
+
+    unfinished = WebTransportStream(WireRecorder(), 8, is_initiator=True)
+    unfinished.on_data(b"half of it", False)
+    unfinished.on_connection_lost("gone")
+    with pytest.raises(Reset, match="gone"):
+        await unfinished.read(100)

@@ -58,7 +58,7 @@ def unread_probe(host: IHost) -> Callable[[], int]:
     """Bytes delivered by the engine to ``host``'s accepted connections and not yet read."""
 
     def probe() -> int:
-        return max((c._engine.unread_bytes() for c in server_connections(host)), default=0)
+        return max((c.session.unread_bytes() for c in server_connections(host)), default=0)
 
     return probe
 
@@ -70,7 +70,7 @@ def stream_unread_probe(host: IHost) -> Callable[[], int]:
         peak = 0
         for conn in server_connections(host):
             for sid in list(conn._streams):
-                peak = max(peak, conn._engine.unread_bytes(sid))
+                peak = max(peak, conn.session.unread_bytes(sid))
         return peak
 
     return probe
@@ -84,7 +84,7 @@ def send_buffer_probe(host: IHost) -> Callable[[], int]:
         peak = 0
         for conn in all_connections(host):
             for sid in list(conn._streams):
-                peak = max(peak, conn._engine.send_buffer_size(sid))
+                peak = max(peak, conn.session.send_buffer_size(sid))
         return peak
 
     return probe

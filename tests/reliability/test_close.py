@@ -63,7 +63,7 @@ async def test_close_with_pending_writes_and_buffered_reads(engine: str, closer:
                 await blocked.wait()
                 await trio.testing.wait_all_tasks_blocked(cushion=0.1)
                 assert not writer_outcome  # stuck on credit, not queueing
-                assert peer._engine.unread_bytes() > 0  # bytes buffered, never read
+                assert peer.session.unread_bytes() > 0  # bytes buffered, never read
                 local, remote = (conn, peer) if closer == "client" else (peer, conn)
                 await local.close()
             # The pending write raised (nothing can complete on a dead connection).

@@ -63,7 +63,7 @@ async def test_one_stalled_reader_among_100_streams(engine: str) -> None:
             # Phase 1: the stalled stream holds one stream window, well under qh3's budget.
             await stalled.write(os.urandom(256 * 1024))
             (conn,) = server_connections(server)
-            while conn._engine.unread_bytes() < 200 * 1024:  # minus framing, in flight
+            while conn.session.unread_bytes() < 200 * 1024:  # minus framing, in flight
                 await trio.sleep(0.01)
             await _round(client, server.get_id(), 10)  # others flow on both engines
             assert not release.is_set() and conn.stalls_broken == 0
