@@ -281,7 +281,9 @@ class WebTransportStream(IMuxedStream):
         was = self._write
         if not self._enter_write(CLOSE_WRITE):
             return
-        if was is WriteState.OPEN and self._read is not ReadState.RESET_BY_PEER:
+        if was is WriteState.OPEN:
+            # Also after the peer's reset (its direction only): the FIN ends ours, so the
+            # stream is done on both sides and the session can let it go.
             self._conn.send_stream_data(self.stream_id, b"", True)
         self._notify()
         self._maybe_forget()

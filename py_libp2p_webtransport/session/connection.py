@@ -294,6 +294,10 @@ class WebTransportH3(SessionHandling):
         if stream is not None:
             stream.peer_stopped = True
             self._events.append(StopSendingReceived(stream_id, _wire.h3_to_wt_error(code), code))
+            # Both engines answer STOP_SENDING with RESET_STREAM themselves (RFC 9000 §3.5):
+            # our direction is over, and a stream whose other direction is too is forgotten.
+            if not stream.send_done:
+                self._send_finished(stream_id, stream)
         else:
             self._check_critical_stop(stream_id)
 

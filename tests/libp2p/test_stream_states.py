@@ -116,7 +116,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, list[str], str, str]] = {
     # close (FIN): never raises; no FIN on an aborted stream
     ("open", "close"): ("returns", ["FIN"], "open", "fin-sent"),
     ("fin-received", "close"): ("returns", ["FIN"], "fin-received", "fin-sent"),
-    ("reset-by-peer", "close"): ("returns", [], "reset-by-peer", "fin-sent"),
+    ("reset-by-peer", "close"): ("returns", ["FIN"], "reset-by-peer", "fin-sent"),
     ("closed", "close"): ("returns", ["FIN"], "closed", "fin-sent"),
     ("reset", "close"): ("returns", [], "reset", "reset"),
     ("stalled", "close"): ("returns", [], "stalled", "stalled"),

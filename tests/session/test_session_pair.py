@@ -188,6 +188,29 @@ def test_reset_answering_our_stop_sending_is_not_reported(engine_name: str) -> N
     assert pair.server.take() == []
 
 
+def test_a_stream_the_peer_stopped_is_forgotten_once_its_other_side_ends(
+    engine_name: str,
+) -> None:
+    # The engine answers STOP_SENDING with RESET_STREAM itself: our direction is over, so the
+    # stream must not stay in the session's table for the connection's lifetime.
+    pair = Pair(engine_name)
+    sid = establish(pair)
+    client, server = pair.client.h3, pair.server.h3
+    assert client is not None and server is not None
+    stream = client.open_stream(sid)
+    client.send_stream_data(stream, b"x")
+    pair.pump()
+    server.send_stream_data(stream, b"y", end_stream=True)  # the server's direction ends
+    server.stop_sending(stream, 5)  # and it stops ours
+    pair.pump()
+    events = pair.client.take()
+    assert StopSendingReceived(stream, 5, WT_FIRST + 5) in events
+    assert StreamDataReceived(stream, b"y", True) in events
+    assert client.live_streams == 0
+    with pytest.raises(LocalProtocolError):
+        client.send_stream_data(stream, b"late")
+
+
 def test_close_by_client(engine_name: str) -> None:
     pair = Pair(engine_name)
     sid = establish(pair)
