@@ -142,3 +142,32 @@ def test_the_probe_sees_an_indirect_import() -> None:
     loaded = loaded_by("errors")
     assert offenders(loaded, ["libp2p"]) != []
     assert offenders(loaded, ["trio"]) != []  # libp2p itself imports trio
+
+
+def test_the_package_root_loads_nothing_until_a_public_name_is_used() -> None:
+    assert offenders(loaded_by_root("import py_libp2p_webtransport"), ["trio", "libp2p"]) == []
+    used = loaded_by_root("from py_libp2p_webtransport import WebTransportTransport, DialError")
+    assert f"{PACKAGE}.transport" in used
+
+
+def test_every_public_error_is_reachable_from_the_root() -> None:
+    import py_libp2p_webtransport
+    from py_libp2p_webtransport import errors
+
+    for name in errors.__all__:
+        assert getattr(py_libp2p_webtransport, name) is getattr(errors, name), name
+    assert set(errors.__all__) <= set(py_libp2p_webtransport.__all__)
+
+
+def loaded_by_root(statement: str) -> set[str]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(out.stdout))
