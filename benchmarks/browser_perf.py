@@ -28,13 +28,13 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "browser"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # the tests support package
 
 import trio  # noqa: E402
-from browser_harness import missing_browser_piece, run_browser  # noqa: E402
 from libp2p import new_host  # noqa: E402
 from libp2p.crypto.ed25519 import create_new_key_pair  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
+from support.browser_harness import missing_browser_piece, run_browser  # noqa: E402
 
 from py_libp2p_webtransport import IMPLEMENTATION  # noqa: E402
 from py_libp2p_webtransport.apps.services import register_handlers  # noqa: E402

@@ -1,7 +1,10 @@
-"""Shared fixtures: the compiled/pure twin switch (multidict/propcache pattern).
+"""Shared fixtures: the QUIC engine under test, and the compiled/pure twin switch
+(multidict/propcache pattern).
 
-Every unit test of an accelerated module takes ``<unit>_module`` and so runs against both twins.
-``--no-c-extensions`` deselects the compiled ones (used for the pure-Python CI pass).
+Every test that takes ``engine`` runs once per QUIC engine (qh3, aioquic). Every unit test of an
+accelerated module takes ``<unit>_module`` and so runs against both twins. ``--no-c-extensions``
+deselects the compiled ones (used for the pure-Python CI pass). Shared helpers live in the
+``support`` package beside this file.
 """
 
 from __future__ import annotations
@@ -14,8 +17,28 @@ from types import ModuleType
 import pytest
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
+from py_libp2p_webtransport.engine import available_engines
 
 C_EXT_MARK = pytest.mark.c_extension
+ENGINES = ("qh3", "aioquic")
+
+
+def _engine_params() -> list[object]:
+    installed = available_engines()
+    return [
+        pytest.param(
+            name, marks=pytest.mark.skipif(name not in installed, reason=f"{name} missing")
+        )
+        for name in ENGINES
+    ]
+
+
+@pytest.fixture(params=_engine_params())
+def engine(request: pytest.FixtureRequest) -> str:
+    """The QUIC engine under test: every engine, connection and host of the test uses it."""
+    return str(request.param)
+
+
 ACCELERATED_UNITS = ("wire", "mux", "udp")
 
 

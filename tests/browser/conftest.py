@@ -1,13 +1,9 @@
-"""Fixtures for the browser suite (helpers live in browser_harness.py)."""
+"""Fixtures for the browser suite (helpers: ``support.browser_harness``; the ``engine`` fixture:
+``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(params=["qh3", "aioquic"])
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -19,6 +15,6 @@ def browser(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(autouse=True)
 def _browser_available(request: pytest.FixtureRequest) -> None:
     """Skip (or, under CI, fail) before the test starts when the browser or the page is missing."""
-    from browser_harness import require_browser
+    from support.browser_harness import require_browser
 
     require_browser(getattr(request.module, "BROWSER", "chromium"))

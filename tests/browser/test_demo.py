@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from usecases_harness import DEMO_DIR, require_demo_bundle
+from support.usecases_harness import DEMO_DIR, require_demo_bundle
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"

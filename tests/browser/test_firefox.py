@@ -1,11 +1,11 @@
 """Headless Firefox ESR (Debian ``firefox-esr``, a plain ``--headless`` process with a temporary
 profile; the page posts its report back) running js-libp2p dials our py-libp2p host over
-WebTransport: every check of ``browser_checks.py``, on both QUIC engines."""
+WebTransport: every check of ``support/browser_checks.py``, on both QUIC engines."""
 
 from __future__ import annotations
 
 import pytest
-from browser_checks import (
+from support.browser_checks import (
     test_100_concurrent_streams_echo_64KiB,
     test_browser_reset_is_seen_as_reset,
     test_dial_reports_progress,

@@ -9,9 +9,9 @@ import os
 
 import pytest
 import trio
-from browser_harness import served_host
 from libp2p.peer.id import ID
-from usecases_harness import run_usecases
+from support.browser_harness import served_host
+from support.usecases_harness import run_usecases
 
 from py_libp2p_webtransport.apps.files import BLOCK_SIZE, ContentStore, FileService
 from py_libp2p_webtransport.apps.gossip import (

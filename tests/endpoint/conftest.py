@@ -1,4 +1,4 @@
-"""Endpoint fixtures: engines, `_udp` twins and a server certificate."""
+"""Endpoint fixtures: `_udp` twins and a server certificate (engines: ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import importlib
 from types import ModuleType
 
 import pytest
-from endpoint_helpers import Certificate, make_certificate
+from support.endpoint_helpers import Certificate, make_certificate
 
 from py_libp2p_webtransport._compat import NO_EXTENSIONS
-from py_libp2p_webtransport.engine import available_engines
-
-ENGINES = available_engines()
 
 
 def _udp_twins() -> list[object]:
@@ -19,11 +16,6 @@ def _udp_twins() -> list[object]:
     if not NO_EXTENSIONS:
         params.insert(0, pytest.param("c", id="udp-c", marks=pytest.mark.c_extension))
     return params
-
-
-@pytest.fixture(params=ENGINES)
-def engine_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(params=_udp_twins())

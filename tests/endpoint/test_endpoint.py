@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 import trio
 import trio.testing
-from endpoint_helpers import (
+from support.endpoint_helpers import (
     CLIENT_CONFIG,
     CollectHandler,
     EchoHandler,
@@ -33,10 +33,10 @@ HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 
 
 @pytest.mark.parametrize("host", HOSTS)
-async def test_many_clients_echo_concurrently(host, engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_many_clients_echo_concurrently(host, engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """20 connections share one client socket and one server socket; 3 streams each echo."""
     payloads = {}
-    async with endpoint_pair(engine_name, udp, certificate, host=host, timeout=60) as pair:
+    async with endpoint_pair(engine, udp, certificate, host=host, timeout=60) as pair:
         server, client, handlers = pair.server, pair.client, pair.handlers
         dials = [pair.dial() for _ in range(20)]
 
@@ -69,9 +69,9 @@ async def test_many_clients_echo_concurrently(host, engine_name, udp, certificat
     assert all(c.closed for c in server.connections | set(handlers))
 
 
-async def test_dual_stack_accepts_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_dual_stack_accepts_ipv4(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     async with endpoint_pair(
-        engine_name, udp, certificate, host="::", dual_stack=True, client_host="127.0.0.1"
+        engine, udp, certificate, host="::", dual_stack=True, client_host="127.0.0.1"
     ) as pair:
         conn, handler = await pair.connect(addr=("127.0.0.1", pair.server.local_address[1]))
         assert await echo_once(conn, handler, b"over v4") == b"over v4"
@@ -85,7 +85,7 @@ def _long_header(first: int, version: int, dcid: bytes, scid: bytes, size: int) 
     return head + os.urandom(max(0, size - len(head)))
 
 
-async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_junk_creates_no_state_and_is_counted(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     junk = {
         "dropped_malformed": [b"", b"\x40\x01", b"\xc0\x00\x00", b"\x00" * 40]
         + [bytes([0xC0]) + b"\x00\x00\x00\x01\x30" + os.urandom(60)],  # DCID length 48
@@ -99,7 +99,7 @@ async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificat
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     total = sum(len(v) for v in junk.values()) + len(initials)
     async with endpoint_pair(
-        engine_name, udp, certificate, max_half_open=2, handshake_timeout=0.3
+        engine, udp, certificate, max_half_open=2, handshake_timeout=0.3
     ) as pair:
         server, handlers = pair.server, pair.handlers
         for datagrams in [*junk.values(), initials]:
@@ -122,9 +122,9 @@ async def test_junk_creates_no_state_and_is_counted(engine_name, udp, certificat
     sender.close()
 
 
-async def test_real_client_connects_despite_junk(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_real_client_connects_despite_junk(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         for _ in range(200):
             sender.sendto(os.urandom(50), pair.server.local_address)
         await pair.connect()
@@ -132,10 +132,10 @@ async def test_real_client_connects_despite_junk(engine_name, udp, certificate) 
     sender.close()
 
 
-async def test_client_chosen_cid_collision_rejected(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_client_chosen_cid_collision_rejected(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """An Initial from another address reusing a live connection's id never reaches it."""
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server = pair.server
         conn, _ = await pair.connect()
         taken = conn.engine.original_destination_connection_id
@@ -196,10 +196,10 @@ class _RawClient:
         await self.flush()
 
 
-async def test_zero_length_client_cid_is_routed(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_zero_length_client_cid_is_routed(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     from aioquic.quic import events as aq
 
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server, handlers = pair.server, pair.handlers
         raw = _RawClient(server.local_address, zero_length_scid=True)
         await raw.start()
@@ -222,12 +222,12 @@ async def test_zero_length_client_cid_is_routed(engine_name, udp, certificate) -
     raw.sock.close()
 
 
-async def test_idle_timeout_closes_vanished_peer(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_idle_timeout_closes_vanished_peer(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """The pump's one timer fires the engine's idle timeout when the peer goes silent."""
     from aioquic.quic import events as aq
 
     config = server_config(certificate, idle_timeout=0.5)
-    async with endpoint_pair(engine_name, udp, certificate, server_config=config) as pair:
+    async with endpoint_pair(engine, udp, certificate, server_config=config) as pair:
         server, handlers = pair.server, pair.handlers
         raw = _RawClient(server.local_address, zero_length_scid=False)
         await raw.start()
@@ -242,7 +242,7 @@ async def test_idle_timeout_closes_vanished_peer(engine_name, udp, certificate) 
         assert server.stats.pump_turns < 200  # woken by the timer, not by polling
 
 
-async def test_handshake_timeout_frees_half_open_slot(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_handshake_timeout_frees_half_open_slot(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A client that sends its first flight and vanishes holds a slot only until the deadline."""
     half_open_at_accept: list[int] = []
 
@@ -251,7 +251,7 @@ async def test_handshake_timeout_frees_half_open_slot(engine_name, udp, certific
         return EchoHandler()
 
     async with endpoint_pair(
-        engine_name,
+        engine,
         udp,
         certificate,
         handler_type=handler_type,
@@ -272,7 +272,7 @@ async def test_handshake_timeout_frees_half_open_slot(engine_name, udp, certific
     raw.sock.close()
 
 
-async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_handler_timer_fires(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A handler's own deadline (session layer) joins the one timer."""
     fired: list[float] = []
 
@@ -286,7 +286,7 @@ async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # ty
             fired.append(now)
             self.deadline = None
 
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         conn, handler = await pair.connect(TimedHandler())
         deadline = trio.current_time() + 0.05
         handler.deadline = deadline
@@ -295,8 +295,8 @@ async def test_handler_timer_fires(engine_name, udp, certificate) -> None:  # ty
         assert len(fired) == 1 and fired[0] >= deadline
 
 
-async def test_close_stops_pump_and_ends_everything(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+async def test_close_stops_pump_and_ends_everything(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server, client, handlers = pair.server, pair.client, pair.handlers
         dials = [pair.dial() for _ in range(3)]
         for _, handler in dials:
@@ -315,9 +315,9 @@ async def test_close_stops_pump_and_ends_everything(engine_name, udp, certificat
         client.connect(("127.0.0.1", 9), CLIENT_CONFIG)
 
 
-async def test_transmit_soon_coalesces_writes(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_transmit_soon_coalesces_writes(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     # The server only collects (no echo), so after our one packet only ACKs come back.
-    async with endpoint_pair(engine_name, udp, certificate, handler_type=CollectHandler) as pair:
+    async with endpoint_pair(engine, udp, certificate, handler_type=CollectHandler) as pair:
         client, handlers = pair.client, pair.handlers
         conn, handler = await pair.connect()
         # Until the handshake's stragglers (acks, tickets) are done: no packet, no timer due.
@@ -337,8 +337,8 @@ async def test_transmit_soon_coalesces_writes(engine_name, udp, certificate) -> 
         assert client.stats.datagrams_sent - sent == 1
 
 
-async def test_bind_errors(engine_name) -> None:  # type: ignore[no-untyped-def]
-    options = EndpointOptions(engine=engine_name)
+async def test_bind_errors(engine) -> None:  # type: ignore[no-untyped-def]
+    options = EndpointOptions(engine=engine)
     with pytest.raises(ListenError):
         await Endpoint.bind("203.0.113.1", 0, options)  # not a local address
     with pytest.raises(ListenError):
@@ -347,30 +347,30 @@ async def test_bind_errors(engine_name) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(EngineError):
         EndpointOptions(engine="no-such-engine")
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, max_half_open=0)
+        EndpointOptions(engine=engine, max_half_open=0)
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, handshake_timeout=0)
+        EndpointOptions(engine=engine, handshake_timeout=0)
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, initials_per_second=0)
+        EndpointOptions(engine=engine, initials_per_second=0)
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, retry="sometimes")  # type: ignore[arg-type]
+        EndpointOptions(engine=engine, retry="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, retry="under_load", retry_threshold=-1)
+        EndpointOptions(engine=engine, retry="under_load", retry_threshold=-1)
     client_config_as_server = CLIENT_CONFIG
     with pytest.raises(ValueError):
-        EndpointOptions(engine=engine_name, server_config=client_config_as_server)
+        EndpointOptions(engine=engine, server_config=client_config_as_server)
 
 
-async def test_connect_needs_client_config(engine_name, certificate) -> None:  # type: ignore[no-untyped-def]
-    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
+async def test_connect_needs_client_config(engine, certificate) -> None:  # type: ignore[no-untyped-def]
+    client = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine))
     with pytest.raises(ValueError):
         client.connect(("127.0.0.1", 9), server_config(certificate))
     client.close()
 
 
-async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_peer_initiated_close(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A close from one side reaches the other's handler; both connections end and unroute."""
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server, client, handlers = pair.server, pair.client, pair.handlers
         conn, _ = await pair.connect()
         (server_conn,) = handlers
@@ -385,8 +385,8 @@ async def test_peer_initiated_close(engine_name, udp, certificate) -> None:  # t
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="4 MiB exceeds the unprivileged rmem_max cap")
-async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no-untyped-def]
-    endpoint = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine_name))
+async def test_socket_buffers_are_4_mib(engine) -> None:  # type: ignore[no-untyped-def]
+    endpoint = await Endpoint.bind("127.0.0.1", 0, EndpointOptions(engine=engine))
     try:
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             # Linux reports twice the requested size (bookkeeping overhead).
@@ -395,7 +395,7 @@ async def test_socket_buffers_are_4_mib(engine_name) -> None:  # type: ignore[no
         endpoint.close()
 
 
-async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_handler_hears_acks_for_write_backpressure(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """Acknowledgements carry no event, yet the handler is called so blocked writers resume."""
 
     class WriterHandler(CollectHandler):
@@ -409,7 +409,7 @@ async def test_handler_hears_acks_for_write_backpressure(engine_name, udp, certi
             if self.stream_id >= 0 and conn.engine.send_buffer_size(self.stream_id) == 0:
                 self.drained.set()
 
-    async with endpoint_pair(engine_name, udp, certificate, handler_type=CollectHandler) as pair:
+    async with endpoint_pair(engine, udp, certificate, handler_type=CollectHandler) as pair:
         conn, handler = await pair.connect(WriterHandler(), addr=pair.server.local_address)
         sid = conn.engine.get_next_available_stream_id()
         conn.engine.send_stream_data(sid, os.urandom(200_000))
@@ -446,9 +446,9 @@ class _StingyUdp:
         return self.real.send_batch(sock, datagrams[:3], addr, gso)
 
 
-async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_partial_sends_are_resumed_in_order(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     stingy = _StingyUdp(udp)
-    async with endpoint_pair(engine_name, stingy, certificate, timeout=30) as pair:  # type: ignore[arg-type]
+    async with endpoint_pair(engine, stingy, certificate, timeout=30) as pair:  # type: ignore[arg-type]
         server, client = pair.server, pair.client
         conn, handler = await pair.connect()
         sid = conn.engine.get_next_available_stream_id()
@@ -462,10 +462,10 @@ async def test_partial_sends_are_resumed_in_order(engine_name, udp, certificate)
         assert client.unsent_datagrams == 0
 
 
-async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_dual_stack_client_dials_ipv4(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """A client on a dual-stack socket dials an IPv4 literal (sent v4-mapped)."""
     async with endpoint_pair(
-        engine_name, udp, certificate, client_host="::", client_dual_stack=True
+        engine, udp, certificate, client_host="::", client_dual_stack=True
     ) as pair:
         conn, handler = pair.dial()
         assert conn.remote_address == ("::ffff:127.0.0.1", pair.server.local_address[1], 0, 0)
@@ -473,13 +473,13 @@ async def test_dual_stack_client_dials_ipv4(engine_name, udp, certificate) -> No
         assert await echo_once(conn, handler, b"mapped") == b"mapped"
 
 
-async def test_connection_id_rotation_is_followed(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_connection_id_rotation_is_followed(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """The client moves to a server-issued CID and retires the old one; routing follows.
 
     Switching CIDs is a client-side library call our engine interface does not expose, so the
     test reaches into the aioquic client's library connection.
     """
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server, handlers = pair.server, pair.handlers
         # The client is always aioquic (it can switch CIDs on demand); the server varies.
         conn, handler = await pair.connect(engine="aioquic", addr=server.local_address)
@@ -546,8 +546,8 @@ class _LossyProxy:
                 held = None
 
 
-async def test_loss_duplication_and_reordering_are_survived(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
-    async with endpoint_pair(engine_name, udp, certificate, timeout=60) as pair:
+async def test_loss_duplication_and_reordering_are_survived(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+    async with endpoint_pair(engine, udp, certificate, timeout=60) as pair:
         proxy = _LossyProxy(pair.server.local_address)
         await proxy.sock.bind(("127.0.0.1", 0))
         pair.nursery.start_soon(proxy.run)  # cancelled when the pair closes
@@ -565,9 +565,9 @@ async def test_loss_duplication_and_reordering_are_survived(engine_name, udp, ce
     proxy.sock.close()
 
 
-async def test_server_config_swap_applies_to_new_connections(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_server_config_swap_applies_to_new_connections(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """Certificate rotation: connections accepted after the swap present the new certificate."""
-    async with endpoint_pair(engine_name, udp, certificate) as pair:
+    async with endpoint_pair(engine, udp, certificate) as pair:
         server = pair.server
         with pytest.raises(ValueError):
             server.server_config = CLIENT_CONFIG

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
-from endpoint_helpers import endpoint_pair
+from support.endpoint_helpers import endpoint_pair
 
 from py_libp2p_webtransport.endpoint import EndpointConnection
 from py_libp2p_webtransport.engine.base import EngineEvent, HandshakeCompleted, StreamDataReceived
@@ -60,8 +60,8 @@ class TaskHandler:
 
 # qh3 only (not a skip): aioquic acknowledges after 1 ms (its _ack_delay is K_GRANULARITY)
 # whatever the pump does, so on a loaded machine its ACK-only packets measure the machine.
-@pytest.mark.parametrize("engine_name", ["qh3"])
-async def test_replies_ride_with_acks(engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("engine", ["qh3"])
+async def test_replies_ride_with_acks(engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     async def serve(server_handlers: dict[EndpointConnection, TaskHandler], sid: int) -> None:
         ((conn, handler),) = server_handlers.items()
         for _ in range(ROUNDS):
@@ -70,7 +70,7 @@ async def test_replies_ride_with_acks(engine_name, udp, certificate) -> None:  #
             conn.transmit_soon()
 
     async with endpoint_pair(
-        engine_name, udp, certificate, handler_type=TaskHandler, timeout=30
+        engine, udp, certificate, handler_type=TaskHandler, timeout=30
     ) as pair:
         server = pair.server
         conn, handler = await pair.connect(TaskHandler())

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 import trio
 from aioquic.quic.packet import get_retry_integrity_tag
-from endpoint_helpers import Certificate, echo_once, endpoint_pair, wait_until
+from support.endpoint_helpers import Certificate, echo_once, endpoint_pair, wait_until
 
 from py_libp2p_webtransport._wire import encode_varint
 from py_libp2p_webtransport.endpoint import Endpoint
@@ -47,12 +47,12 @@ async def _receive_retry(sock: trio.socket.SocketType) -> bytes:
 
 
 @pytest.mark.parametrize("host", HOSTS)
-async def test_dial_with_retry_always(host, engine_name, udp, certificate) -> None:  # type: ignore[no-untyped-def]
+async def test_dial_with_retry_always(host, engine, udp, certificate) -> None:  # type: ignore[no-untyped-def]
     """The client gets one Retry, comes back with its token and the connection echoes; the
     server engine knows the client's *original* DCID (its transport parameters carried it, or
     the client would have closed the connection)."""
     async with endpoint_pair(
-        engine_name, udp, certificate, host=host, retry="always", timeout=30
+        engine, udp, certificate, host=host, retry="always", timeout=30
     ) as pair:
         server = pair.server
         conn, handler = pair.dial()
@@ -68,13 +68,11 @@ async def test_dial_with_retry_always(host, engine_name, udp, certificate) -> No
         assert server.stats.dropped_invalid_token == 0
 
 
-async def test_retry_packet_is_well_formed(engine_name: str, certificate: Certificate) -> None:
+async def test_retry_packet_is_well_formed(engine: str, certificate: Certificate) -> None:
     """The Retry goes to the client's SCID from a fresh id, its integrity tag checks out with
     aioquic's independent implementation, and no state was created for the Initial."""
     sock = await _raw_socket("127.0.0.1")
-    async with endpoint_pair(
-        engine_name, _udp_py(), certificate, retry="always", timeout=10
-    ) as pair:
+    async with endpoint_pair(engine, _udp_py(), certificate, retry="always", timeout=10) as pair:
         server = pair.server
         dcid, scid = os.urandom(8), os.urandom(5)
         await sock.sendto(crafted_initial(dcid, scid), server.local_address)
@@ -101,7 +99,7 @@ def _udp_py() -> ModuleType:
 
 
 async def test_bad_tokens_are_dropped_counted_and_logged_once(
-    engine_name: str, certificate: Certificate, caplog: pytest.LogCaptureFixture
+    engine: str, certificate: Certificate, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Forged, expired, other-address and wrong-CID tokens create nothing; a good one does."""
     caplog.set_level(logging.INFO, logger="py_libp2p_webtransport.endpoint")
@@ -109,7 +107,7 @@ async def test_bad_tokens_are_dropped_counted_and_logged_once(
     me = sock.getsockname()
     odcid, rscid = os.urandom(8), os.urandom(8)
     async with endpoint_pair(
-        engine_name, _udp_py(), certificate, retry="always", handshake_timeout=2.0
+        engine, _udp_py(), certificate, retry="always", handshake_timeout=2.0
     ) as pair:
         server = pair.server
         validator = server.address_validator
@@ -152,14 +150,14 @@ async def test_bad_tokens_are_dropped_counted_and_logged_once(
 
 
 async def test_under_load_retries_above_the_half_open_threshold(
-    engine_name: str, certificate: Certificate
+    engine: str, certificate: Certificate
 ) -> None:
     """Real half-open handshakes (noise Initials) up to the threshold are accepted directly;
     past it new clients get a Retry, and a real client still connects through it."""
     threshold = 4
     flooder = await _raw_socket("127.0.0.1")
     async with endpoint_pair(
-        engine_name,
+        engine,
         _udp_py(),
         certificate,
         retry="under_load",
@@ -194,7 +192,7 @@ async def test_under_load_retries_above_the_half_open_threshold(
 
 
 async def test_under_load_retries_a_source_over_its_rate(
-    engine_name: str, certificate: Certificate
+    engine: str, certificate: Certificate
 ) -> None:
     """Initials beyond one source's rate get a Retry instead of being dropped; without Retry
     ("off") the same flood is dropped."""
@@ -214,7 +212,7 @@ async def test_under_load_retries_a_source_over_its_rate(
 
     for mode in ("under_load", "off"):
         async with endpoint_pair(
-            engine_name,
+            engine,
             _udp_py(),
             certificate,
             retry=mode,
@@ -236,14 +234,14 @@ async def test_under_load_retries_a_source_over_its_rate(
 
 
 async def test_a_real_client_behind_a_flooded_address_gets_in_through_retry(
-    engine_name: str, certificate: Certificate
+    engine: str, certificate: Certificate
 ) -> None:
     """Its address is over its Initial rate (a flood from the same host), so without Retry its
     Initial would be dropped; under load it gets a Retry, proves its address and is accepted at
     once (validated clients are not charged to the rate again)."""
     flooder = await _raw_socket("127.0.0.1")
     async with endpoint_pair(
-        engine_name,
+        engine,
         _udp_py(),
         certificate,
         retry="under_load",

@@ -1,11 +1,12 @@
-"""Engine fixtures: every installed engine, and every client/server pair of them."""
+"""Engine fixtures: a certificate, and every client/server pair of installed engines (one engine on
+both sides: ``engine`` in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from enginepair import ServerCertificate, make_certificate
+from support.enginepair import ServerCertificate, make_certificate
 
 from py_libp2p_webtransport.engine import available_engines
 
@@ -16,12 +17,6 @@ PAIRS = list(itertools.product(ENGINES, ENGINES))
 @pytest.fixture(scope="session")
 def cert() -> ServerCertificate:
     return make_certificate()
-
-
-@pytest.fixture(params=ENGINES)
-def engine_name(request: pytest.FixtureRequest) -> str:
-    """One engine, used on both sides."""
-    return str(request.param)
 
 
 @pytest.fixture(params=PAIRS, ids=[f"{c}-to-{s}" for c, s in PAIRS])

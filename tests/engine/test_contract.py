@@ -21,8 +21,8 @@ MEMBERS = ATTRIBUTES | {
 }
 
 
-def adapter_class(engine_name: str) -> type:
-    module, name = ADAPTERS[engine_name]
+def adapter_class(engine: str) -> type:
+    module, name = ADAPTERS[engine]
     cls: type = getattr(importlib.import_module(module), name)
     return cls
 
@@ -65,16 +65,16 @@ def test_every_contract_member_is_documented(member: str) -> None:
     assert inspect.getdoc(getattr(QuicEngine, member)), f"QuicEngine.{member} has no docstring"
 
 
-@pytest.mark.parametrize("engine_name", sorted(ADAPTERS))
-def test_adapter_has_exactly_the_contract_members(engine_name: str) -> None:
-    assert public_names(adapter_class(engine_name)) == MEMBERS
+@pytest.mark.parametrize("engine", sorted(ADAPTERS))
+def test_adapter_has_exactly_the_contract_members(engine: str) -> None:
+    assert public_names(adapter_class(engine)) == MEMBERS
 
 
-@pytest.mark.parametrize("engine_name", sorted(ADAPTERS))
+@pytest.mark.parametrize("engine", sorted(ADAPTERS))
 @pytest.mark.parametrize("member", sorted(MEMBERS - ATTRIBUTES))
-def test_adapter_member_matches_the_contract(engine_name: str, member: str) -> None:
+def test_adapter_member_matches_the_contract(engine: str, member: str) -> None:
     expected = inspect.getattr_static(QuicEngine, member)
-    actual = inspect.getattr_static(adapter_class(engine_name), member)
+    actual = inspect.getattr_static(adapter_class(engine), member)
     if isinstance(expected, property):
         assert isinstance(actual, property), f"{member} must be a property"
         return
@@ -87,9 +87,9 @@ def test_adapter_member_matches_the_contract(engine_name: str, member: str) -> N
     ]
 
 
-@pytest.mark.parametrize("engine_name", sorted(ADAPTERS))
-def test_adapter_instances_expose_nothing_else(engine_name: str) -> None:
-    engine = create_engine(engine_name, EngineConfig(is_client=True))
-    assert engine.name == engine_name
-    assert [name for name in vars(engine) if not name.startswith("_")] == []
-    assert isinstance(engine.receive_paused, bool) and engine.unread_streams() == {}
+@pytest.mark.parametrize("engine", sorted(ADAPTERS))
+def test_adapter_instances_expose_nothing_else(engine: str) -> None:
+    quic = create_engine(engine, EngineConfig(is_client=True))
+    assert quic.name == engine
+    assert [name for name in vars(quic) if not name.startswith("_")] == []
+    assert isinstance(quic.receive_paused, bool) and quic.unread_streams() == {}

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from enginepair import ServerCertificate, initial_dcid, make_certificate
+from support.enginepair import ServerCertificate, initial_dcid, make_certificate
 
 from py_libp2p_webtransport.engine import (
     ConnectionTerminated,
@@ -137,7 +137,7 @@ def chromium(url: str) -> Iterator[None]:
 
 def serve_one_session(
     sock: socket.socket,
-    engine_name: str,
+    engine: str,
     cert: ServerCertificate,
     results: list[dict[str, str]],
     deadline: float,
@@ -146,11 +146,11 @@ def serve_one_session(
     config = EngineConfig(
         is_client=False, certificate_der=cert.certificate_der, private_key_der=cert.private_key_der
     )
-    engine: QuicEngine | None = None
+    quic: QuicEngine | None = None
     h3: WebTransportH3 | None = None
     seen: list[object] = []
     while not results and time.monotonic() < deadline:
-        timers = [t for t in (engine and engine.get_timer(), h3 and h3.get_timer()) if t]
+        timers = [t for t in (quic and quic.get_timer(), h3 and h3.get_timer()) if t]
         timeout = min([0.05, *(max(0.0, t - time.monotonic()) for t in timers)])
         select.select([sock], [], [], timeout)
         now = time.monotonic()
@@ -161,25 +161,25 @@ def serve_one_session(
             except BlockingIOError:
                 break
             batch.append(data)
-        if batch and engine is None:
-            engine = create_engine(
-                engine_name, config, original_destination_connection_id=initial_dcid(batch[0])
+        if batch and quic is None:
+            quic = create_engine(
+                engine, config, original_destination_connection_id=initial_dcid(batch[0])
             )
-            h3 = WebTransportH3(engine, is_client=False)
+            h3 = WebTransportH3(quic, is_client=False)
             h3.initialize(now)
-        if engine is None or h3 is None:
+        if quic is None or h3 is None:
             continue
         if not seen:
-            seen.append(engine)  # first item: the engine itself, for inspection
+            seen.append(quic)  # first item: the quic itself, for inspection
         if batch:
-            engine.receive_datagrams(batch, addr, now)
-        for timer, handle in ((engine.get_timer(), engine.handle_timer),):
+            quic.receive_datagrams(batch, addr, now)
+        for timer, handle in ((quic.get_timer(), quic.handle_timer),):
             if timer is not None and timer <= now:
                 handle(now)
         session_timer = h3.get_timer()
         if session_timer is not None and session_timer <= now:
             h3.handle_timer(now)
-        while (event := engine.next_event()) is not None:
+        while (event := quic.next_event()) is not None:
             seen.append(event)
             h3.handle_engine_event(event, now)
         while (session_event := h3.next_event()) is not None:
@@ -191,7 +191,7 @@ def serve_one_session(
                 h3.send_stream_data(
                     session_event.stream_id, session_event.data, session_event.end_stream
                 )
-        for data, to in engine.datagrams_to_send(now):
+        for data, to in quic.datagrams_to_send(now):
             try:
                 sock.sendto(data, to[:2])
             except BlockingIOError:
@@ -199,9 +199,7 @@ def serve_one_session(
     return seen
 
 
-def run_chromium_echo(
-    engine_name: str, timeout: float
-) -> tuple[list[dict[str, str]], list[object]]:
+def run_chromium_echo(engine: str, timeout: float) -> tuple[list[dict[str, str]], list[object]]:
     cert = make_certificate()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -215,19 +213,19 @@ def run_chromium_echo(
         "size": ECHO_BYTES,
     }
     with page_server(page) as (http_port, results), chromium(f"http://localhost:{http_port}/"):
-        seen = serve_one_session(sock, engine_name, cert, results, time.monotonic() + timeout)
+        seen = serve_one_session(sock, engine, cert, results, time.monotonic() + timeout)
     sock.close()
     return results, seen
 
 
-@pytest.mark.parametrize("engine_name", ["qh3", "aioquic"])
-def test_chromium_echoes_1mib_through_the_engine(engine_name: str) -> None:
-    results, seen = run_chromium_echo(engine_name, timeout=60)
+@pytest.mark.parametrize("engine", ["qh3", "aioquic"])
+def test_chromium_echoes_1mib_through_the_engine(engine: str) -> None:
+    results, seen = run_chromium_echo(engine, timeout=60)
     assert results, "the page never reported"
     assert results[0] == {"ok": "1", "received": str(ECHO_BYTES), "exact": "true"}, results
-    engine = seen[0]
-    if engine_name == "qh3":  # Chromium really used a zero-length CID: the workaround ran
-        assert engine._quic.wt_zero_length_peer_cid is True  # type: ignore[attr-defined]
+    quic = seen[0]
+    if engine == "qh3":  # Chromium really used a zero-length CID: the workaround ran
+        assert quic._quic.wt_zero_length_peer_cid is True  # type: ignore[attr-defined]
 
 
 def test_chromium_fails_against_qh3_without_the_workaround(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from enginepair import EnginePair, ServerCertificate
+from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import (
     ConnectionIdIssued,
@@ -284,10 +284,10 @@ def test_available_engines_and_unknown_name() -> None:
         create_engine("quiche", EngineConfig(is_client=True))
 
 
-def test_server_needs_certificate_and_dcid(engine_name: str, cert: ServerCertificate) -> None:
+def test_server_needs_certificate_and_dcid(engine: str, cert: ServerCertificate) -> None:
     with pytest.raises(EngineError, match="certificate"):
         create_engine(
-            engine_name,
+            engine,
             EngineConfig(is_client=False),
             original_destination_connection_id=b"12345678",
         )
@@ -295,11 +295,11 @@ def test_server_needs_certificate_and_dcid(engine_name: str, cert: ServerCertifi
         is_client=False, certificate_der=cert.certificate_der, private_key_der=cert.private_key_der
     )
     with pytest.raises(EngineError, match="destination"):
-        create_engine(engine_name, server)
-    engine = create_engine(engine_name, server, original_destination_connection_id=b"12345678")
+        create_engine(engine, server)
+    quic = create_engine(engine, server, original_destination_connection_id=b"12345678")
     with pytest.raises(EngineError, match="client"):
-        engine.connect(("127.0.0.1", 1), 0.0)
-    assert engine.original_destination_connection_id == b"12345678"
+        quic.connect(("127.0.0.1", 1), 0.0)
+    assert quic.original_destination_connection_id == b"12345678"
 
 
 @pytest.mark.parametrize(
@@ -315,13 +315,13 @@ def test_server_needs_certificate_and_dcid(engine_name: str, cert: ServerCertifi
         {"recv_budget": -1},
     ],
 )
-def test_invalid_config_gives_engine_error(engine_name: str, bad: dict[str, object]) -> None:
+def test_invalid_config_gives_engine_error(engine: str, bad: dict[str, object]) -> None:
     config = replace(EngineConfig(is_client=True), **bad)  # type: ignore[arg-type]
     with pytest.raises(EngineError, match=f"invalid EngineConfig: {next(iter(bad))}"):
-        create_engine(engine_name, config)
+        create_engine(engine, config)
 
 
-def test_pem_certificate_and_key_are_accepted(engine_name: str, cert: ServerCertificate) -> None:
+def test_pem_certificate_and_key_are_accepted(engine: str, cert: ServerCertificate) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -334,8 +334,8 @@ def test_pem_certificate_and_key_are_accepted(engine_name: str, cert: ServerCert
         serialization.NoEncryption(),
     )
     pair = EnginePair(
-        engine_name,
-        engine_name,
+        engine,
+        engine,
         ServerCertificate(pem_cert, pem_key),
     )
     pair.handshake()
@@ -343,9 +343,9 @@ def test_pem_certificate_and_key_are_accepted(engine_name: str, cert: ServerCert
 
 
 def test_missing_private_api_gives_engine_error(
-    engine_name: str, monkeypatch: pytest.MonkeyPatch
+    engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if engine_name == "aioquic":
+    if engine == "aioquic":
         from aioquic.quic.connection import QuicConnection
 
         monkeypatch.delattr(QuicConnection, "_write_stream_limits")
@@ -356,13 +356,13 @@ def test_missing_private_api_gives_engine_error(
         monkeypatch.delattr(Qh3Connection, "_drain_core")
         missing = "_drain_core"
     with pytest.raises(EngineError, match=f"lacks {missing}"):
-        create_engine(engine_name, EngineConfig(is_client=True))
+        create_engine(engine, EngineConfig(is_client=True))
 
 
-def test_bad_certificate_bytes_give_engine_error(engine_name: str) -> None:
+def test_bad_certificate_bytes_give_engine_error(engine: str) -> None:
     server = EngineConfig(is_client=False, certificate_der=b"junk", private_key_der=b"junk")
     with pytest.raises(EngineError):
-        create_engine(engine_name, server, original_destination_connection_id=b"12345678")
+        create_engine(engine, server, original_destination_connection_id=b"12345678")
 
 
 def test_operations_on_unknown_streams_give_engine_error(pair: EnginePair) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from enginepair import ServerCertificate, initial_dcid
+from support.enginepair import ServerCertificate, initial_dcid
 
 from py_libp2p_webtransport.engine import (
     ConnectionTerminated,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from enginepair import EnginePair, ServerCertificate
+from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import (
     EngineConfig,

@@ -12,7 +12,7 @@ import pytest
 from aioquic.quic.connection import Limit, QuicConnection
 from aioquic.quic.recovery import QuicPacketPacer, QuicPacketRecovery
 from aioquic.quic.stream import QuicStream, QuicStreamReceiver, QuicStreamSender
-from enginepair import EnginePair, ServerCertificate
+from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import EngineConfig, create_engine
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import qh3
-from enginepair import CLIENT_ADDR, SERVER_ADDR, EnginePair, ServerCertificate
 from qh3 import _hazmat
 from qh3.quic.connection import QuicConnection
 from qh3.quic.tls_bridge import QuicTlsBridge
 from qh3.tls import ExtensionType
+from support.enginepair import CLIENT_ADDR, SERVER_ADDR, EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import EngineConfig, create_engine
 from py_libp2p_webtransport.engine.qh3 import zero_length_cid

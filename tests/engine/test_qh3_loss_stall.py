@@ -1,4 +1,4 @@
-"""qh3 over a lossy, reordering link on a virtual clock (``lossypair``): the stall and the
+"""qh3 over a lossy, reordering link on a virtual clock (``support/lossypair.py``): the stall and the
 "reserved stream is missing" failure that qh3 2.1.0 shows there, and that our adapter prevents.
 
 qh3 only: these reproduce qh3 bugs (see ``engine/qh3/send_gate.py`` and
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from enginepair import ServerCertificate
-from lossypair import run_echoes
+from support.enginepair import ServerCertificate
+from support.lossypair import run_echoes
 
 from py_libp2p_webtransport.engine import EngineConfig, available_engines
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from enginepair import SERVER_ADDR, EnginePair, ServerCertificate
-from lossypair import run_echoes
+from support.enginepair import SERVER_ADDR, EnginePair, ServerCertificate
+from support.lossypair import run_echoes
 
 from py_libp2p_webtransport.engine import StreamDataReceived, available_engines
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from enginepair import EnginePair, ServerCertificate
+from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine.qh3.send_gate import SendGate, send_budget
 from py_libp2p_webtransport.errors import EngineError

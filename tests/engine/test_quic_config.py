@@ -8,7 +8,7 @@ import ssl
 from typing import Any
 
 import pytest
-from enginepair import ServerCertificate
+from support.enginepair import ServerCertificate
 
 from py_libp2p_webtransport.engine import EngineConfig
 from py_libp2p_webtransport.errors import EngineError
@@ -27,27 +27,25 @@ SHARED: dict[str, Any] = {
 }
 
 
-def build(engine_name: str, config: EngineConfig) -> Any:
-    return importlib.import_module(ADAPTER_MODULES[engine_name])._configuration(config)
+def build(engine: str, config: EngineConfig) -> Any:
+    return importlib.import_module(ADAPTER_MODULES[engine])._configuration(config)
 
 
-def test_shared_fields_reach_the_library_configuration(engine_name: str) -> None:
-    quic = build(engine_name, EngineConfig(is_client=True, alpn_protocols=("h3", "x"), **SHARED))
+def test_shared_fields_reach_the_library_configuration(engine: str) -> None:
+    quic = build(engine, EngineConfig(is_client=True, alpn_protocols=("h3", "x"), **SHARED))
     assert {name: getattr(quic, name) for name in SHARED} == SHARED
     assert quic.alpn_protocols == ["h3", "x"] and quic.is_client
     assert quic.verify_mode == ssl.CERT_NONE  # the transport pins the certhash itself
 
 
-def test_server_identity_is_loaded_by_the_library(
-    engine_name: str, cert: ServerCertificate
-) -> None:
+def test_server_identity_is_loaded_by_the_library(engine: str, cert: ServerCertificate) -> None:
     config = EngineConfig(
         is_client=False, certificate_der=cert.certificate_der, private_key_der=cert.private_key_der
     )
-    quic = build(engine_name, config)
+    quic = build(engine, config)
     assert quic.certificate is not None and quic.private_key is not None
     broken_pem = EngineConfig(
         is_client=False, certificate_der=b"-----BEGIN junk", private_key_der=b"junk"
     )
     with pytest.raises(EngineError, match="unusable server certificate or key"):
-        build(engine_name, broken_pem)
+        build(engine, broken_pem)

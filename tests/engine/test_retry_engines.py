@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from enginepair import CLIENT_ADDR, SERVER_ADDR, ServerCertificate
+from support.enginepair import CLIENT_ADDR, SERVER_ADDR, ServerCertificate
 from test_zero_length_cid import chromium_like_client
 
 from py_libp2p_webtransport.endpoint.quic_header import LongPacketType, parse_header

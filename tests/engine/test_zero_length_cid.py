@@ -13,7 +13,7 @@ import random
 
 import pytest
 import qh3
-from enginepair import EnginePair, ServerCertificate
+from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import (
     ConnectionTerminated,

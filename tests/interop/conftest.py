@@ -18,8 +18,6 @@ from typing import Any
 import pytest
 import trio
 
-from py_libp2p_webtransport.engine import available_engines
-
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 SETUP_SCRIPT = "scripts/setup-interop-clients.sh"
@@ -158,9 +156,3 @@ def webtransport_py_client() -> ClientRunner:
 def any_client(request: pytest.FixtureRequest) -> ClientRunner:
     """Each independent client in turn."""
     return _client_fixture(CLIENTS[str(request.param)])
-
-
-@pytest.fixture(params=available_engines())
-def engine_name(request: pytest.FixtureRequest) -> str:
-    """Each QUIC engine our server can run on."""
-    return str(request.param)

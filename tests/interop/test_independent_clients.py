@@ -49,12 +49,12 @@ def _only_connection(server: EchoServer):  # type: ignore[no-untyped-def]
 
 
 async def test_session_accepted_and_bidi_streams_both_ways(
-    any_client: ClientRunner, engine_name: str, caplog: pytest.LogCaptureFixture
+    any_client: ClientRunner, engine: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     payload = os.urandom(SERVER_PAYLOAD)
     config = H3Config()
     sizes = ECHO_SIZES[any_client.name]
-    async with run_echo_server(engine_name, config, server_payloads=[payload]) as server:
+    async with run_echo_server(engine, config, server_payloads=[payload]) as server:
         run = await any_client.run(server.url(), echo_bidi=sizes, accept_bidi=1)
         assert run["ok"], run.describe()
         assert run["status"] == 200
@@ -108,12 +108,12 @@ async def test_session_accepted_and_bidi_streams_both_ways(
 
 
 async def test_webtransport_py_decodes_our_settings_exactly(
-    webtransport_py_client: ClientRunner, engine_name: str
+    webtransport_py_client: ClientRunner, engine: str
 ) -> None:
     """webtransport-py's program parses the server's SETTINGS from the raw control stream: they
     must be exactly what ``server_settings`` says we send (GREASE included)."""
     config = H3Config()
-    async with run_echo_server(engine_name, config) as server:
+    async with run_echo_server(engine, config) as server:
         run = await webtransport_py_client.run(server.url())
     assert run["ok"], run.describe()
     expected = {hex(k): v for k, v in server_settings(config).items()}
@@ -132,9 +132,9 @@ async def test_webtransport_py_decodes_our_settings_exactly(
     ],
 )
 async def test_rejections_reach_the_client_with_their_status(
-    any_client: ClientRunner, engine_name: str, path: str, status: int
+    any_client: ClientRunner, engine: str, path: str, status: int
 ) -> None:
-    async with run_echo_server(engine_name) as server:
+    async with run_echo_server(engine) as server:
         run = await any_client.run(server.url(path), expect_status=status)
         assert run["ok"], run.describe()
         assert run["status"] == status
@@ -156,10 +156,10 @@ def _drop_server_setting(monkeypatch: pytest.MonkeyPatch, setting: int) -> None:
 
 
 async def test_pywebtransport_refuses_a_server_without_wt_enabled(
-    pywebtransport_client: ClientRunner, engine_name: str, monkeypatch: pytest.MonkeyPatch
+    pywebtransport_client: ClientRunner, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _drop_server_setting(monkeypatch, int(Setting.WT_ENABLED))  # 0x2c7cf000
-    async with run_echo_server(engine_name) as server:
+    async with run_echo_server(engine) as server:
         run = await pywebtransport_client.run(server.url(), echo_bidi=(10,), timeout=5)
         assert not run["ok"]
         assert not run["connected"] and run["status"] is None
@@ -182,13 +182,13 @@ async def test_pywebtransport_refuses_a_server_without_wt_enabled(
 )
 async def test_webtransport_py_refuses_a_server_without_a_setting_it_needs(
     webtransport_py_client: ClientRunner,
-    engine_name: str,
+    engine: str,
     monkeypatch: pytest.MonkeyPatch,
     setting: int,
 ) -> None:
     """webtransport-py needs 0x14e9cd29 (like Safari), and also 0x08 and 0x33, from the server."""
     _drop_server_setting(monkeypatch, setting)
-    async with run_echo_server(engine_name) as server:
+    async with run_echo_server(engine) as server:
         run = await webtransport_py_client.run(server.url(), echo_bidi=(10,), timeout=5)
         assert not run["ok"]
         assert not run["connected"] and run["status"] is None
@@ -201,11 +201,11 @@ async def test_webtransport_py_refuses_a_server_without_a_setting_it_needs(
 
 
 async def test_both_drafts_on_one_listener(
-    pywebtransport_client: ClientRunner, webtransport_py_client: ClientRunner, engine_name: str
+    pywebtransport_client: ClientRunner, webtransport_py_client: ClientRunner, engine: str
 ) -> None:
     """A draft-15/16 client and a Safari-like client at the same time on one UDP port."""
     runs = {}
-    async with run_echo_server(engine_name) as server:
+    async with run_echo_server(engine) as server:
 
         async def go(client: ClientRunner) -> None:
             runs[client.name] = await client.run(server.url(), echo_bidi=(5_000,))

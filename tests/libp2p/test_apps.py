@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from libp2p.network.stream.exceptions import StreamReset
-from wt_helpers import peer_info, wt_host
+from support.wt_helpers import peer_info, wt_host
 
 from py_libp2p_webtransport.apps.files import (
     FETCH_PROTOCOL,

@@ -8,7 +8,7 @@ import os
 import pytest
 import trio
 from libp2p.network.stream.exceptions import StreamEOF
-from wt_helpers import peer_info, wt_host
+from support.wt_helpers import peer_info, wt_host
 
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 

@@ -7,7 +7,7 @@ import time
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from multiaddr import Multiaddr
-from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
+from support.wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 from multiaddr import Multiaddr
-from wt_helpers import wt_host
+from support.wt_helpers import wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL

@@ -11,7 +11,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
-from wt_helpers import client_endpoint
+from support.wt_helpers import client_endpoint
 
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.conn import WebTransportConnection

@@ -11,7 +11,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
-from wt_helpers import transport_of, wt_addrs, wt_host
+from support.wt_helpers import transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import handshake
 from py_libp2p_webtransport import multiaddr as wt_multiaddr

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import trio
-from wt_helpers import transport_of, wt_addrs, wt_host
+from support.wt_helpers import transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import handshake
 from py_libp2p_webtransport.conn import WebTransportConnection

@@ -15,7 +15,7 @@ import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
-from wt_helpers import client_endpoint
+from support.wt_helpers import client_endpoint
 
 from py_libp2p_webtransport import handshake
 from py_libp2p_webtransport import multiaddr as wt_multiaddr

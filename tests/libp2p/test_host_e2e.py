@@ -16,7 +16,7 @@ from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.exceptions import MuxedStreamReset
 from multiaddr import Multiaddr
-from wt_helpers import peer_info, transport_of, wt_addrs, wt_host
+from support.wt_helpers import peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.conn import WebTransportConnection

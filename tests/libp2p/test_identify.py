@@ -10,7 +10,7 @@ from libp2p.identity.identify import identify as stock_identify
 from libp2p.identity.identify.identify import parse_identify_response
 from libp2p.network.stream.exceptions import StreamEOF
 from multiaddr import Multiaddr
-from wt_helpers import peer_info, transport_of, wt_host
+from support.wt_helpers import peer_info, transport_of, wt_host
 
 from py_libp2p_webtransport.apps.identify import (
     IDENTIFY_PROTOCOL,

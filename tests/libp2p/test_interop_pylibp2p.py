@@ -22,7 +22,7 @@ from libp2p.identity.identify.identify import ID as IDENTIFY
 from libp2p.identity.identify.identify import parse_identify_response
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
-from wt_helpers import LISTEN_V4, read_to_end, wt_addrs, wt_host
+from support.wt_helpers import LISTEN_V4, read_to_end, wt_addrs, wt_host
 
 pytestmark = pytest.mark.interop
 

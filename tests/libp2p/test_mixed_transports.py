@@ -11,7 +11,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.transport.quic.transport import QUICTransport
 from libp2p.transport.tcp.tcp import TCP
 from multiaddr import Multiaddr
-from wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
+from support.wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
 
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.conn import WebTransportConnection

@@ -8,8 +8,8 @@ import os
 import pytest
 import trio
 from libp2p.host.ping import PingService
+from support.wt_helpers import LISTEN_V4, LISTEN_V6, peer_info, transport_of, wt_host
 from test_host_e2e import echo_roundtrip
-from wt_helpers import LISTEN_V4, LISTEN_V6, peer_info, transport_of, wt_host
 
 from py_libp2p_webtransport.config import WebTransportConfig
 

@@ -13,14 +13,14 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.net_stream import NetStream
-from rel_helpers import (
+from support.rel_helpers import (
     Sampler,
     read_some,
     send_buffer_probe,
     stream_unread_probe,
     unread_probe,
 )
-from wt_helpers import peer_info, wt_host
+from support.wt_helpers import peer_info, wt_host
 
 MiB = 1024 * 1024
 # Small windows so that a 4 MB transfer crosses them many times.

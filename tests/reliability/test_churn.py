@@ -15,7 +15,7 @@ import trio.testing
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.stream_muxer.exceptions import MuxedConnUnavailable, MuxedStreamReset
 from multiaddr import Multiaddr
-from rel_helpers import read_all
+from support.rel_helpers import read_all
 from test_limits import task_count
 
 from py_libp2p_webtransport.config import WebTransportConfig

@@ -14,10 +14,10 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
 from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.peerinfo import PeerInfo
-from lossy_proxy import Faults, LossyProxy
 from multiaddr import Multiaddr
-from rel_helpers import read_some, server_connections
-from wt_helpers import peer_info, read_to_end, wt_addrs, wt_host
+from support.lossy_proxy import Faults, LossyProxy
+from support.rel_helpers import read_some, server_connections
+from support.wt_helpers import peer_info, read_to_end, wt_addrs, wt_host
 
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 

@@ -10,8 +10,8 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamReset
 from libp2p.network.stream.net_stream import NetStream
-from rel_helpers import send_buffer_probe, server_connections
-from wt_helpers import peer_info, read_to_end, wt_host
+from support.rel_helpers import send_buffer_probe, server_connections
+from support.wt_helpers import peer_info, read_to_end, wt_host
 
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.constants import RECEIVE_STALL_ERROR

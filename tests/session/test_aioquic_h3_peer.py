@@ -17,7 +17,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
-from h3pair import CERT, Pair
+from support.h3pair import CERT, Pair
 
 from py_libp2p_webtransport.session import (
     SessionClosed,
@@ -50,9 +50,9 @@ def _h3_events(h3: H3Connection, quic_events: list[Any]) -> list[Any]:
     return out
 
 
-def test_aioquic_h3_client_against_our_server(engine_name: str) -> None:
+def test_aioquic_h3_client_against_our_server(engine: str) -> None:
     quic = _aioquic(is_client=True)
-    pair = Pair(engine_name, client_h3=False, client_engine=quic)
+    pair = Pair(engine, client_h3=False, client_engine=quic)
     pair.pump()
     h3 = H3Connection(quic, enable_webtransport=True)
     _h3_events(h3, pair.client.take())
@@ -117,14 +117,14 @@ def test_aioquic_h3_client_against_our_server(engine_name: str) -> None:
     assert on_connect[-1].stream_ended
 
 
-def test_our_client_against_aioquic_h3_server(engine_name: str) -> None:
+def test_our_client_against_aioquic_h3_server(engine: str) -> None:
     servers: list[QuicConnection] = []
 
     def factory(odcid: bytes) -> QuicConnection:
         servers.append(_aioquic(is_client=False, odcid=odcid))
         return servers[-1]
 
-    pair = Pair(engine_name, server_h3=False, server_factory=factory)
+    pair = Pair(engine, server_h3=False, server_factory=factory)
     pair.pump()
     quic = servers[0]
     h3 = H3Connection(quic, enable_webtransport=True)

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pylsqpack
-from h3pair import CHROMIUM_SETTINGS, frame, settings_frame, varint
+from support.h3pair import CHROMIUM_SETTINGS, frame, settings_frame, varint
 
 from py_libp2p_webtransport.engine.base import StreamDataReceived as EngineData
 from py_libp2p_webtransport.session import (

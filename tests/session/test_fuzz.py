@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pylsqpack
-from h3pair import CHROMIUM_SETTINGS, frame, settings_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.h3pair import CHROMIUM_SETTINGS, frame, settings_frame
 from test_credit import RecordingEngine
 
 from py_libp2p_webtransport.engine.base import StopSendingReceived as EngineStop

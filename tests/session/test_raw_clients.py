@@ -6,7 +6,7 @@ sends is written here, independently of the code under test.
 from __future__ import annotations
 
 import pytest
-from h3pair import (
+from support.h3pair import (
     CHROMIUM_SETTINGS,
     GO_V011_SETTINGS,
     Pair,
@@ -61,8 +61,8 @@ def go_connect() -> list[tuple[bytes, bytes]]:
     ]
 
 
-def raw_client(engine_name: str, config: H3Config | None = None) -> tuple[Pair, RawPeer]:
-    pair = Pair(engine_name, client_h3=False, server_config=config)
+def raw_client(engine: str, config: H3Config | None = None) -> tuple[Pair, RawPeer]:
+    pair = Pair(engine, client_h3=False, server_config=config)
     pair.pump()  # handshake; the server's SETTINGS arrive at the raw client
     return pair, RawPeer(pair, pair.client)
 
@@ -92,8 +92,8 @@ def server_uni_streams(peer: RawPeer) -> dict[int, bytes]:
 # ---- what the server sends ----------------------------------------
 
 
-def test_server_settings_bytes_on_the_wire(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name, H3Config(grease_setting_id=None))
+def test_server_settings_bytes_on_the_wire(engine: str) -> None:
+    pair, peer = raw_client(engine, H3Config(grease_setting_id=None))
     streams = server_uni_streams(peer)
     assert sorted(streams.values()) == sorted(
         [
@@ -112,9 +112,9 @@ def test_server_settings_bytes_on_the_wire(engine_name: str) -> None:
     )
 
 
-def test_server_settings_carry_grease(engine_name: str) -> None:
+def test_server_settings_carry_grease(engine: str) -> None:
     grease = 0x1F * 1000 + 0x21
-    pair, peer = raw_client(engine_name, H3Config(grease_setting_id=grease))
+    pair, peer = raw_client(engine, H3Config(grease_setting_id=grease))
     control = next(d for d in server_uni_streams(peer).values() if d[:1] == b"\x00")
     assert control.endswith(varint(grease) + b"\x00")
 
@@ -131,13 +131,13 @@ def test_server_settings_carry_grease(engine_name: str) -> None:
     ids=["chromium-draft02", "go-v0.11-draft15"],
 )
 def test_client_shapes_are_accepted(
-    engine_name: str,
+    engine: str,
     settings: dict[int, int],
     headers: list[tuple[bytes, bytes]],
     protocol: str,
     origin: str | None,
 ) -> None:
-    pair, peer = raw_client(engine_name)
+    pair, peer = raw_client(engine)
     peer.start(settings)
     sid = connect(pair, peer, headers)
     assert pair.server.h3 is not None
@@ -171,8 +171,8 @@ def test_client_shapes_are_accepted(
     assert (peer.data(uni), peer.ended(uni)) == (WT_UNI + varint(sid) + b"u", True)
 
 
-def test_connect_waits_for_client_settings(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_connect_waits_for_client_settings(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = connect(pair, peer, chromium_connect())  # CONNECT before any SETTINGS
     assert pair.server.take() == []
     peer.start(CHROMIUM_SETTINGS)
@@ -188,8 +188,8 @@ def test_connect_waits_for_client_settings(engine_name: str) -> None:
     ("path", "status"),
     [(b"/nope?type=noise", b"404"), (b"/.well-known/libp2p-webtransport?type=x", b"400")],
 )
-def test_bad_paths_get_a_final_status(engine_name: str, path: bytes, status: bytes) -> None:
-    pair, peer = raw_client(engine_name)
+def test_bad_paths_get_a_final_status(engine: str, path: bytes, status: bytes) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     sid = connect(pair, peer, chromium_connect(path))
     assert pair.server.take() == []
@@ -200,8 +200,8 @@ def test_bad_paths_get_a_final_status(engine_name: str, path: bytes, status: byt
         assert peer.data(sid) == bytes.fromhex("01 03 0000 db")
 
 
-def test_refused_requests_are_forgotten(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_refused_requests_are_forgotten(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     for _ in range(10):
         stream = peer.open(peer.headers(0, chromium_connect(b"/nope")), uni=False, end=True)
@@ -211,8 +211,8 @@ def test_refused_requests_are_forgotten(engine_name: str) -> None:
     assert pair.server.h3._requests == {}  # noqa: SLF001  (no state kept per refused request)
 
 
-def test_second_connect_is_answered_429(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_second_connect_is_answered_429(engine: str) -> None:
+    pair, peer = raw_client(engine)
     establish_raw(pair, peer, CHROMIUM_SETTINGS)
     second = peer.open(peer.headers(4, chromium_connect()), uni=False)
     pair.pump()
@@ -221,8 +221,8 @@ def test_second_connect_is_answered_429(engine_name: str) -> None:
     assert peer.decode_headers(second, block) == [(b":status", b"429")]
 
 
-def test_malformed_request_is_a_stream_error(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_malformed_request_is_a_stream_error(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     headers = [(b":Method", b"CONNECT"), *chromium_connect()[1:]]
     sid = connect(pair, peer, headers)
@@ -237,8 +237,8 @@ def test_malformed_request_is_a_stream_error(engine_name: str) -> None:
 # ---- streams that arrive before their session ----------------------------------------
 
 
-def test_stream_before_connect_is_held_then_delivered(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_stream_before_connect_is_held_then_delivered(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     peer.send(0, b"")  # reserve stream 0 for the CONNECT, sent later
     peer.send(4, WT_BIDI + b"\x00early", end=False)  # stream 4 names session 0, not yet requested
@@ -259,8 +259,8 @@ def test_stream_before_connect_is_held_then_delivered(engine_name: str) -> None:
     assert pair.server.take() == [StreamDataReceived(4, b" and late", True)]
 
 
-def test_held_stream_is_rejected_after_the_deadline(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name, H3Config(pending_stream_timeout=5.0))
+def test_held_stream_is_rejected_after_the_deadline(engine: str) -> None:
+    pair, peer = raw_client(engine, H3Config(pending_stream_timeout=5.0))
     peer.start(CHROMIUM_SETTINGS)
     peer.send(0, b"")  # reserve stream 0 for the CONNECT, sent later
     peer.send(4, WT_BIDI + b"\x00early")
@@ -281,9 +281,9 @@ def test_held_stream_is_rejected_after_the_deadline(engine_name: str) -> None:
     assert pair.server.take() == [SessionEstablished(sid)]
 
 
-def test_held_stream_limits(engine_name: str) -> None:
+def test_held_stream_limits(engine: str) -> None:
     config = H3Config(max_pending_streams=1, max_pending_bytes=10)
-    pair, peer = raw_client(engine_name, config)
+    pair, peer = raw_client(engine, config)
     peer.start(CHROMIUM_SETTINGS)
     peer.send(0, b"")  # reserve stream 0 for the CONNECT, sent later
     peer.send(4, WT_BIDI + b"\x00" + b"x" * 8)
@@ -296,8 +296,8 @@ def test_held_stream_limits(engine_name: str) -> None:
     assert peer.signals(4) == [("reset", BUFFERED_REJECTED), ("stop", BUFFERED_REJECTED)]
 
 
-def test_stream_for_a_refused_session_is_rejected(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_stream_for_a_refused_session_is_rejected(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     connect(pair, peer, chromium_connect(b"/wrong?type=noise"))
     peer.send(4, WT_BIDI + b"\x00data")
@@ -309,8 +309,8 @@ def test_stream_for_a_refused_session_is_rejected(engine_name: str) -> None:
 # ---- closing ----------------------------------------
 
 
-def test_close_capsule_from_client_ends_streams_with_session_gone(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_close_capsule_from_client_ends_streams_with_session_gone(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     wt = peer.open(WT_BIDI + b"\x00hi", uni=False)
     pair.pump()
@@ -323,8 +323,8 @@ def test_close_capsule_from_client_ends_streams_with_session_gone(engine_name: s
     assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
 
 
-def test_reset_of_connect_stream_closes_the_session(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_reset_of_connect_stream_closes_the_session(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     wt = peer.open(WT_BIDI + b"\x00", uni=False)
     pair.pump()
@@ -337,8 +337,8 @@ def test_reset_of_connect_stream_closes_the_session(engine_name: str) -> None:
     assert peer.signals(wt) == [("reset", GONE), ("stop", GONE)]
 
 
-def test_client_gives_up_before_the_answer(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_client_gives_up_before_the_answer(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     sid = connect(pair, peer, chromium_connect())
     assert [type(e) for e in pair.server.take()] == [SessionRequested]
@@ -355,8 +355,8 @@ def test_client_gives_up_before_the_answer(engine_name: str) -> None:
     assert pair.server.take() == [] and peer.data(sid) == b""
 
 
-def test_request_without_headers_is_incomplete(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_request_without_headers_is_incomplete(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     stream = peer.open(frame(0x21, b"grease"), uni=False, end=True)
     pair.pump()
@@ -364,8 +364,8 @@ def test_request_without_headers_is_incomplete(engine_name: str) -> None:
     assert pair.server.take() == [] and peer.close_code() is None
 
 
-def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name, H3Config(max_frame_payload=1000))
+def test_request_held_before_settings_is_bounded(engine: str) -> None:
+    pair, peer = raw_client(engine, H3Config(max_frame_payload=1000))
     peer.send(0, frame(0x21, b"x" * 1200))  # a big (GREASE) frame before any SETTINGS
     pair.pump()
     assert peer.signals(0) == [
@@ -375,8 +375,8 @@ def test_request_held_before_settings_is_bounded(engine_name: str) -> None:
     assert peer.close_code() is None
 
 
-def test_data_in_flight_after_close_is_drained(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_data_in_flight_after_close_is_drained(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     wt = peer.open(WT_BIDI + b"\x00first", uni=False)
     uni = peer.open(WT_UNI + b"\x00first", uni=True)
@@ -392,8 +392,8 @@ def test_data_in_flight_after_close_is_drained(engine_name: str) -> None:
     assert peer.close_code() is None
 
 
-def test_data_after_stop_sending_is_drained(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_data_after_stop_sending_is_drained(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     wt = peer.open(WT_BIDI + varint(sid) + b"first", uni=False)
     uni = peer.open(WT_UNI + varint(sid) + b"first", uni=True)
@@ -413,16 +413,16 @@ def test_data_after_stop_sending_is_drained(engine_name: str) -> None:
     assert peer.data(wt) == b"reply" and peer.ended(wt)
 
 
-def test_fin_on_connect_stream_closes_the_session(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_fin_on_connect_stream_closes_the_session(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, GO_V011_SETTINGS)
     peer.send(sid, b"", end=True)
     pair.pump()
     assert pair.server.take() == [SessionClosed(sid, 0, "", True)]
 
 
-def test_server_close_capsule_bytes(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_server_close_capsule_bytes(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     assert pair.server.h3 is not None
     pair.server.h3.close_session(sid, 0x1234, "bye")
@@ -442,8 +442,8 @@ def test_server_close_capsule_bytes(engine_name: str) -> None:
     ],
     ids=["close-too-short", "close-bad-utf8", "close-oversized"],
 )
-def test_malformed_close_capsule_is_a_stream_error(engine_name: str, capsule: bytes) -> None:
-    pair, peer = raw_client(engine_name)
+def test_malformed_close_capsule_is_a_stream_error(engine: str, capsule: bytes) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     wt = peer.open(WT_BIDI + b"\x00", uni=False)
     pair.pump()
@@ -462,8 +462,8 @@ def test_malformed_close_capsule_is_a_stream_error(engine_name: str, capsule: by
     assert peer.close_code() is None
 
 
-def test_drain_capsule(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_drain_capsule(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     # An unknown capsule first (skipped), then DRAIN_WEBTRANSPORT_SESSION (0x78ae).
     peer.send(sid, frame(0x0, bytes.fromhex("4123 02 abcd") + bytes.fromhex("800078ae 00")))
@@ -471,8 +471,8 @@ def test_drain_capsule(engine_name: str) -> None:
     assert pair.server.take() == [SessionDraining(sid)]
 
 
-def test_goaway_drains_the_session(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_goaway_drains_the_session(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)  # control stream is the client's first uni stream: id 2
     sid = connect(pair, peer, chromium_connect())
     assert pair.server.h3 is not None
@@ -540,9 +540,9 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_input_closes_the_connection(engine_name: str, case: str) -> None:
+def test_malformed_input_closes_the_connection(engine: str, case: str) -> None:
     actions, code = MALFORMED[case]
-    pair, peer = raw_client(engine_name)
+    pair, peer = raw_client(engine)
     if not any(kind.startswith("uni") and data[:1] == b"\x00" for kind, data in actions):
         peer.start({0x33: 1})  # valid SETTINGS, so the bytes under test are what fails
     for kind, data in actions:
@@ -553,8 +553,8 @@ def test_malformed_input_closes_the_connection(engine_name: str, case: str) -> N
     assert peer.close_code() == code
 
 
-def test_wt_frame_inside_a_request_stream(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_wt_frame_inside_a_request_stream(engine: str) -> None:
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     peer.send(sid, WT_BIDI + b"\x00")  # 0x41 is only valid as the first bytes of a stream
     pair.pump()
@@ -564,8 +564,8 @@ def test_wt_frame_inside_a_request_stream(engine_name: str) -> None:
     assert peer.close_code() == H3ErrorCode.H3_FRAME_ERROR
 
 
-def test_missing_settings_times_out(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name, H3Config(settings_timeout=10.0))
+def test_missing_settings_times_out(engine: str) -> None:
+    pair, peer = raw_client(engine, H3Config(settings_timeout=10.0))
     pair.advance(9.0)
     assert peer.close_code() is None
     pair.advance(1.5)
@@ -575,8 +575,8 @@ def test_missing_settings_times_out(engine_name: str) -> None:
     ]
 
 
-def test_unknown_uni_stream_is_stopped_not_fatal(engine_name: str) -> None:
-    pair, peer = raw_client(engine_name)
+def test_unknown_uni_stream_is_stopped_not_fatal(engine: str) -> None:
+    pair, peer = raw_client(engine)
     peer.start(CHROMIUM_SETTINGS)
     grease = peer.open(varint(0x1F * 5 + 0x21) + b"whatever", uni=True)
     pair.pump()
@@ -587,11 +587,11 @@ def test_unknown_uni_stream_is_stopped_not_fatal(engine_name: str) -> None:
     assert sid == 0
 
 
-def test_close_capsule_and_connection_close_in_one_flight(engine_name: str) -> None:
+def test_close_capsule_and_connection_close_in_one_flight(engine: str) -> None:
     """Firefox closes the session and the QUIC connection at once: the server's engine is
     already closed when the capsule is handled, so there is no FIN to answer with; the session
     still ends cleanly (no error out of the session layer)."""
-    pair, peer = raw_client(engine_name)
+    pair, peer = raw_client(engine)
     sid = establish_raw(pair, peer, CHROMIUM_SETTINGS)
     capsule = bytes.fromhex("6843 07 00001234") + b"bye"  # CLOSE_WEBTRANSPORT_SESSION
     peer.send(sid, frame(0x0, capsule), end=True)

@@ -5,7 +5,7 @@ handles answers, capsules and streams that break the rules.
 from __future__ import annotations
 
 import pytest
-from h3pair import Pair, RawPeer, frame, split_frames, varint
+from support.h3pair import Pair, RawPeer, frame, split_frames, varint
 
 from py_libp2p_webtransport.constants import H3ErrorCode
 from py_libp2p_webtransport.session import (
@@ -23,8 +23,8 @@ OUR_SERVER = {0x08: 1, 0x33: 1, 0x2B603742: 1, 0x2C7CF000: 1, 0x14E9CD29: 1}
 WT_BIDI = b"\x40\x41"
 
 
-def raw_server(engine_name: str, config: H3Config | None = None) -> tuple[Pair, RawPeer]:
-    pair = Pair(engine_name, server_h3=False, client_config=config)
+def raw_server(engine: str, config: H3Config | None = None) -> tuple[Pair, RawPeer]:
+    pair = Pair(engine, server_h3=False, client_config=config)
     pair.pump()  # handshake; creates the server engine
     return pair, RawPeer(pair, pair.server)
 
@@ -51,8 +51,8 @@ def answer(pair: Pair, peer: RawPeer, sid: int, status: bytes, end: bool = False
     pair.pump()
 
 
-def test_client_settings_bytes_on_the_wire(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name, H3Config(grease_setting_id=None))
+def test_client_settings_bytes_on_the_wire(engine: str) -> None:
+    pair, peer = raw_server(engine, H3Config(grease_setting_id=None))
     client_uni = {sid: peer.data(sid) for sid in peer.stream_ids() if sid % 4 == 2}
     assert sorted(client_uni.values()) == [
         bytes.fromhex("00 04 10 0100 0700 3301 ab603742 01 ac7cf000 01"),
@@ -61,8 +61,8 @@ def test_client_settings_bytes_on_the_wire(engine_name: str) -> None:
     ]
 
 
-def test_draft02_server_gets_chromium_shaped_connect(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_draft02_server_gets_chromium_shaped_connect(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     assert request_headers(peer, sid) == [
         (b":method", b"CONNECT"),
@@ -77,8 +77,8 @@ def test_draft02_server_gets_chromium_shaped_connect(engine_name: str) -> None:
     assert pair.client.take() == [SessionEstablished(sid)]
 
 
-def test_draft15_only_server_gets_webtransport_h3(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_draft15_only_server_gets_webtransport_h3(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, {0x08: 1, 0x33: 1, 0x2C7CF000: 1})
     headers = request_headers(peer, sid)
     assert (b":protocol", b"webtransport-h3") in headers
@@ -97,9 +97,9 @@ def test_draft15_only_server_gets_webtransport_h3(engine_name: str) -> None:
     ],
 )
 def test_server_without_webtransport_is_rejected_without_connect(
-    engine_name: str, settings: dict[int, int]
+    engine: str, settings: dict[int, int]
 ) -> None:
-    pair, peer = raw_server(engine_name)
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, settings)
     assert pair.client.take() == [
         SessionRejected(sid, 0, "server SETTINGS do not offer WebTransport")
@@ -107,8 +107,8 @@ def test_server_without_webtransport_is_rejected_without_connect(
     assert peer.data(sid) == b""  # no CONNECT was ever sent
 
 
-def test_interim_response_then_200(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_interim_response_then_200(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     answer(pair, peer, sid, b"103")
     assert pair.client.take() == []
@@ -116,16 +116,16 @@ def test_interim_response_then_200(engine_name: str) -> None:
     assert pair.client.take() == [SessionEstablished(sid)]
 
 
-def test_non_2xx_rejects(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_non_2xx_rejects(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     answer(pair, peer, sid, b"404", end=True)
     assert pair.client.take() == [SessionRejected(sid, 404, "HTTP status 404")]
     assert peer.ended(sid)  # the client finished its side of the CONNECT stream
 
 
-def test_malformed_response_rejects_and_resets(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_malformed_response_rejects_and_resets(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     peer.send(sid, peer.headers(sid, [(b"server", b"x")]))
     pair.pump()
@@ -140,16 +140,16 @@ def test_malformed_response_rejects_and_resets(engine_name: str) -> None:
     ]
 
 
-def test_fin_without_response_rejects(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_fin_without_response_rejects(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     peer.send(sid, b"", end=True)
     pair.pump()
     assert pair.client.take() == [SessionRejected(sid, 0, "stream ended without a response")]
 
 
-def test_server_stream_before_200_is_held_then_delivered(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_server_stream_before_200_is_held_then_delivered(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     stream = peer.open(WT_BIDI + varint(sid) + b"early", uni=False)
     pair.pump()
@@ -162,8 +162,8 @@ def test_server_stream_before_200_is_held_then_delivered(engine_name: str) -> No
     ]
 
 
-def test_close_capsule_from_server(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_close_capsule_from_server(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     answer(pair, peer, sid, b"200")
     pair.client.take()
@@ -184,9 +184,9 @@ def test_close_capsule_from_server(engine_name: str) -> None:
     ids=["server-bidi-request", "push", "bad-session-id"],
 )
 def test_server_streams_that_break_the_rules(
-    engine_name: str, uni: bool, data: bytes, code: int
+    engine: str, uni: bool, data: bytes, code: int
 ) -> None:
-    pair, peer = raw_server(engine_name)
+    pair, peer = raw_server(engine)
     peer.start(OUR_SERVER)
     peer.open(data, uni=uni)
     pair.pump()
@@ -194,8 +194,8 @@ def test_server_streams_that_break_the_rules(
     assert peer.close_code() == code
 
 
-def test_connect_stream_reset_before_answer_rejects(engine_name: str) -> None:
-    pair, peer = raw_server(engine_name)
+def test_connect_stream_reset_before_answer_rejects(engine: str) -> None:
+    pair, peer = raw_server(engine)
     sid = connect(pair, peer, OUR_SERVER)
     peer.engine.reset_stream(sid, H3ErrorCode.H3_REQUEST_REJECTED)
     pair.pump()

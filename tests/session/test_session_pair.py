@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from h3pair import Pair, establish
+from support.h3pair import Pair, establish
 
 from py_libp2p_webtransport.errors import LocalProtocolError
 from py_libp2p_webtransport.session import (
@@ -21,8 +21,8 @@ from py_libp2p_webtransport.session import (
 WT_FIRST = 0x52E4A40FA8DB  # draft-16 §4.4: h = first + n + n // 0x1e
 
 
-def test_session_established(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_session_established(engine: str) -> None:
+    pair = Pair(engine)
     pair.pump()
     assert pair.client.h3 is not None and pair.server.h3 is not None
     sid = pair.client.h3.connect(
@@ -50,8 +50,8 @@ def test_session_established(engine_name: str) -> None:
     assert pair.client.take() == [SessionEstablished(sid)]
 
 
-def test_connect_before_server_settings_waits_for_them(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_connect_before_server_settings_waits_for_them(engine: str) -> None:
+    pair = Pair(engine)
     assert pair.client.h3 is not None
     # Called before a single datagram moved: the CONNECT must wait for the server's SETTINGS.
     sid = pair.client.h3.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
@@ -72,8 +72,8 @@ def test_connect_before_server_settings_waits_for_them(engine_name: str) -> None
         ("/.well-known/libp2p-webtransport?type=tls", 400),
     ],
 )
-def test_server_refuses_bad_paths(engine_name: str, path: str, status: int) -> None:
-    pair = Pair(engine_name)
+def test_server_refuses_bad_paths(engine: str, path: str, status: int) -> None:
+    pair = Pair(engine)
     assert pair.client.h3 is not None
     pair.pump()
     sid = pair.client.h3.connect("a", path, pair.now)
@@ -84,8 +84,8 @@ def test_server_refuses_bad_paths(engine_name: str, path: str, status: int) -> N
         pair.client.h3.open_stream(sid)
 
 
-def test_application_rejects_session(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_application_rejects_session(engine: str) -> None:
+    pair = Pair(engine)
     pair.pump()
     assert pair.client.h3 is not None and pair.server.h3 is not None
     sid = pair.client.h3.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
@@ -100,8 +100,8 @@ def test_application_rejects_session(engine_name: str) -> None:
         pair.server.h3.reject_session(sid, 200)
 
 
-def test_streams_both_ways(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_streams_both_ways(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -138,8 +138,8 @@ def test_streams_both_ways(engine_name: str) -> None:
         client.send_stream_data(999, b"no such stream")
 
 
-def test_big_payload_arrives_intact(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_big_payload_arrives_intact(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client = pair.client.h3
     assert client is not None
@@ -153,8 +153,8 @@ def test_big_payload_arrives_intact(engine_name: str) -> None:
 
 
 @pytest.mark.parametrize("code", [0, 42, 0x1E, 0xFF, 0xFFFFFFFF])
-def test_reset_and_stop_codes_are_mapped_both_ways(engine_name: str, code: int) -> None:
-    pair = Pair(engine_name)
+def test_reset_and_stop_codes_are_mapped_both_ways(engine: str, code: int) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -171,8 +171,8 @@ def test_reset_and_stop_codes_are_mapped_both_ways(engine_name: str, code: int) 
     assert pair.client.take() == [StopSendingReceived(stopped, code, raw)]
 
 
-def test_reset_answering_our_stop_sending_is_not_reported(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_reset_answering_our_stop_sending_is_not_reported(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -189,11 +189,11 @@ def test_reset_answering_our_stop_sending_is_not_reported(engine_name: str) -> N
 
 
 def test_a_stream_the_peer_stopped_is_forgotten_once_its_other_side_ends(
-    engine_name: str,
+    engine: str,
 ) -> None:
     # The engine answers STOP_SENDING with RESET_STREAM itself: our direction is over, so the
     # stream must not stay in the session's table for the connection's lifetime.
-    pair = Pair(engine_name)
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -211,8 +211,8 @@ def test_a_stream_the_peer_stopped_is_forgotten_once_its_other_side_ends(
         client.send_stream_data(stream, b"late")
 
 
-def test_close_by_client(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_close_by_client(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -235,8 +235,8 @@ def test_close_by_client(engine_name: str) -> None:
     assert pair.client.take() == [] and pair.server.take() == []
 
 
-def test_close_by_server_with_long_message(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_close_by_server_with_long_message(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     server = pair.server.h3
     assert server is not None
@@ -247,16 +247,16 @@ def test_close_by_server_with_long_message(engine_name: str) -> None:
     assert pair.client.take() == [SessionClosed(sid, 7, message, True)]
 
 
-def test_one_session_per_connection(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_one_session_per_connection(engine: str) -> None:
+    pair = Pair(engine)
     establish(pair)
     assert pair.client.h3 is not None
     with pytest.raises(LocalProtocolError):
         pair.client.h3.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
 
 
-def test_quic_close_ends_the_session(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_quic_close_ends_the_session(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     pair.client.take()
     pair.server.take()
@@ -269,8 +269,8 @@ def test_quic_close_ends_the_session(engine_name: str) -> None:
     assert len(server_events) == 2
 
 
-def test_finished_streams_are_forgotten(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_finished_streams_are_forgotten(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None
@@ -296,8 +296,8 @@ def test_finished_streams_are_forgotten(engine_name: str) -> None:
     assert pair.client.take() == [] and pair.server.take() == []
 
 
-def test_bad_local_arguments_raise_before_anything_is_sent(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_bad_local_arguments_raise_before_anything_is_sent(engine: str) -> None:
+    pair = Pair(engine)
     sid = establish(pair)
     client = pair.client.h3
     assert client is not None
@@ -321,9 +321,9 @@ def test_bad_local_arguments_raise_before_anything_is_sent(engine_name: str) -> 
     ]
 
 
-def test_client_stream_right_after_connect_is_held_then_delivered(engine_name: str) -> None:
+def test_client_stream_right_after_connect_is_held_then_delivered(engine: str) -> None:
     """libp2p's dialer starts Noise right after its CONNECT: one flight, no extra round trip."""
-    pair = Pair(engine_name)
+    pair = Pair(engine)
     client = pair.client.h3
     assert client is not None
     sid = client.connect("a", "/.well-known/libp2p-webtransport?type=noise", pair.now)
@@ -347,8 +347,8 @@ def test_client_stream_right_after_connect_is_held_then_delivered(engine_name: s
     assert pair.client.take() == [SessionEstablished(sid)]
 
 
-def test_early_client_stream_ends_when_the_session_is_rejected(engine_name: str) -> None:
-    pair = Pair(engine_name)
+def test_early_client_stream_ends_when_the_session_is_rejected(engine: str) -> None:
+    pair = Pair(engine)
     pair.pump()
     client, server = pair.client.h3, pair.server.h3
     assert client is not None and server is not None

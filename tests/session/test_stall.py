@@ -4,12 +4,12 @@ the most unread bytes is aborted with RECEIVE_STALL_ERROR both ways and reported
 ``StreamStalled``; the other streams flow again once its bytes are consumed. aioquic's windows are
 per stream, so it never pauses and nothing is ever broken there.
 
-Real engines in memory (``h3pair``), a fake clock; ``StallWatch`` alone at the end.
+Real engines in memory (``support/h3pair.py``), a fake clock; ``StallWatch`` alone at the end.
 """
 
 from __future__ import annotations
 
-from h3pair import Pair, establish
+from support.h3pair import Pair, establish
 
 from py_libp2p_webtransport import _wire
 from py_libp2p_webtransport.constants import RECEIVE_STALL_ERROR
@@ -30,10 +30,10 @@ TIMEOUT = 2.0
 ENGINE = {"recv_budget": 64 * KiB, "max_stream_data": 256 * KiB, "max_data": 1024 * KiB}
 
 
-def stalled_pair(engine_name: str) -> tuple[Pair, int, int, float]:
+def stalled_pair(engine: str) -> tuple[Pair, int, int, float]:
     """An established pair whose server never reads the client's first stream (200 KiB sent);
     also when the sending started (reception pauses between then and ``pair.now``)."""
-    pair = Pair(engine_name, server_config=H3Config(stall_timeout=TIMEOUT), engine_options=ENGINE)
+    pair = Pair(engine, server_config=H3Config(stall_timeout=TIMEOUT), engine_options=ENGINE)
     session_id = establish(pair)
     client = pair.client.h3
     assert client is not None

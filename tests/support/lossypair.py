@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from enginepair import CLIENT_ADDR, SERVER_ADDR, ServerCertificate, initial_dcid
+from support.enginepair import CLIENT_ADDR, SERVER_ADDR, ServerCertificate, initial_dcid
 
 from py_libp2p_webtransport.engine import (
     ConnectionTerminated,

@@ -10,7 +10,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.stream_muxer.exceptions import MuxedStreamEOF
-from wt_helpers import transport_of
+from support.wt_helpers import transport_of
 
 from py_libp2p_webtransport.conn import WebTransportConnection
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import trio
-from browser_harness import ServedHost, run_browser, served_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from libp2p.network.stream.net_stream import INetStream
+from support.browser_harness import ServedHost, run_browser, served_host
 
 MiB = 1024 * 1024
 

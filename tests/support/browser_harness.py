@@ -26,7 +26,7 @@ from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.network.stream.net_stream import INetStream
 from multiaddr import Multiaddr
 
-BROWSER_DIR = Path(__file__).parent
+BROWSER_DIR = Path(__file__).resolve().parents[1] / "browser"  # run.mjs, the page, node_modules
 RUNNER = BROWSER_DIR / "run.mjs"
 BUNDLE = BROWSER_DIR / "dist" / "page.js"
 BROWSER_BINARIES = {"chromium": "chromium", "firefox": "firefox-esr"}

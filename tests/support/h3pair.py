@@ -23,7 +23,6 @@ from py_libp2p_webtransport.session import H3Config, StreamDataReceived, WebTran
 
 CLIENT_ADDR = ("127.0.0.1", 40001)
 SERVER_ADDR = ("127.0.0.1", 40002)
-ENGINES = ["qh3", "aioquic"]
 
 
 def _certificate() -> tuple[bytes, bytes]:

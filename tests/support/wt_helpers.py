@@ -23,7 +23,6 @@ from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.handshake import EndpointFor
 from py_libp2p_webtransport.transport import WebTransportTransport
 
-ENGINES = ["qh3", "aioquic"]
 LISTEN_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
 LISTEN_V6 = "/ip6/::1/udp/0/quic-v1/webtransport"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import trio
-from browser_harness import RUNNER, BrowserReport, require_browser
+from support.browser_harness import RUNNER, BrowserReport, require_browser
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 USECASES_BUNDLE = DEMO_DIR / "dist" / "usecases.js"
