@@ -1,5 +1,6 @@
 """Headless Chromium (Debian ``chromium``, through playwright-core) running js-libp2p dials our
-py-libp2p host over WebTransport: every check of ``support/browser_checks.py``, on both QUIC engines."""
+py-libp2p host over WebTransport: every check of ``support/browser_checks.py``, on both QUIC
+engines."""
 
 from __future__ import annotations
 

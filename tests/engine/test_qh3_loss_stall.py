@@ -1,5 +1,5 @@
-"""qh3 over a lossy, reordering link on a virtual clock (``support/lossypair.py``): the stall and the
-"reserved stream is missing" failure that qh3 2.1.0 shows there, and that our adapter prevents.
+"""qh3 over a lossy, reordering link on a virtual clock (``support/lossypair.py``): the stall and
+the "reserved stream is missing" failure that qh3 2.1.0 shows there, and that our adapter prevents.
 
 qh3 only: these reproduce qh3 bugs (see ``engine/qh3/send_gate.py`` and
 ``Qh3Connection._wt_reservations_built``); aioquic runs the same workloads over real sockets
