@@ -168,21 +168,24 @@ class RouteTable(Generic[C]):
 class InitialRateLimiter:
     """A token bucket per source: ``rate`` new connections a second, a burst of as many.
 
-    One host cannot take every half-open slot at once. Memory stays bounded under a flood from
-    many addresses: past ``MAX_RATE_SOURCES`` buckets, full ones are forgotten.
+    The burst is at least one, so a rate below one a second (0.5: one connection every two
+    seconds) still admits. One host cannot take every half-open slot at once. Memory stays
+    bounded under a flood from many addresses: past ``MAX_RATE_SOURCES`` buckets, full ones
+    are forgotten.
     """
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
+        self.burst = max(rate, 1.0)
         self._buckets: dict[Hashable, tuple[float, float]] = {}  # source -> (tokens, time)
 
     def allow(self, source: Hashable, now: float) -> bool:
         """Take one token from ``source``'s bucket (False: none left)."""
-        rate, buckets = self.rate, self._buckets
-        tokens, last = buckets.get(source, (rate, now))
-        tokens = min(rate, tokens + (now - last) * rate)
+        rate, burst, buckets = self.rate, self.burst, self._buckets
+        tokens, last = buckets.get(source, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
         if len(buckets) > MAX_RATE_SOURCES:
-            for key in [k for k, (t, at) in buckets.items() if t + (now - at) * rate >= rate]:
+            for key in [k for k, (t, at) in buckets.items() if t + (now - at) * rate >= burst]:
                 del buckets[key]
         if tokens < 1.0:
             buckets[source] = (tokens, now)

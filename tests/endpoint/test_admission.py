@@ -138,7 +138,7 @@ DROPS: dict[str, list[tuple[bytes, dict[str, object]]]] = {
     ],
     "dropped_not_listening": [(initial(), {"listening": False})],
     "dropped_half_open": [(initial(), {"half_open": 8})],
-    "dropped_rate_limited": [(initial(), {"initials_per_second": 0.5})],
+    "dropped_rate_limited": [],  # needs a spent bucket: see the rate tests below
     "dropped_cid_collision": [],  # needs a live connection: see the test above
     "dropped_invalid_token": [(initial(token=os.urandom(60)), {"retry": "always"})],
 }
@@ -194,6 +194,15 @@ def test_initials_per_source_are_rate_limited() -> None:
     # ... up to the burst, however long the source was quiet.
     later = [adm.admit(initial(), PEER, NOW + 60) for _ in range(6)]
     assert [type(v) for v in later] == [Accept] * 5 + [Drop]
+
+
+def test_a_rate_below_one_a_second_still_admits() -> None:
+    # The burst is at least one token: 0.5/s admits one Initial, then one every two seconds.
+    adm = admission(initials_per_second=0.5, max_half_open=1000)
+    assert isinstance(adm.admit(initial(), PEER, NOW), Accept)
+    assert drop_reason(adm.admit(initial(), PEER, NOW + 1.0)) == "dropped_rate_limited"
+    assert isinstance(adm.admit(initial(), PEER, NOW + 2.0), Accept)
+    assert drop_reason(adm.admit(initial(), PEER, NOW + 2.0)) == "dropped_rate_limited"
 
 
 def test_rate_limiter_forgets_full_buckets_under_a_flood_of_sources() -> None:

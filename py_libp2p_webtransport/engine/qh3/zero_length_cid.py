@@ -20,15 +20,15 @@ This uses qh3 private API (facade attributes, ``QuicConnectionCore.install_packe
 pinned: ``TESTED_QH3_VERSIONS`` lists where ``tests/engine/test_zero_length_cid.py`` passed, and
 any other version refuses zero-length-CID clients with ``EngineError`` instead of guessing.
 
-Routing consequence for the endpoint: the server's first CID is chosen by the client. Before
-creating a connection for a new Initial, the endpoint must call ``check_new_connection_id`` with
-its routing table; a CID already in use must not start (or hijack) a connection.
+Routing consequence for the endpoint: the server's first CID is chosen by the client, so a CID
+already in use must not start (or hijack) a connection. The endpoint's admission guarantees it:
+an Initial whose DCID is in the routing table goes to that connection, or is dropped as a
+collision when it comes from another address (``tests/endpoint/test_admission.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
 from typing import Any
 
 import qh3
@@ -53,16 +53,6 @@ _INITIAL_EPOCH = 0
 _LONG_HEADER_TYPES = frozenset(
     {int(QuicPacketType.INITIAL), int(QuicPacketType.ZERO_RTT), int(QuicPacketType.HANDSHAKE)}
 )
-
-
-def check_new_connection_id(dcid: bytes, in_use: Container[bytes]) -> None:
-    """Raise ``EngineError`` if a new client's chosen DCID already routes to a connection.
-
-    The endpoint calls this before creating a server engine for an Initial whose DCID is not
-    in its table yet; with the workaround that DCID becomes the connection's own CID.
-    """
-    if dcid in in_use:
-        raise EngineError(f"client-chosen connection id {dcid.hex()} is already in use")
 
 
 def first_initial_has_empty_scid(datagram: bytes, host_cid_length: int) -> bool:
