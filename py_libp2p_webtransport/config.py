@@ -86,6 +86,9 @@ class WebTransportConfig:
     clock: Callable[[], float] = time.time
     #: Certificate manager; ``None`` derives one from the host key with ``clock``.
     cert_manager: CertManager | None = None
+    #: Export Prometheus metrics (``metrics.py``) in ``prometheus_client``'s default registry,
+    #: the one py-libp2p's metrics use. Off: no metric code runs.
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         for name in (
