@@ -145,6 +145,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         return self._h3.stalls_broken
 
     @property
+    def stream_count(self) -> int:
+        """Streams the connection still dispatches to (open in at least one direction)."""
+        return len(self._streams)
+
+    @property
     def session(self) -> WebTransportH3:
         """The session layer under this connection, for diagnostics (``unread_bytes``,
         ``send_buffer_size``, ``receive_paused``, ``stats``); streams are driven through the

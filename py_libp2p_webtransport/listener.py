@@ -135,6 +135,16 @@ class WebTransportListener(IListener):
             raise ListenError(f"cannot listen on a DNS name: {maddr}")
         return addr.host, addr.port
 
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The UDP endpoint once listening (for diagnostics: ``stats``, ``connections``)."""
+        return self._endpoint
+
+    @property
+    def connections(self) -> list[WebTransportConnection]:
+        """The authenticated connections of this listener that are still open."""
+        return [conn for conn in self._connections if not conn.is_closed]
+
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         """The bound address with ``/certhash/<current>/certhash/<next>``."""
         if self._endpoint is None or self._closed:

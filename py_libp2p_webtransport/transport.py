@@ -212,6 +212,18 @@ class WebTransportTransport(ITransport):
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
 
+    # --- diagnostics (serve --stats, SIGUSR1) ------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every UDP endpoint: the listeners', then the client ones."""
+        listening = [lst.endpoint for lst in self._listeners if lst.endpoint is not None]
+        return listening + list(self._client_endpoints.values())
+
+    def connections(self) -> list[WebTransportConnection]:
+        """The open authenticated connections, accepted then dialed."""
+        accepted = [conn for lst in self._listeners for conn in lst.connections]
+        return accepted + [conn for conn in self._connections if not conn.is_closed]
+
     # --- shutdown -----------------------------------------------------------------------------
 
     async def close(self) -> None:
