@@ -33,6 +33,9 @@ def qlog_writer(logger_module: ModuleType, directory: str) -> Any:
         def __init__(self, *, is_client: bool, odcid: bytes) -> None:
             super().__init__(is_client=is_client, odcid=odcid)
             role = "client" if is_client else "server"
+            # Event times are milliseconds since the trace began (qlog's default "relative"
+            # format, as quic-go and quiche write it); reference_time is that start, Unix ms.
+            self._reference = time.time()
             path = os.path.join(directory, f"{odcid.hex()}_{role}.sqlog")
             # Line-buffered: every event reaches the file even if the connection never ends.
             self._file = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -42,7 +45,11 @@ def qlog_writer(logger_module: ModuleType, directory: str) -> Any:
                     "qlog_format": "JSON-SEQ",
                     "title": f"py-libp2p-webtransport {role}",
                     "trace": {
-                        "common_fields": {"ODCID": odcid.hex(), "time_format": "absolute"},
+                        "common_fields": {
+                            "ODCID": odcid.hex(),
+                            "reference_time": self._reference * 1000.0,
+                            "time_format": "relative",
+                        },
                         "vantage_point": self._vantage_point,
                     },
                 }
@@ -50,7 +57,11 @@ def qlog_writer(logger_module: ModuleType, directory: str) -> Any:
 
         def log_event(self, *, category: str, event: str, data: dict[str, Any]) -> None:
             self._record(
-                {"time": self.encode_time(time.time()), "name": f"{category}:{event}", "data": data}
+                {
+                    "time": (time.time() - self._reference) * 1000.0,
+                    "name": f"{category}:{event}",
+                    "data": data,
+                }
             )
 
         def _record(self, record: dict[str, Any]) -> None:
