@@ -13,7 +13,7 @@ Two kinds of figures:
 
 Per-connection QUIC figures (RTT, congestion window, losses, paused reception) belong to the
 engines, which only the trio thread may touch; the scrape runs in the HTTP server's thread. So
-``sample()`` (run every ``SAMPLE_INTERVAL`` seconds by the transport, in trio) copies them into
+``sample()`` (run every ``SAMPLE_INTERVAL`` seconds by each transport, in trio) copies them into
 plain numbers the collector reads, and RTT and window go into histograms, never one series per
 connection. Labels are bounded: direction, phase, reason, side; never a peer id or address.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +145,6 @@ class Metrics:
         self._live: dict[int, tuple[int, int, bool]] = {}  # + receive paused
         self._closed_lost = 0
         self._closed_stalls = 0
-        self._sampling = False
         registry.register(_Collector(self))
 
     # --- registrations (trio thread) ----------------------------------------------------------
@@ -207,35 +206,29 @@ class Metrics:
     def certificate_rotated(self) -> None:
         self.certificate_rotations.inc()
 
-    def start_sampling(self, nursery: trio.Nursery) -> None:
-        """Sample every ``SAMPLE_INTERVAL`` seconds in ``nursery`` (one sampler at a time)."""
-        if not self._sampling:
-            self._sampling = True
-            nursery.start_soon(self._sample_loop)
+    async def sample_forever(
+        self, connections: Callable[[], Iterable[WebTransportConnection]]
+    ) -> None:
+        """Every ``SAMPLE_INTERVAL`` seconds, ``sample`` what ``connections()`` returns (a
+        transport's open connections; each transport runs one of these in its nursery)."""
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            self.sample(connections())
 
-    async def _sample_loop(self) -> None:
-        try:
-            while True:
-                await trio.sleep(SAMPLE_INTERVAL)
-                self.sample()
-        finally:  # its nursery ended: the next transport to start starts another
-            self._sampling = False
-
-    def sample(self) -> None:
-        """Copy the live connections' QUIC figures for the collector (trio thread only)."""
-        with self._lock:
-            conns = list(self._connections)
-        live: dict[int, tuple[int, int, bool]] = {}
-        for conn in conns:
+    def sample(self, connections: Iterable[WebTransportConnection]) -> None:
+        """Copy these connections' QUIC figures for the collector (trio thread only)."""
+        for conn in connections:
+            if conn.is_closed:
+                continue
             session = conn.session
             stats = session.stats()
             self.rtt_seconds.observe(stats.rtt)
             self.cwnd_bytes.observe(stats.cwnd)
-            live[id(conn)] = (stats.packets_lost, conn.stalls_broken, session.receive_paused)
-        with self._lock:
-            # A connection that closed meanwhile was moved to the totals: keep it out.
-            ids = {id(conn) for conn in self._connections}
-            self._live = {key: value for key, value in live.items() if key in ids}
+            figures = (stats.packets_lost, conn.stalls_broken, session.receive_paused)
+            with self._lock:
+                # Only while established and open: at close they move to the totals.
+                if conn in self._connections:
+                    self._live[id(conn)] = figures
 
     # --- the scrape (any thread) --------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class WebTransportTransport(ITransport):
         self._connections: set[WebTransportConnection] = set()
         self._closed = False
         self.metrics: Metrics | None = None
+        self._sampling = False  # the metrics' sampler of our connections is running
         if self.config.metrics:
             from .metrics import Metrics  # loaded only when asked for
 
@@ -169,7 +170,9 @@ class WebTransportTransport(ITransport):
         """Metrics on: export ``endpoint``'s counters, and sample connections in ``nursery``."""
         if self.metrics is not None:
             self.metrics.watch_endpoint(endpoint)
-            self.metrics.start_sampling(nursery)
+            if not self._sampling:
+                self._sampling = True
+                nursery.start_soon(self.metrics.sample_forever, self.connections)
 
     # --- listening ----------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
+from prometheus_client import REGISTRY
 from support.scrape import delta, metrics_server, scrape, value
 from support.wt_helpers import read_to_end, transport_of, wt_addrs, wt_host
 
+from py_libp2p_webtransport import metrics as metrics_module
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.certs import CertManager
 from py_libp2p_webtransport.conn import WebTransportConnection
@@ -23,7 +25,9 @@ P = "py_libp2p_webtransport"
 SIZE = 256 * 1024
 
 
-async def test_scrape_after_a_transfer(engine: str) -> None:
+async def test_scrape_after_a_transfer(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the sample below: the transports' own samplers wait an hour.
+    monkeypatch.setattr(metrics_module, "SAMPLE_INTERVAL", 3600.0)
     payload = os.urandom(SIZE)
     with metrics_server() as url, trio.fail_after(60):
         before = await scrape(url)
@@ -37,7 +41,10 @@ async def test_scrape_after_a_transfer(engine: str) -> None:
             (server_side,) = server.get_network().get_connections(client.get_id())
             peer_conn = server_side.muxed_conn
             assert isinstance(peer_conn, WebTransportConnection)
-            Metrics.get().sample()  # what the transport's sampler does every few seconds
+            # What each transport's sampler does every few seconds.
+            Metrics.get().sample(
+                [*transport_of(server).connections(), *transport_of(client).connections()]
+            )
             during = await scrape(url)
             await client.disconnect(server.get_id())
             await peer_conn.closed_event.wait()
@@ -104,3 +111,27 @@ async def test_metrics_off_counts_nothing(engine: str) -> None:
     for direction in ("outbound", "inbound"):
         assert delta(before, after, f"{P}_connections_opened_total", direction=direction) == 0
     assert delta(before, after, f"{P}_udp_sent_bytes_total") == 0
+
+
+async def test_the_sampler_runs_while_connections_live(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transport runs a sampler: RTT and window samples appear without a manual
+    ``sample()`` (the interval shortened so the test need not wait 5 s)."""
+    monkeypatch.setattr(metrics_module, "SAMPLE_INTERVAL", 0.05)
+
+    def rtt_samples() -> float:
+        return REGISTRY.get_sample_value(f"{P}_rtt_seconds_count") or 0.0
+
+    def window_samples() -> float:
+        return REGISTRY.get_sample_value(f"{P}_congestion_window_bytes_count") or 0.0
+
+    with trio.fail_after(60):
+        async with wt_host(engine, metrics=True) as server, wt_host(engine, metrics=True) as client:
+            await client.connect(PeerInfo(server.get_id(), wt_addrs(server)))
+            start, window_start = rtt_samples(), window_samples()
+            while rtt_samples() < start + 4:  # two connections (one per side), two samples each
+                await trio.sleep(0.05)
+            await client.disconnect(server.get_id())
+    # The samplers ended with their hosts; every sample took both figures.
+    assert window_samples() - window_start == rtt_samples() - start >= 4
