@@ -12,8 +12,11 @@ its run reported as failed; a case whose transport cannot be built (ours before 
 installed, compiled twins not built) is reported as "unavailable", never dropped.
 
 Cases: ``ours-{qh3,aioquic}`` (compiled twins) and ``ours-{qh3,aioquic}-pure``
-(``PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1`` in both processes); ``libp2p-webtransport``,
-``libp2p-quic``, ``libp2p-tcp`` (py-libp2p 0.8's built-in transports; TCP is Noise + Yamux);
+(``PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1`` in both processes); ``ours-{qh3,aioquic}-metrics``
+(compiled, ``WebTransportConfig(metrics=True)`` in both processes: the cost of the Prometheus
+metrics, compared with ``ours-*`` of the same run, e.g. ``--cases ours-qh3,ours-qh3-metrics``);
+``libp2p-webtransport``, ``libp2p-quic``, ``libp2p-tcp`` (py-libp2p 0.8's built-in transports;
+TCP is Noise + Yamux);
 ``engine-bare-{qh3,aioquic}`` (``benchmarks/engine_bare.py`` when it exists: one QUIC stream, no
 HTTP/3, no libp2p, client to server only, so only the upload figures).
 
@@ -83,6 +86,7 @@ class Case:
     transport: str  # a peer.py transport, or "engine-bare"
     engine: str | None = None
     pure_python: bool = False
+    metrics: bool = False  # WebTransportConfig(metrics=True) in both processes
 
 
 CASES = [
@@ -90,6 +94,8 @@ CASES = [
     Case("ours-qh3-pure", "webtransport", "qh3", pure_python=True),
     Case("ours-aioquic", "webtransport", "aioquic"),
     Case("ours-aioquic-pure", "webtransport", "aioquic", pure_python=True),
+    Case("ours-qh3-metrics", "webtransport", "qh3", metrics=True),
+    Case("ours-aioquic-metrics", "webtransport", "aioquic", metrics=True),
     Case("libp2p-webtransport", "libp2p-webtransport"),
     Case("libp2p-quic", "quic"),
     Case("libp2p-tcp", "tcp"),
@@ -166,6 +172,8 @@ def _peer_args(case: Case) -> list[str]:
     args = ["--transport", case.transport]
     if case.engine:
         args += ["--engine", case.engine]
+    if case.metrics:
+        args.append("--metrics")
     return args
 
 

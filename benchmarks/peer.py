@@ -98,7 +98,10 @@ def reset_peak_rss(pid: int) -> bool:
 async def serve(args: argparse.Namespace) -> int:
     try:
         host = build_host(
-            args.transport, engine=args.engine, listen_addrs=[Multiaddr(LISTEN[args.transport])]
+            args.transport,
+            engine=args.engine,
+            metrics=args.metrics,
+            listen_addrs=[Multiaddr(LISTEN[args.transport])],
         )
     except ImportError as exc:
         print(json.dumps({"unavailable": f"{type(exc).__name__}: {exc}"}), flush=True)
@@ -253,7 +256,9 @@ class Workloads:
 
             async def hold() -> None:
                 nonlocal ready
-                extra = build_host(self.args.transport, engine=self.args.engine)
+                extra = build_host(
+                    self.args.transport, engine=self.args.engine, metrics=self.args.metrics
+                )
                 async with extra.run(listen_addrs=[]):
                     await extra.connect(self.info)
                     ready += 1
@@ -280,7 +285,7 @@ class Workloads:
 async def client(args: argparse.Namespace) -> int:
     info = info_from_p2p_addr(Multiaddr(args.addr))
     try:
-        host = build_host(args.transport, engine=args.engine)
+        host = build_host(args.transport, engine=args.engine, metrics=args.metrics)
     except ImportError as exc:
         print(json.dumps({"unavailable": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 3
@@ -312,6 +317,7 @@ def main() -> int:
         p = sub.add_parser(role)
         p.add_argument("--transport", choices=sorted(LISTEN), required=True)
         p.add_argument("--engine", choices=("qh3", "aioquic"))
+        p.add_argument("--metrics", action="store_true", help="ours: Prometheus metrics on")
     c = sub.choices["client"]
     c.add_argument("--addr", required=True)
     c.add_argument("--server-pid", type=int, required=True)

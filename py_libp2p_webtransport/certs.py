@@ -228,6 +228,10 @@ class CertManager:
         """Unix time at which ``maybe_rotate()`` will switch to the next certificate."""
         return (self._stagger + (self._index + 1) * _BUCKET_MS + _SKEW_MS) / 1000
 
+    def seconds_until_rotation(self) -> float:
+        """Seconds from now (per the manager's clock) until ``next_rotation``."""
+        return self.next_rotation - self._clock()
+
     def current_certificate(self) -> DerivedCertificate:
         """The certificate to serve now (rotating first if due)."""
         self._rotate_if_due()

@@ -7,6 +7,7 @@ map this configuration onto the layers below.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,16 @@ class WebTransportConfig:
     clock: Callable[[], float] = time.time
     #: Certificate manager; ``None`` derives one from the host key with ``clock``.
     cert_manager: CertManager | None = None
+    #: Export Prometheus metrics (``metrics.py``) in ``prometheus_client``'s default registry,
+    #: the one py-libp2p's metrics use. Off: no metric code runs.
+    metrics: bool = False
+    #: Write one qlog file per QUIC connection into this directory (created if missing);
+    #: ``None`` uses the ``QLOGDIR`` environment variable when set (as quic-go does).
+    qlog_dir: str | None = None
+    #: Append the TLS secrets of every connection to this file in NSS key log format (for
+    #: Wireshark/tshark); ``None`` uses the ``SSLKEYLOGFILE`` environment variable when set.
+    #: Anyone holding the file can decrypt the captured traffic: debugging only.
+    keylog_file: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -140,6 +151,8 @@ class WebTransportConfig:
             idle_timeout=self.idle_timeout,
             # qh3 can only bound unread data per connection: the budget, at most the window.
             recv_budget=min(self.recv_budget, self.max_data),
+            qlog_dir=self.qlog_dir or os.environ.get("QLOGDIR") or None,
+            keylog_file=self.keylog_file or os.environ.get("SSLKEYLOGFILE") or None,
         )
 
     def session_config(self) -> H3Config:

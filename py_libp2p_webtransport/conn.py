@@ -35,6 +35,7 @@ from .stream import WebTransportStream
 
 if TYPE_CHECKING:
     from .endpoint import EndpointConnection
+    from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +77,22 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             endpoint_conn.engine, is_client=is_initiator, config=config.session_config()
         )
         self.session_id: int | None = None
+        self._metrics: Metrics | None = None
+        if config.metrics:
+            from .metrics import Metrics  # loaded only when asked for
+
+            self._metrics = Metrics.get()
 
         # Progress of the handshake, waited on by the transport (client) or listener (server).
         self.quic_connected = trio.Event()
         self.session_ready = trio.Event()  # established, rejected or failed
         self.session_rejected: SessionRejected | None = None
         self._established = False  # Noise done: the connection is usable by the swarm
+        # trio times of each step (handshake_phases): start, QUIC done, CONNECT done, Noise done.
+        self._started_at = trio.current_time()
+        self._quic_at: float | None = None
+        self._session_at: float | None = None
+        self._established_at: float | None = None
 
         self._streams: dict[int, WebTransportStream] = {}
         self._blocked_writers: set[WebTransportStream] = set()
@@ -109,9 +120,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         """Called by the endpoint pump with a batch of engine events (synchronously)."""
         for event in events:
             if isinstance(event, engine_events.HandshakeCompleted):
+                self._quic_at = now
                 self.quic_connected.set()
             elif isinstance(event, engine_events.ConnectionTerminated):
-                self._connection_lost(f"connection closed ({event.reason or event.error_code})")
+                reason = f"connection closed ({event.reason or event.error_code})"
+                self._connection_lost(reason, "lost")
         self._h3.handle_engine_events(events, now)
         self._dispatch_session_events()
         self._wake_writers()
@@ -130,6 +143,11 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
     def stalls_broken(self) -> int:
         """Streams the session's stall breaker aborted on this connection (``session/stall.py``)."""
         return self._h3.stalls_broken
+
+    @property
+    def stream_count(self) -> int:
+        """Streams the connection still dispatches to (open in at least one direction)."""
+        return len(self._streams)
 
     @property
     def session(self) -> WebTransportH3:
@@ -167,6 +185,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.StreamReset):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
+                    if self._metrics is not None:
+                        self._metrics.stream_reset(local=False)
                     stream.on_reset(event.error_code)
             elif isinstance(event, sev.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
@@ -178,6 +198,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                 self._on_session_requested(event)
             elif isinstance(event, sev.SessionEstablished):
                 self.session_id = event.session_id
+                self._session_at = trio.current_time()
                 self.session_ready.set()
             elif isinstance(event, sev.SessionRejected):
                 self.session_rejected = SessionRejected(event.status, event.reason or "")
@@ -188,7 +209,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             elif isinstance(event, sev.SessionClosed):
                 self._on_session_closed(event)
             elif isinstance(event, sev.ConnectionClosed):
-                self._connection_lost(f"connection closed ({event.reason or event.error_code})")
+                reason = f"connection closed ({event.reason or event.error_code})"
+                self._connection_lost(reason, "lost")
             elif isinstance(event, sev.SessionDraining):
                 logger.debug("%r: peer is draining the session", self)
 
@@ -204,6 +226,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             return  # the session layer answers a second CONNECT itself
         self.session_id = event.session_id
         self._h3.accept_session(event.session_id)
+        self._session_at = trio.current_time()
         self.session_ready.set()
 
     def _on_stream_opened(self, event: sev.StreamOpened) -> None:
@@ -221,19 +244,27 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
             del self._streams[event.stream_id]
             self._h3.reset_stream(event.stream_id, 0)
             self._h3.stop_sending(event.stream_id, 0)
+            return
+        if self._metrics is not None:
+            self._metrics.stream_opened(initiator=False)
 
     def _on_session_closed(self, event: sev.SessionClosed) -> None:
         who = "peer" if event.remote else "us"
         self._connection_lost(
-            f"session closed by {who} (code {event.error_code}: {event.message!r})"
+            f"session closed by {who} (code {event.error_code}: {event.message!r})",
+            "remote" if event.remote else "local",
         )
         if event.remote:
             # The session was the whole point of the connection (go-libp2p closes it too).
             self._h3.close_connection(H3ErrorCode.H3_NO_ERROR, "session closed")
 
-    def _connection_lost(self, reason: str) -> None:
+    def _connection_lost(self, reason: str, kind: str) -> None:
+        """The connection ended; ``kind`` (local, remote, lost) is the metrics' reason label."""
         if self._close_reason is None:
             self._close_reason = reason
+            if self._metrics is not None and self._established_at is not None:
+                self._metrics.connection_closed(self, kind)
+                self._metrics.streams_closed(len(self._streams))
         self._closed = True
         self._established = False
         self.session_ready.set()
@@ -297,6 +328,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         if not self._closed:
             self._h3.reset_stream(stream_id, error_code)
             self._ep_conn.transmit_soon()
+            if self._metrics is not None:
+                self._metrics.stream_reset(local=True)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
         """STOP_SENDING on a stream (nothing once the connection is gone)."""
@@ -317,6 +350,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         stream = self._streams.pop(stream_id, None)
         if stream is not None:
             self._blocked_writers.discard(stream)
+            if self._metrics is not None:
+                self._metrics.streams_closed(1)
 
     # --- IMuxedConn ---------------------------------------------------------------------------
 
@@ -361,6 +396,21 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.peer_id = peer_id
         self.remote_public_key = public_key
         self._established = not self._closed
+        if self._established:
+            self._established_at = trio.current_time()
+            if self._metrics is not None:
+                self._metrics.connection_established(self)
+
+    def handshake_phases(self) -> dict[str, float]:
+        """Seconds each step of the handshake took: ``quic``, ``connect``, ``noise`` (the
+        steps reached so far)."""
+        marks = (self._started_at, self._quic_at, self._session_at, self._established_at)
+        phases: dict[str, float] = {}
+        for phase, start, end in zip(("quic", "connect", "noise"), marks, marks[1:], strict=False):
+            if start is None or end is None:
+                break
+            phases[phase] = max(end - start, 0.0)
+        return phases
 
     async def start(self) -> None:
         """Tell the swarm we are ready (the handshake already happened in dial/accept)."""
@@ -395,6 +445,8 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         stream = WebTransportStream(self, stream_id, is_initiator=True)
         self._streams[stream_id] = stream
         self._ep_conn.transmit_soon()
+        if self._metrics is not None:
+            self._metrics.stream_opened(initiator=True)
         return stream
 
     async def accept_stream(self) -> IMuxedStream:
@@ -424,7 +476,7 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
                         await self.wait_turn()
             except Exception:  # the session may already be gone; closing must not fail
                 logger.debug("%r: close_session failed", self, exc_info=True)
-        self._connection_lost("closed locally")
+        self._connection_lost("closed locally", "local")
         self._h3.close_connection(H3ErrorCode.H3_NO_ERROR, "closed")
         self._ep_conn.transmit_soon()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 from libp2p.abc import IListener
@@ -35,6 +35,9 @@ from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 __all__ = ["HANDSHAKE_STREAM_LINGER", "ListenerOwner", "WebTransportListener"]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class ListenerOwner(Protocol):
     config: WebTransportConfig
     cert_manager: CertManager
     engine_name: str
+    metrics: Metrics | None
 
     def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
         """The QUIC configuration of a connection (servers: the current certificate)."""
@@ -59,6 +63,10 @@ class ListenerOwner(Protocol):
 
     def check_private_network(self, error: type[WebTransportError]) -> None:
         """Raise ``error`` when the swarm runs a private network (PSK)."""
+        ...
+
+    def watch_endpoint(self, endpoint: Endpoint, nursery: trio.Nursery) -> None:
+        """Metrics on: export the endpoint's counters (nothing otherwise)."""
         ...
 
 
@@ -105,6 +113,7 @@ class WebTransportListener(IListener):
         self._endpoint = endpoint
         nursery = await self._transport.get_nursery(self.background_nursery)
         self._nursery = nursery
+        self._transport.watch_endpoint(endpoint, nursery)
         nursery.start_soon(self._run)
         logger.info("WebTransport listening on %s", ", ".join(map(str, self.get_addrs())))
 
@@ -125,6 +134,16 @@ class WebTransportListener(IListener):
         if addr.is_dns:
             raise ListenError(f"cannot listen on a DNS name: {maddr}")
         return addr.host, addr.port
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The UDP endpoint once listening (for diagnostics: ``stats``, ``connections``)."""
+        return self._endpoint
+
+    @property
+    def connections(self) -> list[WebTransportConnection]:
+        """The authenticated connections of this listener that are still open."""
+        return [conn for conn in self._connections if not conn.is_closed]
 
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         """The bound address with ``/certhash/<current>/certhash/<next>``."""
@@ -169,6 +188,8 @@ class WebTransportListener(IListener):
             return False
         if self._endpoint is not None:
             self._endpoint.server_config = self._transport.engine_config(is_client=False)
+        if self._transport.metrics is not None:
+            self._transport.metrics.certificate_rotated()
         logger.info("WebTransport certificate rotated")
         return True
 
@@ -224,6 +245,8 @@ class WebTransportListener(IListener):
             logger.info(
                 "WebTransport handshake from %s failed: %s", conn.get_remote_address(), error
             )
+            if transport.metrics is not None:
+                transport.metrics.handshake_failed("inbound", error)
             return
         finally:
             self._pending -= 1

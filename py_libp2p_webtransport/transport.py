@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from libp2p.abc import ITransport
@@ -40,6 +40,9 @@ from .engine.base import EngineConfig
 from .errors import DialError, ListenError, Unreachable, WebTransportError
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["NOISE_PATH", "WebTransportTransport", "default_engine"]
 
@@ -71,6 +74,13 @@ class WebTransportTransport(ITransport):
         self._listeners: list[WebTransportListener] = []
         self._connections: set[WebTransportConnection] = set()
         self._closed = False
+        self.metrics: Metrics | None = None
+        self._sampling = False  # the metrics' sampler of our connections is running
+        if self.config.metrics:
+            from .metrics import Metrics  # loaded only when asked for
+
+            self.metrics = Metrics.get()
+            self.metrics.watch_certificates(self.cert_manager)
 
     # --- TransportManager hooks ---------------------------------------------------------------
 
@@ -153,7 +163,16 @@ class WebTransportTransport(ITransport):
                 nursery = await self.get_nursery()
                 nursery.start_soon(endpoint.run)
                 self._client_endpoints[family] = endpoint
+                self.watch_endpoint(endpoint, nursery)
             return endpoint
+
+    def watch_endpoint(self, endpoint: Endpoint, nursery: trio.Nursery) -> None:
+        """Metrics on: export ``endpoint``'s counters, and sample connections in ``nursery``."""
+        if self.metrics is not None:
+            self.metrics.watch_endpoint(endpoint)
+            if not self._sampling:
+                self._sampling = True
+                nursery.start_soon(self.metrics.sample_forever, self.connections)
 
     # --- listening ----------------------------------------------------------------------------
 
@@ -177,19 +196,36 @@ class WebTransportTransport(ITransport):
         except WebTransportError as error:
             raise DialError(f"invalid WebTransport multiaddr {maddr}: {error}") from error
         started = time.monotonic()
-        session = await dial_session(
-            self._client_endpoint,
-            addr,
-            private_key=self.private_key,
-            config=self.config,
-            engine_config=self.engine_config(is_client=True, server_name=addr.sni),
-            engine=self.engine_name,
-        )
+        try:
+            session = await dial_session(
+                self._client_endpoint,
+                addr,
+                private_key=self.private_key,
+                config=self.config,
+                engine_config=self.engine_config(is_client=True, server_name=addr.sni),
+                engine=self.engine_name,
+            )
+        except DialError as error:
+            if self.metrics is not None:
+                self.metrics.handshake_failed("outbound", error)
+            raise
         conn = session.conn
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
+
+    # --- diagnostics (serve --stats, SIGUSR1) ------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every UDP endpoint: the listeners', then the client ones."""
+        listening = [lst.endpoint for lst in self._listeners if lst.endpoint is not None]
+        return listening + list(self._client_endpoints.values())
+
+    def connections(self) -> list[WebTransportConnection]:
+        """The open authenticated connections, accepted then dialed."""
+        accepted = [conn for lst in self._listeners for conn in lst.connections]
+        return accepted + [conn for conn in self._connections if not conn.is_closed]
 
     # --- shutdown -----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the browser tests need: Debian's chromium and firefox-esr (apt-get, as root) and the
 # pinned npm packages of tests/browser and demo/ (npm ci from the committed lockfiles), then bundle the pages.
+# Also Debian's tshark (dumpcap + tshark) for the capture test (tests/observability/test_tshark.py).
 # Without root, missing browsers are reported and the browser tests skip (they fail when CI is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,14 +9,16 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${missing[*]} with apt-get"
         apt-get update -qq
+        # tshark asks whether non-root users may capture: keep the default (no), non-interactively.
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         echo "WARNING: ${missing[*]} missing and cannot install without root apt-get;" \
-             "browser tests will skip (run: sudo apt-get install ${missing[*]})" >&2
+             "browser and capture tests will skip (run: sudo apt-get install ${missing[*]})" >&2
     fi
 fi
 

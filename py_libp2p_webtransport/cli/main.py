@@ -3,7 +3,9 @@
 ``py-libp2p-webtransport perf MULTIADDR`` measures a ``/perf/1.0.0`` server (``cli/perf.py``).
 ``py-libp2p-webtransport serve`` starts a libp2p host on a WebTransport address that serves
 ping, identify, ``/echo/1.0.0`` and ``/perf/1.0.0``, prints its full multiaddrs (one per line,
-ready to paste into a browser node) and runs until Ctrl-C or SIGTERM.
+ready to paste into a browser node) and runs until Ctrl-C or SIGTERM. ``--metrics`` serves
+Prometheus metrics over HTTP, ``--stats`` prints a line every few seconds, SIGUSR1 prints every
+connection's state.
 """
 
 from __future__ import annotations
@@ -64,7 +66,20 @@ def config_from_args(args: argparse.Namespace) -> WebTransportConfig:
     """The transport configuration the ``serve`` options ask for."""
     from ..config import WebTransportConfig
 
-    return WebTransportConfig(engine=args.engine, retry=args.retry)
+    return WebTransportConfig(
+        engine=args.engine,
+        retry=args.retry,
+        metrics=args.metrics is not None,
+        qlog_dir=args.qlog_dir,
+    )
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) of ``--metrics``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -76,6 +91,7 @@ async def serve(args: argparse.Namespace) -> int:
     from ..apps.services import register_handlers
     from ..transport import WebTransportTransport
     from .demo import check_demo, running_demo
+    from .stats import dump_on_sigusr1, print_stats
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
     key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
@@ -85,8 +101,23 @@ async def serve(args: argparse.Namespace) -> int:
     host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
     register_handlers(host)
     install_identify(host)  # observed address as /udp/…/quic-v1/webtransport, not /tcp/
+    if args.metrics is not None:
+        from prometheus_client import start_http_server
+
+        metrics_host, metrics_port = args.metrics
+        # A daemon thread: it ends with the process. Port 0 picks a free one; say which.
+        server, _ = start_http_server(metrics_port, addr=metrics_host)
+        shown = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        print(f"metrics on http://{shown}:{server.server_port}/metrics", file=sys.stderr)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with host.run(listen_addrs=[listen]), running_demo(host, args):
+        async with (
+            host.run(listen_addrs=[listen]),
+            running_demo(host, args),
+            trio.open_nursery() as views,
+        ):
+            await views.start(dump_on_sigusr1, transport)
+            if args.stats is not None:
+                views.start_soon(print_stats, transport, args.stats)
             peer = host.get_id()
             for addr in host.get_addrs():
                 text = str(addr)
@@ -98,6 +129,7 @@ async def serve(args: argparse.Namespace) -> int:
                 name = signal.Signals(signum).name
                 logging.getLogger(__name__).info("got %s, shutting down", name)
                 break
+            views.cancel_scope.cancel()
         await transport.close()
     return 0
 
@@ -123,6 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="under_load",
         help="QUIC address validation (Retry): off, always (every new client), or under_load "
         "(while many handshakes are pending or a source floods Initials; the default)",
+    )
+    s.add_argument(
+        "--metrics",
+        type=metrics_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)",
+    )
+    s.add_argument(
+        "--stats",
+        type=float,
+        nargs="?",
+        const=5.0,
+        metavar="SECONDS",
+        help="print connections, streams, throughput, handshakes/s and drops to stderr every "
+        "SECONDS (default 5); SIGUSR1 prints every connection's state in any case",
+    )
+    s.add_argument(
+        "--qlog-dir",
+        metavar="DIR",
+        help="write one qlog file (.sqlog, JSON-SEQ) per QUIC connection into DIR "
+        "(default: $QLOGDIR if set)",
     )
     s.add_argument(
         "--log-level",

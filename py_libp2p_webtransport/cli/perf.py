@@ -113,8 +113,10 @@ def build_host(
     engine: str | None = None,
     key_pair: KeyPair | None = None,
     listen_addrs: Sequence[Multiaddr] = (),
+    metrics: bool = False,
 ) -> IHost:
-    """A py-libp2p host that speaks ``transport`` (one of TRANSPORTS but ``auto``).
+    """A py-libp2p host that speaks ``transport`` (one of TRANSPORTS but ``auto``); ``metrics``
+    turns ours's Prometheus metrics on (``benchmarks/compare.py``'s ``-metrics`` cases).
 
     ``webtransport`` needs this package's transport; ImportError when it is not installed.
     """
@@ -124,7 +126,9 @@ def build_host(
         # Imported by name: the transport lands on main after this module was written.
         config_mod = importlib.import_module("..config", __package__)
         transport_mod = importlib.import_module("..transport", __package__)
-        config_kw = {} if engine is None else {"engine": engine}
+        config_kw: dict[str, Any] = {} if engine is None else {"engine": engine}
+        if metrics:
+            config_kw["metrics"] = True
         config = config_mod.WebTransportConfig(**config_kw)
         ours = transport_mod.WebTransportTransport(kp.private_key, config)
         return new_host(key_pair=kp, transports=[ours], listen_addrs=listen)

@@ -19,6 +19,7 @@ from typing import Any
 
 import aioquic
 from aioquic.quic import events as aioquic_events
+from aioquic.quic import logger as quic_logger
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection, QuicConnectionError
 from aioquic.quic.recovery import QuicPacketPacer
@@ -122,15 +123,9 @@ def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
         raise EngineError(f"unusable server certificate or key: {exc}") from exc
 
 
-def _file_logger(directory: str) -> Any:
-    from aioquic.quic.logger import QuicFileLogger
-
-    return QuicFileLogger(directory)
-
-
 def _configuration(config: EngineConfig) -> QuicConfiguration:
     quic_config: QuicConfiguration = quic_configuration(
-        QuicConfiguration, config, load_identity=_load_identity, file_logger=_file_logger
+        QuicConfiguration, config, load_identity=_load_identity, logger_module=quic_logger
     )
     return quic_config
 

@@ -49,7 +49,10 @@ class EngineConfig:
     # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.
     # Bounds the receiver's memory, not its speed (see WebTransportConfig.recv_budget).
     recv_budget: int = 4 * 1024 * 1024
+    # Debugging aids (``engine/qlog.py``, ``quic_config.py``): one qlog file per connection in
+    # this directory; TLS secrets appended to this file in NSS key log format.
     qlog_dir: str | None = None
+    keylog_file: str | None = None
 
 
 # ---- events (past-tense nouns, frozen) --------------------------------------------------------

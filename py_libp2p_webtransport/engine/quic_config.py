@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import Any, TextIO
 
 from .._errors import EngineError
 from .base import EngineConfig
+from .qlog import qlog_writer
 
 #: ``load_identity(certificate_der, pkcs8_key_der) -> (certificate, private_key)`` as the
 #: library's configuration wants them; raises ``EngineError`` for unusable bytes.
@@ -42,12 +44,12 @@ def quic_configuration(
     config: EngineConfig,
     *,
     load_identity: IdentityLoader,
-    file_logger: Callable[[str], Any],
+    logger_module: ModuleType,
 ) -> Any:
     """The library's ``QuicConfiguration`` for ``config``.
 
-    ``configuration_class`` is qh3's or aioquic's ``QuicConfiguration``; ``file_logger(dir)``
-    makes the library's qlog writer (called only when ``config.qlog_dir`` is set). Stream
+    ``configuration_class`` is qh3's or aioquic's ``QuicConfiguration``; ``logger_module`` its
+    ``quic.logger`` module, which ``engine/qlog.py`` extends when ``config.qlog_dir`` is set. Stream
     limits, pacing and the receive budget are not configuration fields in either library: the
     adapters apply them to the connection itself.
     """
@@ -75,8 +77,23 @@ def quic_configuration(
             raise EngineError(f"unusable server certificate or key: {exc}") from exc
         quic_config.certificate, quic_config.private_key = load_identity(certificate_der, key_der)
     if config.qlog_dir is not None:
-        quic_config.quic_logger = file_logger(config.qlog_dir)
+        quic_config.quic_logger = qlog_writer(logger_module, config.qlog_dir)
+    if config.keylog_file is not None:
+        # Both libraries write "<label> <client random> <secret>" lines and flush each.
+        quic_config.secrets_log_file = keylog(config.keylog_file)
     return quic_config
+
+
+_keylogs: dict[str, TextIO] = {}
+
+
+def keylog(path: str) -> TextIO:
+    """The NSS key log file at ``path``, opened for appending once per process (every
+    connection shares it; it stays open: it is written until the process ends)."""
+    file = _keylogs.get(path)
+    if file is None or file.closed:
+        file = _keylogs[path] = open(path, "a", encoding="ascii")  # noqa: SIM115
+    return file
 
 
 def der_certificate(data: bytes) -> bytes:

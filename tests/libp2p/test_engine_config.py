@@ -19,6 +19,8 @@ ENGINE_KNOBS = {
     "max_datagram_size",
     "pacing",
     "recv_budget",
+    "qlog_dir",  # or QLOGDIR (tests/observability)
+    "keylog_file",  # or SSLKEYLOGFILE
 }
 
 
@@ -55,6 +57,8 @@ def test_every_knob_is_mapped() -> None:
         max_datagram_size=1300,
         pacing=False,
         recv_budget=2 * MiB,
+        qlog_dir="qlogs",
+        keylog_file="keys.log",
     )
     engine = config.engine_config(is_client=True, server_name="example.org")
     assert {knob: getattr(engine, knob) for knob in ENGINE_KNOBS} == {

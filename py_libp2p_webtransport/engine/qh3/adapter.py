@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from qh3 import _hazmat
 from qh3.quic import events as qh3_events
+from qh3.quic import logger as quic_logger
 from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, QuicConnectionError
 from qh3.tls import load_pem_private_key
@@ -71,15 +72,9 @@ def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
         raise EngineError(f"unusable server certificate or key: {exc}") from exc
 
 
-def _file_logger(directory: str) -> Any:
-    from qh3.quic.logger import QuicFileLogger
-
-    return QuicFileLogger(directory)
-
-
 def _configuration(config: EngineConfig) -> QuicConfiguration:
     quic_config: QuicConfiguration = quic_configuration(
-        QuicConfiguration, config, load_identity=_load_identity, file_logger=_file_logger
+        QuicConfiguration, config, load_identity=_load_identity, logger_module=quic_logger
     )
     if config.is_client and not config.verify_peer:
         quic_config.verify_hostname = False  # qh3 checks the name separately from the chain

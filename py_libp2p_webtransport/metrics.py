@@ -1,0 +1,285 @@
+"""Prometheus metrics of the transport, in ``prometheus_client``'s default registry.
+
+That is the registry py-libp2p's own metrics use (``new_host(enable_metrics=True)``), so one
+scrape shows both. Nothing here runs unless ``WebTransportConfig.metrics`` is on: the glue holds
+``None`` instead of a ``Metrics`` and skips every call.
+
+Two kinds of figures:
+
+* counters the code already keeps (``EndpointStats``: datagrams, bytes, drops by reason, Retries,
+  handshake timeouts) are read at scrape time by a custom collector: no work per packet;
+* events the glue sees once per connection or stream (opened, established, closed, reset, a
+  failed handshake, a certificate rotation) update ordinary counters and histograms.
+
+Per-connection QUIC figures (RTT, congestion window, losses, paused reception) belong to the
+engines, which only the trio thread may touch; the scrape runs in the HTTP server's thread. So
+``sample()`` (run every ``SAMPLE_INTERVAL`` seconds by each transport, in trio) copies them into
+plain numbers the collector reads, and RTT and window go into histograms, never one series per
+connection. Labels are bounded: direction, phase, reason, side; never a peer id or address.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import trio
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .endpoint.connection import EndpointStats
+
+if TYPE_CHECKING:
+    from .certs import CertManager
+    from .conn import WebTransportConnection
+    from .endpoint import Endpoint
+
+PREFIX = "py_libp2p_webtransport"
+#: Seconds between two samples of the live connections' QUIC figures.
+SAMPLE_INTERVAL = 5.0
+
+_HANDSHAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_RTT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_CWND_BUCKETS = tuple(float(1452 * 2**k) for k in range(1, 14))  # 2 packets .. 8192 packets
+
+# EndpointStats field -> (metric suffix, help); the dropped_* fields become one metric by reason.
+_ENDPOINT_COUNTERS = {
+    "datagrams_received": ("udp_datagrams_received", "UDP datagrams received"),
+    "datagrams_sent": ("udp_datagrams_sent", "UDP datagrams sent"),
+    "bytes_received": ("udp_received_bytes", "UDP payload bytes received"),
+    "bytes_sent": ("udp_sent_bytes", "UDP payload bytes sent"),
+    "retries_sent": ("retries_sent", "Initials answered with a QUIC Retry"),
+    "handshake_timeouts": ("handshake_timeouts", "QUIC handshakes dropped for taking too long"),
+    "engine_errors": ("engine_errors", "connections dropped because their QUIC engine failed"),
+    "send_blocked": ("send_blocked", "times the kernel's send buffer was full"),
+    "send_errors": ("send_errors", "datagrams the kernel refused to send"),
+}
+_DROP_REASONS = tuple(
+    f.name.removeprefix("dropped_") for f in fields(EndpointStats) if f.name.startswith("dropped_")
+)
+
+
+class Metrics:
+    """The process's metrics: one instance (``get()``), shared by every transport."""
+
+    _instance: Metrics | None = None
+
+    @classmethod
+    def get(cls) -> Metrics:
+        """The process-wide instance, created (and registered) on first use."""
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self, registry: Any = REGISTRY) -> None:
+        p = PREFIX
+        self.connections_opened = Counter(
+            f"{p}_connections_opened", "Authenticated connections", ["direction"], registry=registry
+        )
+        self.connections_closed = Counter(
+            f"{p}_connections_closed",
+            "Authenticated connections that ended, by reason (local, remote, lost)",
+            ["direction", "reason"],
+            registry=registry,
+        )
+        self.connections_open = Gauge(
+            f"{p}_connections_open",
+            "Authenticated connections open",
+            ["direction"],
+            registry=registry,
+        )
+        self.handshake_seconds = Histogram(
+            f"{p}_handshake_duration_seconds",
+            "Handshake time per phase: quic (TLS), connect (HTTP/3 CONNECT), noise",
+            ["direction", "phase"],
+            buckets=_HANDSHAKE_BUCKETS,
+            registry=registry,
+        )
+        self.handshake_failures = Counter(
+            f"{p}_handshake_failures",
+            "Failed handshakes by error type (DialTimeout, CerthashMismatch, ...)",
+            ["direction", "reason"],
+            registry=registry,
+        )
+        self.streams_opened = Counter(
+            f"{p}_streams_opened", "Streams opened", ["direction"], registry=registry
+        )
+        self.streams_open = Gauge(f"{p}_streams_open", "Streams open", registry=registry)
+        self.streams_reset = Counter(
+            f"{p}_streams_reset",
+            "Streams reset, by the side that reset",
+            ["side"],
+            registry=registry,
+        )
+        self.certificate_rotations = Counter(
+            f"{p}_certificate_rotations", "Certificate rotations by listeners", registry=registry
+        )
+        self.rtt_seconds = Histogram(
+            f"{p}_rtt_seconds",
+            f"Smoothed RTT of the open connections, sampled every {SAMPLE_INTERVAL:g} s",
+            buckets=_RTT_BUCKETS,
+            registry=registry,
+        )
+        self.cwnd_bytes = Histogram(
+            f"{p}_congestion_window_bytes",
+            f"Congestion window of the open connections, sampled every {SAMPLE_INTERVAL:g} s",
+            buckets=_CWND_BUCKETS,
+            registry=registry,
+        )
+        # Label children bound once: the per-stream calls below are one method call each.
+        self._streams_in = self.streams_opened.labels("inbound")
+        self._streams_out = self.streams_opened.labels("outbound")
+        self._resets_local = self.streams_reset.labels("local")
+        self._resets_remote = self.streams_reset.labels("remote")
+        self._lock = threading.Lock()  # registrations (trio thread) vs scrapes (HTTP thread)
+        self._endpoints: weakref.WeakSet[Endpoint] = weakref.WeakSet()
+        self._endpoint_totals = dict.fromkeys((f.name for f in fields(EndpointStats)), 0)
+        self._cert_managers: weakref.WeakSet[CertManager] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[WebTransportConnection] = weakref.WeakSet()
+        # Per live connection (id): its figures at the last sample; the totals of closed
+        # connections. Live plus closed = the counters.
+        self._live: dict[int, tuple[int, int, bool]] = {}  # + receive paused
+        self._closed_lost = 0
+        self._closed_stalls = 0
+        registry.register(_Collector(self))
+
+    # --- registrations (trio thread) ----------------------------------------------------------
+
+    def watch_endpoint(self, endpoint: Endpoint) -> None:
+        """Export ``endpoint.stats``; they stay counted once the endpoint is gone."""
+        with self._lock:
+            self._endpoints.add(endpoint)
+        weakref.finalize(endpoint, self._retire_endpoint, endpoint.stats)
+
+    def _retire_endpoint(self, stats: EndpointStats) -> None:
+        with self._lock:
+            for name, value in stats.as_dict().items():
+                self._endpoint_totals[name] += value
+
+    def watch_certificates(self, manager: CertManager) -> None:
+        """Export the seconds until ``manager``'s next rotation."""
+        with self._lock:
+            self._cert_managers.add(manager)
+
+    # --- events (trio thread) -----------------------------------------------------------------
+
+    def connection_established(self, conn: WebTransportConnection) -> None:
+        direction = _direction(conn)
+        self.connections_opened.labels(direction).inc()
+        self.connections_open.labels(direction).inc()
+        for phase, seconds in conn.handshake_phases().items():
+            self.handshake_seconds.labels(direction, phase).observe(seconds)
+        with self._lock:
+            self._connections.add(conn)
+
+    def connection_closed(self, conn: WebTransportConnection, reason: str) -> None:
+        """``conn`` ended (called once, only for connections that were established)."""
+        direction = _direction(conn)
+        self.connections_closed.labels(direction, reason).inc()
+        self.connections_open.labels(direction).dec()
+        stats = conn.session.stats()
+        with self._lock:
+            self._connections.discard(conn)
+            self._live.pop(id(conn), None)
+            self._closed_lost += stats.packets_lost
+            self._closed_stalls += conn.stalls_broken
+
+    def stream_opened(self, *, initiator: bool) -> None:
+        (self._streams_out if initiator else self._streams_in).inc()
+        self.streams_open.inc()
+
+    def streams_closed(self, n: int) -> None:
+        """``n`` streams ended (forgotten by their connection, or lost with it)."""
+        if n:
+            self.streams_open.dec(n)
+
+    def stream_reset(self, *, local: bool) -> None:
+        (self._resets_local if local else self._resets_remote).inc()
+
+    def handshake_failed(self, direction: str, error: BaseException) -> None:
+        self.handshake_failures.labels(direction, type(error).__name__).inc()
+
+    def certificate_rotated(self) -> None:
+        self.certificate_rotations.inc()
+
+    async def sample_forever(
+        self, connections: Callable[[], Iterable[WebTransportConnection]]
+    ) -> None:
+        """Every ``SAMPLE_INTERVAL`` seconds, ``sample`` what ``connections()`` returns (a
+        transport's open connections; each transport runs one of these in its nursery)."""
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            self.sample(connections())
+
+    def sample(self, connections: Iterable[WebTransportConnection]) -> None:
+        """Copy these connections' QUIC figures for the collector (trio thread only)."""
+        for conn in connections:
+            if conn.is_closed:
+                continue
+            session = conn.session
+            stats = session.stats()
+            self.rtt_seconds.observe(stats.rtt)
+            self.cwnd_bytes.observe(stats.cwnd)
+            figures = (stats.packets_lost, conn.stalls_broken, session.receive_paused)
+            with self._lock:
+                # Only while established and open: at close they move to the totals.
+                if conn in self._connections:
+                    self._live[id(conn)] = figures
+
+    # --- the scrape (any thread) --------------------------------------------------------------
+
+    def collect(self) -> Iterator[Any]:
+        with self._lock:
+            endpoints = list(self._endpoints)
+            totals = dict(self._endpoint_totals)
+            for endpoint in endpoints:
+                for name, value in endpoint.stats.as_dict().items():
+                    totals[name] += value
+            lost = self._closed_lost + sum(v[0] for v in self._live.values())
+            stalls = self._closed_stalls + sum(v[1] for v in self._live.values())
+            paused = sum(v[2] for v in self._live.values())
+            managers = list(self._cert_managers)
+        p = PREFIX
+        for field, (suffix, help_text) in _ENDPOINT_COUNTERS.items():
+            yield _counter(f"{p}_{suffix}", help_text, totals[field])
+        drops = CounterMetricFamily(
+            f"{p}_packets_dropped",
+            "Datagrams dropped before any connection, by reason",
+            labels=["reason"],
+        )
+        for reason in _DROP_REASONS:
+            drops.add_metric([reason], totals[f"dropped_{reason}"])
+        yield drops
+        yield _counter(f"{p}_packets_lost", "QUIC packets declared lost", lost)
+        yield _counter(f"{p}_stalls_broken", "Streams aborted by the stall breaker", stalls)
+        yield GaugeMetricFamily(
+            f"{p}_receive_paused_connections",
+            "Connections whose reception is paused by unread data (last sample)",
+            value=paused,
+        )
+        if managers:
+            yield GaugeMetricFamily(
+                f"{p}_certificate_next_rotation_seconds",
+                "Seconds until the next certificate rotation",
+                value=min(m.seconds_until_rotation() for m in managers),
+            )
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Any]:
+        return self._metrics.collect()
+
+
+def _counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, help_text, value=value)
+
+
+def _direction(conn: WebTransportConnection) -> str:
+    return "outbound" if conn.is_initiator else "inbound"
