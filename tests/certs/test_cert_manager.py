@@ -119,6 +119,39 @@ def test_rotation_done_by_current_is_still_reported_once() -> None:
     assert manager.advertised_certhashes() != old
 
 
+def test_every_read_rotates_and_tells_each_subscriber_once() -> None:
+    """Whichever read notices the new bucket (an address query here), every subscriber hears of
+    it once, and sees the new state when it reads the manager from its callback."""
+    clock = FakeClock(T0)
+    manager = CertManager(HOST_KEY, clock=clock)
+    old = manager.advertised_certhashes()
+    seen: list[tuple[str, list[bytes]]] = []
+    manager.subscribe(lambda: seen.append(("a", manager.advertised_certhashes())))
+    manager.subscribe(lambda: seen.append(("b", manager.noise_certhashes()[1:])))
+    clock.now = manager.next_rotation
+    new = manager.advertised_certhashes()
+    assert new[0] == old[1]
+    assert seen == [("a", new), ("b", new)]
+    manager.advertised_certhashes()
+    manager.current()
+    assert len(seen) == 2, "no second call without a second rotation"
+
+
+def test_unsubscribed_callback_is_not_called() -> None:
+    clock = FakeClock(T0)
+    manager = CertManager(HOST_KEY, clock=clock)
+    calls: list[int] = []
+
+    def callback() -> None:
+        calls.append(1)
+
+    manager.subscribe(callback)
+    manager.unsubscribe(callback)
+    manager.unsubscribe(callback)  # twice is harmless
+    clock.now = manager.next_rotation
+    assert manager.maybe_rotate() is True and calls == []
+
+
 def test_restart_gives_same_hashes() -> None:
     clock = FakeClock(T0 + 5 * DAY)
     first = CertManager(HOST_KEY, clock=clock)
