@@ -3,6 +3,7 @@ sys.path when pytest collects these tests, so test modules import this as ``wt_h
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,10 +22,12 @@ from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.handshake import EndpointFor
+from py_libp2p_webtransport.host import new_host as packaged_new_host
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 LISTEN_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
 LISTEN_V6 = "/ip6/::1/udp/0/quic-v1/webtransport"
+LISTEN_TCP = "/ip4/127.0.0.1/tcp/0"
 
 
 @asynccontextmanager
@@ -47,6 +50,27 @@ async def wt_host(
             yield host
         finally:
             await transport.close()
+
+
+@asynccontextmanager
+async def packaged_host(
+    engine: str,
+    *,
+    listen: Sequence[str] = (LISTEN_V4, LISTEN_TCP),
+    clock: Any = time.time,
+    **options: Any,
+) -> AsyncIterator[IHost]:
+    """A running host from the package's ``new_host`` (TCP + WebTransport, identify fix,
+    certhashes, rotation announced), serving echo and perf; ``options`` go to ``new_host``."""
+    addrs = [Multiaddr(a) for a in listen]
+    config = WebTransportConfig(engine=engine, clock=clock)
+    host = packaged_new_host(listen_addrs=addrs, config=config, **options)
+    register_handlers(host)
+    async with host.run(listen_addrs=addrs):
+        try:
+            yield host
+        finally:
+            await transport_of(host).close()
 
 
 @asynccontextmanager
