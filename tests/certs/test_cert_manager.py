@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_pair
 from libp2p.crypto.rsa import create_new_key_pair as rsa_pair
 from libp2p.crypto.secp256k1 import create_new_key_pair as secp256k1_pair
 
-from py_libp2p_webtransport.certs import CertManager, derive_certificate
+from py_libp2p_webtransport.certs import CertManager, certhash_schedule, derive_certificate
 from py_libp2p_webtransport.multiaddr import certhash_multihash
 
 HOST_KEY = ed25519_pair(b"\x21" * 32).private_key
@@ -186,3 +187,24 @@ def test_other_host_key_types() -> None:
             manager.advertised_certhashes()
             != CertManager(HOST_KEY, FakeClock(T0)).advertised_certhashes()
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.floats(min_value=1.0e9, max_value=4.0e9), probe=st.floats(0.0, 1.0))
+def test_schedule_is_what_a_manager_advertises_at_each_moment(start: float, probe: float) -> None:
+    """``certhash_schedule`` is the listener's arithmetic: at any moment of the span, the pair of
+    the covering period is the one a manager whose clock reads that moment advertises."""
+    end = start + 45 * DAY
+    periods = certhash_schedule(HOST_KEY, start, end)
+    assert periods[0].start <= start < periods[0].end and periods[-1].end > end
+    assert all(a.end == b.start for a, b in zip(periods, periods[1:], strict=False))
+    moment = start + probe * (end - start)
+    (period,) = [p for p in periods if p.start <= moment < p.end]
+    manager = CertManager(HOST_KEY, clock=FakeClock(moment))
+    assert list(period.certhashes) == manager.advertised_certhashes()
+    assert manager.next_rotation == period.end
+
+
+def test_schedule_refuses_a_backward_span() -> None:
+    with pytest.raises(ValueError, match="before its start"):
+        certhash_schedule(HOST_KEY, T0, T0 - 1)
