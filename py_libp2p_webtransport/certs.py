@@ -39,6 +39,7 @@ __all__ = [
     "DerivedCertificate",
     "certhash_schedule",
     "derive_certificate",
+    "next_rotation_after",
     "verify_server_certificate",
 ]
 
@@ -100,6 +101,12 @@ def _index_at(stagger_ms: int, now: float) -> int:
 def _switch_time(stagger_ms: int, index: int) -> float:
     """Unix time at which bucket ``index`` becomes the current certificate."""
     return (stagger_ms + index * _BUCKET_MS + _SKEW_MS) / 1000
+
+
+def next_rotation_after(private_key: PrivateKey, now: float) -> float:
+    """Unix time of the first rotation after ``now`` for this key (cheap: derives nothing)."""
+    stagger = _stagger_ms(private_key)
+    return _switch_time(stagger, _index_at(stagger, now) + 1)
 
 
 def derive_certificate(private_key: PrivateKey, not_before_ms: int) -> DerivedCertificate:

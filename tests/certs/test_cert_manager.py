@@ -11,7 +11,12 @@ from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_pair
 from libp2p.crypto.rsa import create_new_key_pair as rsa_pair
 from libp2p.crypto.secp256k1 import create_new_key_pair as secp256k1_pair
 
-from py_libp2p_webtransport.certs import CertManager, certhash_schedule, derive_certificate
+from py_libp2p_webtransport.certs import (
+    CertManager,
+    certhash_schedule,
+    derive_certificate,
+    next_rotation_after,
+)
 from py_libp2p_webtransport.multiaddr import certhash_multihash
 
 HOST_KEY = ed25519_pair(b"\x21" * 32).private_key
@@ -208,3 +213,9 @@ def test_schedule_is_what_a_manager_advertises_at_each_moment(start: float, prob
 def test_schedule_refuses_a_backward_span() -> None:
     with pytest.raises(ValueError, match="before its start"):
         certhash_schedule(HOST_KEY, T0, T0 - 1)
+
+
+def test_next_rotation_after_is_the_managers() -> None:
+    for offset in (0.0, 3 * DAY, 13 * DAY, 40 * DAY):
+        manager = CertManager(HOST_KEY, clock=FakeClock(T0 + offset))
+        assert next_rotation_after(HOST_KEY, T0 + offset) == manager.next_rotation
