@@ -112,6 +112,11 @@ class AdapterBase:
         self._close_seen_on_receive = False
         self._bytes_sent = self._bytes_received = 0
         self._packets_sent = self._packets_received = 0
+        # Keepalive: a PING when nothing arrived for this long (see EngineConfig).
+        interval = config.keepalive_interval
+        self._keepalive = None if interval is None else min(interval, config.idle_timeout / 2)
+        self._keepalive_at: float | None = None  # armed by the first datagram received
+        self._ping_uid = 0
         self._translate: dict[type, Callable[[Any], EngineEvent | None]] = {
             events.StreamDataReceived: self._on_stream_data,
             events.StreamReset: self._on_stream_reset,
@@ -136,6 +141,8 @@ class AdapterBase:
         self._packets_received += 1
         self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
+        if self._keepalive is not None:
+            self._keepalive_at = now + self._keepalive
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed many UDP payloads from one address (one call per socket wakeup)."""
@@ -144,9 +151,21 @@ class AdapterBase:
             self._packets_received += 1
             self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
+        if self._keepalive is not None:
+            self._keepalive_at = now + self._keepalive
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks)."""
+        """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks, and the
+        keepalive PING: its ACK is the peer's proof of life, our PING is the peer's)."""
+        due = self._keepalive_at
+        if due is not None and due <= now:
+            self._keepalive_at = None  # re-armed by the next datagram received (the ACK)
+            if not self._closed_locally and not self._close_seen_on_receive:
+                self._ping_uid += 1
+                try:
+                    self._quic.send_ping(self._ping_uid)
+                except self._library_errors:
+                    pass  # a connection that cannot take a PING is ending; its timers end it
         self._quic.handle_timer(now)
 
     # --- output ---------------------------------------------------------------------------------
@@ -161,6 +180,9 @@ class AdapterBase:
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (absolute, same clock as ``now``)."""
         timer: float | None = self._quic.get_timer()
+        keepalive = self._keepalive_at
+        if keepalive is not None and (timer is None or keepalive < timer):
+            return keepalive
         return timer
 
     def next_event(self) -> EngineEvent | None:
