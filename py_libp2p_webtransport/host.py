@@ -107,7 +107,10 @@ class RotationAnnouncer:
         if nursery is None:  # the host is not running: no peer to tell
             return
         logger.info("certificates rotated: pushing identify to connected peers")
-        nursery.start_soon(push_identify_to_peers, self.host)
+        try:
+            nursery.start_soon(push_identify_to_peers, self.host)
+        except RuntimeError:  # the swarm is shutting down (its nursery is closed)
+            logger.debug("identify push after rotation skipped: the host is stopping")
 
     def close(self) -> None:
         """Stop announcing (the transport's certificate manager forgets us)."""

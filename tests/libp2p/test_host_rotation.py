@@ -178,3 +178,20 @@ async def test_rotation_is_announced_and_the_old_address_still_dials(engine: str
                 async with packaged_host(engine, clock=clock, listen=(LISTEN_V4,)) as fresh:
                     await fresh.connect(PeerInfo(server.get_id(), [addr]))
                     assert fresh.get_network().get_connections(server.get_id())
+
+
+async def test_rotation_noticed_after_the_host_stopped_is_quiet(engine: str) -> None:
+    """No peer to tell and no nursery to push from: the record is still re-issued, no error."""
+    clock = FakeClock()
+    announce = [Multiaddr(DNS_ADDR)]
+    with trio.fail_after(30):
+        async with packaged_host(engine, clock=clock, announce=announce) as server:
+            manager = transport_of(server).cert_manager
+    clock.now = manager.next_rotation + 1
+    (addr,) = server.get_addrs()  # notices the rotation
+    assert server.webtransport_announcer.rotations == 1  # type: ignore[attr-defined]
+    pair = manager.advertised_certhashes()
+    assert wt_pairs([addr]) == {"node.example.com": pair}
+    assert wt_pairs(record_addrs(server.get_peerstore().get_local_record())) == {
+        "node.example.com": pair
+    }
