@@ -42,7 +42,7 @@ class WebTransportConfig:
     #: Keepalive: a QUIC PING after this many seconds without anything received (at most half
     #: ``idle_timeout``), so idle connections stay up, py<->py included (browsers ping by
     #: themselves); 15 s as go-libp2p. ``None`` switches it off.
-    keepalive_interval: float | None = 15.0
+    keepalive_interval: float | None = EngineConfig.keepalive_interval
     #: UDP payload size we send; 1452 fits Ethernet paths with IPv6 headers.
     max_datagram_size: int = EngineConfig.max_datagram_size
     #: Pace packets (aioquic only; qh3 always paces).

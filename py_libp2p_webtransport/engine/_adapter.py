@@ -115,14 +115,15 @@ class AdapterBase:
         # Keepalive: a PING when nothing arrived for this long (see EngineConfig).
         interval = config.keepalive_interval
         self._keepalive = None if interval is None else min(interval, config.idle_timeout / 2)
-        self._keepalive_at: float | None = None  # armed by the first datagram received
+        self._keepalive_at: float | None = None  # armed by datagrams after the handshake
+        self._handshake_done = False
         self._ping_uid = 0
         self._translate: dict[type, Callable[[Any], EngineEvent | None]] = {
             events.StreamDataReceived: self._on_stream_data,
             events.StreamReset: self._on_stream_reset,
             events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
             events.DatagramFrameReceived: lambda e: DatagramReceived(bytes(e.data)),
-            events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
+            events.HandshakeCompleted: self._on_handshake_completed,
             events.ConnectionIdIssued: self._on_cid_issued,
             events.ConnectionIdRetired: self._on_cid_retired,
             events.ConnectionTerminated: self._on_terminated,
@@ -141,7 +142,7 @@ class AdapterBase:
         self._packets_received += 1
         self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
-        if self._keepalive is not None:
+        if self._keepalive is not None and self._handshake_done:
             self._keepalive_at = now + self._keepalive
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
@@ -151,7 +152,7 @@ class AdapterBase:
             self._packets_received += 1
             self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
-        if self._keepalive is not None:
+        if self._keepalive is not None and self._handshake_done:
             self._keepalive_at = now + self._keepalive
 
     def handle_timer(self, now: float) -> None:
@@ -166,7 +167,11 @@ class AdapterBase:
                     self._quic.send_ping(self._ping_uid)
                 except self._library_errors:
                     pass  # a connection that cannot take a PING is ending; its timers end it
-        self._quic.handle_timer(now)
+        # Only when the library's own timer is due: the keepalive may fire first, and aioquic's
+        # handle_timer fails when its close timer is unset.
+        library_timer = self._quic.get_timer()
+        if library_timer is not None and library_timer <= now:
+            self._quic.handle_timer(now)
 
     # --- output ---------------------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -267,6 +272,10 @@ class AdapterBase:
         # a violation in its bytes); one that appears on a timer is an idle timeout.
         if not self._closed_locally and self._quic._close_event is not None:
             self._close_seen_on_receive = True
+
+    def _on_handshake_completed(self, event: Any) -> HandshakeCompleted:
+        self._handshake_done = True  # keepalive starts with the next datagram received
+        return HandshakeCompleted(event.alpn_protocol)
 
     def _on_stream_data(self, event: Any) -> StreamDataReceived:
         data = event.data if type(event.data) is bytes else bytes(event.data)

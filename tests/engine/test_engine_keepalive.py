@@ -19,7 +19,7 @@ def idle_pair(
         # Only the client pings: the server's idle timer must be kept alive by the PINGs, the
         # client's by their ACKs.
         client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=keepalive),
-        server_config=EngineConfig(is_client=False, idle_timeout=IDLE),
+        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=None),
     )
     pair.handshake()
     return pair
