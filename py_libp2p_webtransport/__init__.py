@@ -4,6 +4,7 @@ The public names load lazily, so ``import py_libp2p_webtransport`` (or importing
 layers) does not load libp2p and trio::
 
     from py_libp2p_webtransport import WebTransportTransport, WebTransportConfig, DialError
+    from py_libp2p_webtransport import new_host  # a host with TCP + WebTransport (host.py)
 
 Every error class of ``errors`` is available here too. The map of the package is
 ``docs/architecture.md``.
@@ -19,12 +20,16 @@ from ._compat import NO_EXTENSIONS
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them on first use
     from .config import WebTransportConfig  # noqa: F401
     from .errors import *  # noqa: F403
+    from .host import addrs_factory, new_host, transports  # noqa: F401
     from .transport import WebTransportTransport  # noqa: F401
 
 # public name -> module that defines it (errors: every name in errors.__all__, added below)
 _LAZY = {
     "WebTransportTransport": ".transport",
     "WebTransportConfig": ".config",
+    "new_host": ".host",
+    "transports": ".host",
+    "addrs_factory": ".host",
 }
 _ERRORS = (
     "AddressError BufferLimitExceeded CerthashMismatch ContentError DialError DialTimeout "

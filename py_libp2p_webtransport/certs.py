@@ -35,8 +35,11 @@ __all__ = [
     "CERT_VALIDITY",
     "CLOCK_SKEW_ALLOWANCE",
     "CertManager",
+    "CerthashPeriod",
     "DerivedCertificate",
+    "certhash_schedule",
     "derive_certificate",
+    "next_rotation_after",
     "verify_server_certificate",
 ]
 
@@ -84,6 +87,26 @@ def _stagger_ms(private_key: PrivateKey) -> int:
     digest = hashlib.sha256(private_key.get_public_key().to_bytes()).digest()
     minutes = int.from_bytes(digest[:2], "little")
     return (minutes * 60_000) % _VALIDITY_MS
+
+
+def _index_at(stagger_ms: int, now: float) -> int:
+    """The current certificate's bucket at Unix time ``now``.
+
+    Bucket k starts at stagger + k * BUCKET; k is current from its start + 1 h (go switches 1 h
+    before the previous certificate's NotAfter, which is its successor's start + 1 h).
+    """
+    return (int(now * 1000) - _SKEW_MS - stagger_ms) // _BUCKET_MS
+
+
+def _switch_time(stagger_ms: int, index: int) -> float:
+    """Unix time at which bucket ``index`` becomes the current certificate."""
+    return (stagger_ms + index * _BUCKET_MS + _SKEW_MS) / 1000
+
+
+def next_rotation_after(private_key: PrivateKey, now: float) -> float:
+    """Unix time of the first rotation after ``now`` for this key (cheap: derives nothing)."""
+    stagger = _stagger_ms(private_key)
+    return _switch_time(stagger, _index_at(stagger, now) + 1)
 
 
 def derive_certificate(private_key: PrivateKey, not_before_ms: int) -> DerivedCertificate:
@@ -174,7 +197,9 @@ class CertManager:
 
     ``current()`` is what the TLS layer serves (ask per new connection; it rotates first if due).
     ``advertised_certhashes()`` goes into the listen addresses, ``noise_certhashes()`` into the
-    Noise handshake. When ``maybe_rotate()`` returns True the advertised addresses changed.
+    Noise handshake. Every read rotates first if due, and a rotation calls each ``subscribe``d
+    callback at once, so the served certificate and every advertised address change together,
+    whichever caller noticed the new bucket. ``maybe_rotate()`` also reports it.
     """
 
     def __init__(self, private_key: PrivateKey, clock: Callable[[], float] = time.time) -> None:
@@ -182,15 +207,20 @@ class CertManager:
         self._clock = clock
         self._stagger = _stagger_ms(private_key)
         self._cache: dict[int, DerivedCertificate] = {}
-        self._index = self._index_at(clock())
+        self._index = _index_at(self._stagger, clock())
         self._unreported_rotation = False
+        self._subscribers: list[Callable[[], None]] = []
         self._fill()
 
-    def _index_at(self, now: float) -> int:
-        # Bucket k starts at stagger + k * BUCKET; k is current from its start + 1 h (go switches
-        # 1 h before the previous certificate's NotAfter, which is its successor's start + 1 h).
-        now_ms = int(now * 1000)
-        return (now_ms - _SKEW_MS - self._stagger) // _BUCKET_MS
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each rotation, synchronously, from the call that noticed it
+        (it may read the manager again: the new certificates are in place)."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (no error if it was not subscribed)."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
 
     def _certificate(self, index: int) -> DerivedCertificate:
         cert = self._cache.get(index)
@@ -206,11 +236,13 @@ class CertManager:
             del self._cache[stale]
 
     def _rotate_if_due(self) -> None:
-        index = self._index_at(self._clock())
+        index = _index_at(self._stagger, self._clock())
         if index != self._index:
             self._index = index
             self._unreported_rotation = True
             self._fill()
+            for callback in list(self._subscribers):
+                callback()
 
     def maybe_rotate(self) -> bool:
         """Switch certificates if the clock passed ``next_rotation``.
@@ -226,7 +258,7 @@ class CertManager:
     @property
     def next_rotation(self) -> float:
         """Unix time at which ``maybe_rotate()`` will switch to the next certificate."""
-        return (self._stagger + (self._index + 1) * _BUCKET_MS + _SKEW_MS) / 1000
+        return _switch_time(self._stagger, self._index + 1)
 
     def seconds_until_rotation(self) -> float:
         """Seconds from now (per the manager's clock) until ``next_rotation``."""
@@ -243,7 +275,8 @@ class CertManager:
         return cert.der, cert.key_der
 
     def advertised_certhashes(self) -> list[bytes]:
-        """Multihashes for the listen addresses: ``[current, next]``."""
+        """Multihashes for the listen addresses: ``[current, next]`` (rotating first if due)."""
+        self._rotate_if_due()
         return [self._certificate(i).certhash for i in (self._index, self._index + 1)]
 
     def noise_certhashes(self) -> list[bytes]:
@@ -252,7 +285,54 @@ class CertManager:
         The previous bucket's certificate is included even right after a start: it is a pure
         function of the key, so we advertised it before a restart and clients may still hold it.
         """
+        self._rotate_if_due()
         return [self._certificate(i).certhash for i in range(self._index - 1, self._index + 2)]
+
+
+@dataclass(frozen=True, slots=True)
+class CerthashPeriod:
+    """A span of time during which a listener advertises one certhash pair."""
+
+    start: float
+    """Unix time (seconds) at which this pair becomes the advertised one."""
+    end: float
+    """Unix time at which the next pair replaces it."""
+    certhashes: tuple[bytes, bytes]
+    """``(current, next)`` SHA-256 multihashes, in address order."""
+
+
+def certhash_schedule(private_key: PrivateKey, start: float, end: float) -> list[CerthashPeriod]:
+    """Every certhash pair a listener with this key advertises between ``start`` and ``end``.
+
+    Certificates are a pure function of (key, time), so this is what any listener with the key
+    advertises at those times, restarts included: a web page or a bootstrap list can carry an
+    address that stays right for weeks (any address of one period also dials during the next,
+    as consecutive pairs share a certificate).
+    """
+    if end < start:
+        raise ValueError(f"schedule end {end} is before its start {start}")
+    stagger = _stagger_ms(private_key)
+    derived: dict[int, bytes] = {}
+
+    def certhash(index: int) -> bytes:
+        if index not in derived:
+            derived[index] = derive_certificate(private_key, stagger + index * _BUCKET_MS).certhash
+        return derived[index]
+
+    periods: list[CerthashPeriod] = []
+    index = _index_at(stagger, start)
+    while True:
+        period_start = _switch_time(stagger, index)
+        if period_start > end:
+            return periods
+        periods.append(
+            CerthashPeriod(
+                start=period_start,
+                end=_switch_time(stagger, index + 1),
+                certhashes=(certhash(index), certhash(index + 1)),
+            )
+        )
+        index += 1
 
 
 def verify_server_certificate(der: bytes, dialed_hashes: Iterable[bytes], now: float) -> None:

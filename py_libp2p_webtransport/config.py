@@ -40,6 +40,10 @@ class WebTransportConfig:
     max_streams_bidi: int = EngineConfig.max_streams_bidi
     #: QUIC idle timeout (seconds).
     idle_timeout: float = EngineConfig.idle_timeout
+    #: Keepalive: a QUIC PING after this many seconds without anything received (at most half
+    #: ``idle_timeout``), so idle connections stay up, py<->py included (browsers ping by
+    #: themselves); 15 s as go-libp2p. ``None`` switches it off.
+    keepalive_interval: float | None = EngineConfig.keepalive_interval
     #: UDP payload size we send; 1452 fits Ethernet paths with IPv6 headers.
     max_datagram_size: int = EngineConfig.max_datagram_size
     #: Pace packets (aioquic only; qh3 always paces).
@@ -114,6 +118,8 @@ class WebTransportConfig:
         for name in ("idle_timeout", "connect_timeout", "handshake_timeout", "stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WebTransportConfig.{name} must be > 0")
+        if self.keepalive_interval is not None and self.keepalive_interval <= 0:
+            raise ValueError("WebTransportConfig.keepalive_interval must be > 0 or None")
         if self.retry not in RETRY_MODES:
             raise ValueError(
                 f"WebTransportConfig.retry must be one of {', '.join(RETRY_MODES)}, "
@@ -149,6 +155,7 @@ class WebTransportConfig:
             max_stream_data=self.max_stream_data,
             max_streams_bidi=self.max_streams_bidi,
             idle_timeout=self.idle_timeout,
+            keepalive_interval=self.keepalive_interval,
             # qh3 can only bound unread data per connection: the budget, at most the window.
             recv_budget=min(self.recv_budget, self.max_data),
             qlog_dir=self.qlog_dir or os.environ.get("QLOGDIR") or None,

@@ -111,6 +111,9 @@ class WebTransportListener(IListener):
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error
         self._endpoint = endpoint
+        # Every listener of the transport switches certificates at the rotation itself, whoever
+        # noticed it (another listener, an address query, a new connection).
+        self._transport.cert_manager.subscribe(self._on_rotation)
         nursery = await self._transport.get_nursery(self.background_nursery)
         self._nursery = nursery
         self._transport.watch_endpoint(endpoint, nursery)
@@ -170,6 +173,7 @@ class WebTransportListener(IListener):
         if self._closed:
             return
         self._closed = True
+        self._transport.cert_manager.unsubscribe(self._on_rotation)
         # Sessions first (close capsules go out while the pump still runs), then the socket.
         async with trio.open_nursery() as nursery:
             for conn in list(self._connections):
@@ -183,15 +187,13 @@ class WebTransportListener(IListener):
 
     def rotate_certificates(self) -> bool:
         """Rotate when due (per the certificate manager's clock); new connections use the new
-        certificate at once. Returns True when it rotated."""
-        if not self._transport.cert_manager.maybe_rotate():
-            return False
-        if self._endpoint is not None:
+        certificate at once. Returns True when it rotated since the manager last reported."""
+        return self._transport.cert_manager.maybe_rotate()
+
+    def _on_rotation(self) -> None:
+        if self._endpoint is not None and not self._closed:
             self._endpoint.server_config = self._transport.engine_config(is_client=False)
-        if self._transport.metrics is not None:
-            self._transport.metrics.certificate_rotated()
-        logger.info("WebTransport certificate rotated")
-        return True
+            logger.info("WebTransport certificate rotated")
 
     async def _run(self) -> None:
         assert self._endpoint is not None

@@ -161,9 +161,12 @@ class Metrics:
                 self._endpoint_totals[name] += value
 
     def watch_certificates(self, manager: CertManager) -> None:
-        """Export the seconds until ``manager``'s next rotation."""
+        """Export the seconds until ``manager``'s next rotation, and count its rotations."""
         with self._lock:
+            if manager in self._cert_managers:
+                return
             self._cert_managers.add(manager)
+        manager.subscribe(self.certificate_rotated)
 
     # --- events (trio thread) -----------------------------------------------------------------
 

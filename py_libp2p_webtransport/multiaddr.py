@@ -39,6 +39,7 @@ __all__ = [
     "encode_certhash",
     "is_webtransport_multiaddr",
     "multihash_to_text",
+    "parse_multiaddr",
     "parse_webtransport_multiaddr",
     "url_for",
     "with_certhashes",
@@ -171,6 +172,16 @@ def _to_multiaddr(maddr: MultiaddrLike) -> Multiaddr:
     except Exception as exc:  # py-multiaddr raises several unrelated types
         raise AddressError(f"invalid multiaddr {maddr!r}: {exc}") from exc
     raise AddressError(f"expected a Multiaddr, str or bytes, got {type(maddr).__name__}")
+
+
+def parse_multiaddr(maddr: MultiaddrLike) -> Multiaddr:
+    """Any multiaddr (certhashes in any multibase); ``AddressError`` if malformed."""
+    ma = _to_multiaddr(maddr)
+    try:
+        ma.to_bytes()
+    except Exception as exc:  # py-multiaddr defers some checks to encoding
+        raise AddressError(f"invalid multiaddr {maddr!r}: {exc}") from exc
+    return ma
 
 
 def _components(maddr: Multiaddr) -> list[tuple[str, str | None]]:

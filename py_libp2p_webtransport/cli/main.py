@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
-from libp2p.crypto.keys import KeyPair, PrivateKey
 
 from ..endpoint.retry import RETRY_MODES
 from .demo import add_demo_arguments
+from .deploy import UsageError, add_deployment_arguments
 from .perf import add_perf_parser
 
 if TYPE_CHECKING:
@@ -39,27 +37,6 @@ def package_version() -> str:
         return version("py-libp2p-webtransport")
     except PackageNotFoundError:
         return "0+unknown"
-
-
-def load_or_create_key(path: Path | None) -> KeyPair:
-    """Load the host key from ``path`` (libp2p protobuf encoding); create it on first run.
-
-    Reusing the key keeps the peer id, and since certificates derive from it, the certhashes.
-    """
-    from libp2p.crypto.ed25519 import create_new_key_pair
-    from libp2p.crypto.serialization import deserialize_private_key
-
-    if path is not None and path.exists():
-        private: PrivateKey = deserialize_private_key(path.read_bytes())
-        return KeyPair(private, private.get_public_key())
-    key_pair = create_new_key_pair()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Private key material: owner-only, created atomically.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key_pair.private_key.serialize())
-    return key_pair
 
 
 def config_from_args(args: argparse.Namespace) -> WebTransportConfig:
@@ -84,23 +61,23 @@ def metrics_address(text: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the ``serve`` command until a signal arrives."""
-    from libp2p import new_host
-    from multiaddr import Multiaddr
-
-    from ..apps.identify import install_identify
     from ..apps.services import register_handlers
-    from ..transport import WebTransportTransport
+    from ..host import new_host, webtransport_of
+    from . import deploy
     from .demo import check_demo, running_demo
     from .stats import dump_on_sigusr1, print_stats
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
-    key_pair = load_or_create_key(Path(args.key_file) if args.key_file else None)
-    transport = WebTransportTransport(key_pair.private_key, config_from_args(args))
-    family = "ip6" if ":" in args.host else "ip4"
-    listen = Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")
-    host = new_host(key_pair=key_pair, transports=[transport], listen_addrs=[listen])
+    if args.print_certhashes:
+        deploy.print_certhashes(args)
+        return 0
+    listen = deploy.listen_addrs_from_args(args)
+    announce = deploy.announce_addrs_from_args(args)
+    key_pair = deploy.key_pair_from_args(args)
+    # TCP + WebTransport, the identify fix, certhashes on every address, rotations announced.
+    host = new_host(key_pair, listen, announce=announce, config=config_from_args(args))
+    transport = webtransport_of(host)
     register_handlers(host)
-    install_identify(host)  # observed address as /udp/…/quic-v1/webtransport, not /tcp/
     if args.metrics is not None:
         from prometheus_client import start_http_server
 
@@ -111,7 +88,7 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"metrics on http://{shown}:{server.server_port}/metrics", file=sys.stderr)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
-            host.run(listen_addrs=[listen]),
+            host.run(listen_addrs=listen),
             running_demo(host, args),
             trio.open_nursery() as views,
         ):
@@ -142,10 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run a libp2p host on a WebTransport address")
     s.add_argument("--host", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=0, help="UDP port (default 0: any free port)")
-    s.add_argument(
-        "--key-file",
-        help="host key file; created on first run, reused after (stable peer id and certhashes)",
-    )
     s.add_argument(
         "--engine", choices=("qh3", "aioquic"), default=None, help="QUIC engine (default: best)"
     )
@@ -183,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="logging level (default WARNING)",
     )
+    add_deployment_arguments(s)  # --key-file, --listen, --announce, --print-certhashes (deploy.py)
     add_demo_arguments(s)  # ``serve --demo`` (demo.py)
     add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli/perf.py)
     return parser
@@ -197,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "serve":
-        return trio.run(serve, args)
+        try:
+            return trio.run(serve, args)
+        except UsageError as error:  # bad input: say what to do, no traceback
+            print(f"{PROG} serve: error: {error}", file=sys.stderr)
+            return 2
     status: int = args.func(args)
     return status

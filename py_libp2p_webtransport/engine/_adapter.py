@@ -112,12 +112,18 @@ class AdapterBase:
         self._close_seen_on_receive = False
         self._bytes_sent = self._bytes_received = 0
         self._packets_sent = self._packets_received = 0
+        # Keepalive: a PING when nothing arrived for this long (see EngineConfig).
+        interval = config.keepalive_interval
+        self._keepalive = None if interval is None else min(interval, config.idle_timeout / 2)
+        self._keepalive_at: float | None = None  # armed by datagrams after the handshake
+        self._handshake_done = False
+        self._ping_uid = 0
         self._translate: dict[type, Callable[[Any], EngineEvent | None]] = {
             events.StreamDataReceived: self._on_stream_data,
             events.StreamReset: self._on_stream_reset,
             events.StopSendingReceived: lambda e: StopSendingReceived(e.stream_id, e.error_code),
             events.DatagramFrameReceived: lambda e: DatagramReceived(bytes(e.data)),
-            events.HandshakeCompleted: lambda e: HandshakeCompleted(e.alpn_protocol),
+            events.HandshakeCompleted: self._on_handshake_completed,
             events.ConnectionIdIssued: self._on_cid_issued,
             events.ConnectionIdRetired: self._on_cid_retired,
             events.ConnectionTerminated: self._on_terminated,
@@ -136,6 +142,8 @@ class AdapterBase:
         self._packets_received += 1
         self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
+        if self._keepalive is not None and self._handshake_done:
+            self._keepalive_at = now + self._keepalive
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed many UDP payloads from one address (one call per socket wakeup)."""
@@ -144,10 +152,26 @@ class AdapterBase:
             self._packets_received += 1
             self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
+        if self._keepalive is not None and self._handshake_done:
+            self._keepalive_at = now + self._keepalive
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks)."""
-        self._quic.handle_timer(now)
+        """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks, and the
+        keepalive PING: its ACK is the peer's proof of life, our PING is the peer's)."""
+        due = self._keepalive_at
+        if due is not None and due <= now:
+            self._keepalive_at = None  # re-armed by the next datagram received (the ACK)
+            if not self._closed_locally and not self._close_seen_on_receive:
+                self._ping_uid += 1
+                try:
+                    self._quic.send_ping(self._ping_uid)
+                except self._library_errors:
+                    pass  # a connection that cannot take a PING is ending; its timers end it
+        # Only when the library's own timer is due: the keepalive may fire first, and aioquic's
+        # handle_timer fails when its close timer is unset.
+        library_timer = self._quic.get_timer()
+        if library_timer is not None and library_timer <= now:
+            self._quic.handle_timer(now)
 
     # --- output ---------------------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
@@ -161,6 +185,9 @@ class AdapterBase:
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (absolute, same clock as ``now``)."""
         timer: float | None = self._quic.get_timer()
+        keepalive = self._keepalive_at
+        if keepalive is not None and (timer is None or keepalive < timer):
+            return keepalive
         return timer
 
     def next_event(self) -> EngineEvent | None:
@@ -245,6 +272,10 @@ class AdapterBase:
         # a violation in its bytes); one that appears on a timer is an idle timeout.
         if not self._closed_locally and self._quic._close_event is not None:
             self._close_seen_on_receive = True
+
+    def _on_handshake_completed(self, event: Any) -> HandshakeCompleted:
+        self._handshake_done = True  # keepalive starts with the next datagram received
+        return HandshakeCompleted(event.alpn_protocol)
 
     def _on_stream_data(self, event: Any) -> StreamDataReceived:
         data = event.data if type(event.data) is bytes else bytes(event.data)

@@ -44,6 +44,10 @@ class EngineConfig:
     max_streams_bidi: int = 1024
     max_streams_uni: int = 128
     idle_timeout: float = 30.0
+    # Once the handshake is done, send a QUIC PING when nothing arrived for this long (seconds;
+    # at most half the idle timeout), so an idle connection outlives the idle timeout (15 s as
+    # go-libp2p); None: never.
+    keepalive_interval: float | None = 15.0
     max_datagram_frame_size: int = 65536  # > 0: WebTransport clients require datagram support
     # qh3 only: stop taking data from the engine while more than this many delivered bytes are
     # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.

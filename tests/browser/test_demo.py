@@ -39,7 +39,8 @@ async def test_demo_page_click_through() -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "demo.png"
     shot.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--demo"]
+    # --ephemeral: a test must not create the user's persistent identity.
+    cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--demo", "--ephemeral"]
     proc = await trio.lowlevel.open_process(cmd, cwd=ROOT, stdout=subprocess.PIPE)
     try:
         with trio.fail_after(60):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_pair
 from libp2p.crypto.rsa import create_new_key_pair as rsa_pair
 from libp2p.crypto.secp256k1 import create_new_key_pair as secp256k1_pair
 
-from py_libp2p_webtransport.certs import CertManager, derive_certificate
+from py_libp2p_webtransport.certs import (
+    CertManager,
+    certhash_schedule,
+    derive_certificate,
+    next_rotation_after,
+)
 from py_libp2p_webtransport.multiaddr import certhash_multihash
 
 HOST_KEY = ed25519_pair(b"\x21" * 32).private_key
@@ -119,6 +125,39 @@ def test_rotation_done_by_current_is_still_reported_once() -> None:
     assert manager.advertised_certhashes() != old
 
 
+def test_every_read_rotates_and_tells_each_subscriber_once() -> None:
+    """Whichever read notices the new bucket (an address query here), every subscriber hears of
+    it once, and sees the new state when it reads the manager from its callback."""
+    clock = FakeClock(T0)
+    manager = CertManager(HOST_KEY, clock=clock)
+    old = manager.advertised_certhashes()
+    seen: list[tuple[str, list[bytes]]] = []
+    manager.subscribe(lambda: seen.append(("a", manager.advertised_certhashes())))
+    manager.subscribe(lambda: seen.append(("b", manager.noise_certhashes()[1:])))
+    clock.now = manager.next_rotation
+    new = manager.advertised_certhashes()
+    assert new[0] == old[1]
+    assert seen == [("a", new), ("b", new)]
+    manager.advertised_certhashes()
+    manager.current()
+    assert len(seen) == 2, "no second call without a second rotation"
+
+
+def test_unsubscribed_callback_is_not_called() -> None:
+    clock = FakeClock(T0)
+    manager = CertManager(HOST_KEY, clock=clock)
+    calls: list[int] = []
+
+    def callback() -> None:
+        calls.append(1)
+
+    manager.subscribe(callback)
+    manager.unsubscribe(callback)
+    manager.unsubscribe(callback)  # twice is harmless
+    clock.now = manager.next_rotation
+    assert manager.maybe_rotate() is True and calls == []
+
+
 def test_restart_gives_same_hashes() -> None:
     clock = FakeClock(T0 + 5 * DAY)
     first = CertManager(HOST_KEY, clock=clock)
@@ -153,3 +192,30 @@ def test_other_host_key_types() -> None:
             manager.advertised_certhashes()
             != CertManager(HOST_KEY, FakeClock(T0)).advertised_certhashes()
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.floats(min_value=1.0e9, max_value=4.0e9), probe=st.floats(0.0, 1.0))
+def test_schedule_is_what_a_manager_advertises_at_each_moment(start: float, probe: float) -> None:
+    """``certhash_schedule`` is the listener's arithmetic: at any moment of the span, the pair of
+    the covering period is the one a manager whose clock reads that moment advertises."""
+    end = start + 45 * DAY
+    periods = certhash_schedule(HOST_KEY, start, end)
+    assert periods[0].start <= start < periods[0].end and periods[-1].end > end
+    assert all(a.end == b.start for a, b in zip(periods, periods[1:], strict=False))
+    moment = start + probe * (end - start)
+    (period,) = [p for p in periods if p.start <= moment < p.end]
+    manager = CertManager(HOST_KEY, clock=FakeClock(moment))
+    assert list(period.certhashes) == manager.advertised_certhashes()
+    assert manager.next_rotation == period.end
+
+
+def test_schedule_refuses_a_backward_span() -> None:
+    with pytest.raises(ValueError, match="before its start"):
+        certhash_schedule(HOST_KEY, T0, T0 - 1)
+
+
+def test_next_rotation_after_is_the_managers() -> None:
+    for offset in (0.0, 3 * DAY, 13 * DAY, 40 * DAY):
+        manager = CertManager(HOST_KEY, clock=FakeClock(T0 + offset))
+        assert next_rotation_after(HOST_KEY, T0 + offset) == manager.next_rotation

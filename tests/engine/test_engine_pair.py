@@ -134,8 +134,9 @@ def test_idle_timeout_fires_through_the_timer(
     pair = EnginePair(
         *engine_pair,
         cert,
-        client_config=EngineConfig(is_client=True, idle_timeout=2.0),
-        server_config=EngineConfig(is_client=False, idle_timeout=2.0),
+        # Without keepalive (test_engine_keepalive.py: with it the pair stays up).
+        client_config=EngineConfig(is_client=True, idle_timeout=2.0, keepalive_interval=None),
+        server_config=EngineConfig(is_client=False, idle_timeout=2.0, keepalive_interval=None),
     )
     pair.handshake()
     start = pair.now

@@ -82,3 +82,22 @@ async def test_listen_addresses_are_built_once_per_certificate_pair(engine: str)
             rotated = listener.get_addrs()
             assert rotated is not first and rotated != first
             assert listener.get_addrs() is rotated
+
+
+async def test_rotation_switches_every_listener(engine: str) -> None:
+    """Two listen addresses share the certificates: after a rotation noticed by either, both
+    serve the new one (each is dialed with only its new address)."""
+    clock = FakeClock()
+    listen = tuple(f"/ip4/127.0.0.{i}/udp/0/quic-v1/webtransport" for i in (1, 2))
+    with trio.fail_after(60):
+        async with wt_host(engine, clock=clock, listen=listen) as server:
+            before = wt_addrs(server)
+            assert len(before) == 2
+            clock.now = transport_of(server).cert_manager.next_rotation + 1
+            after = wt_addrs(server)
+            old_current = wt_multiaddr.parse_webtransport_multiaddr(before[0]).certhashes[0]
+            for addr in after:
+                assert old_current not in wt_multiaddr.parse_webtransport_multiaddr(addr).certhashes
+                async with wt_host(engine, clock=clock) as client:
+                    await client.connect(peer_info(server, [addr]))
+                    assert client.get_network().get_connections(server.get_id())

@@ -34,3 +34,15 @@ def test_engine_budget_is_recv_budget_capped_by_the_window(
     config = transport.engine_config(is_client=True)
     assert config.recv_budget == budget
     assert config.max_data == transport.config.max_data
+
+
+@pytest.mark.parametrize("value", [0, -1.0])
+def test_keepalive_must_be_positive_or_none(value: float) -> None:
+    with pytest.raises(ValueError, match="keepalive_interval"):
+        WebTransportConfig(keepalive_interval=value)
+
+
+def test_keepalive_reaches_the_engine_config() -> None:
+    assert WebTransportConfig().engine_config(is_client=True).keepalive_interval == 15.0
+    off = WebTransportConfig(keepalive_interval=None).engine_config(is_client=False)
+    assert off.keepalive_interval is None

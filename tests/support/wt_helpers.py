@@ -3,8 +3,13 @@ sys.path when pytest collects these tests, so test modules import this as ``wt_h
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -21,10 +26,13 @@ from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.handshake import EndpointFor
+from py_libp2p_webtransport.host import new_host as packaged_new_host
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 LISTEN_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
 LISTEN_V6 = "/ip6/::1/udp/0/quic-v1/webtransport"
+LISTEN_TCP = "/ip4/127.0.0.1/tcp/0"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @asynccontextmanager
@@ -47,6 +55,63 @@ async def wt_host(
             yield host
         finally:
             await transport.close()
+
+
+@asynccontextmanager
+async def packaged_host(
+    engine: str,
+    *,
+    listen: Sequence[str] = (LISTEN_V4, LISTEN_TCP),
+    clock: Any = time.time,
+    **options: Any,
+) -> AsyncIterator[IHost]:
+    """A running host from the package's ``new_host`` (TCP + WebTransport, identify fix,
+    certhashes, rotation announced), serving echo and perf; ``options`` go to ``new_host``."""
+    addrs = [Multiaddr(a) for a in listen]
+    config = WebTransportConfig(engine=engine, clock=clock)
+    host = packaged_new_host(listen_addrs=addrs, config=config, **options)
+    register_handlers(host)
+    async with host.run(listen_addrs=addrs):
+        try:
+            yield host
+        finally:
+            await transport_of(host).close()
+
+
+def readme_host_example() -> str:
+    """The first Python block of the README section "Use it in a py-libp2p host"."""
+    section = README.read_text().split("## Use it in a py-libp2p host", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the README's host section has no Python example"
+    return match.group(1)
+
+
+@asynccontextmanager
+async def readme_host_running() -> AsyncIterator[tuple[str, str]]:
+    """The README's host example as written, in its own process: its printed WebTransport and
+    TCP addresses. The process is killed on exit (it sleeps forever)."""
+    async with trio.open_nursery() as nursery:
+        proc: trio.Process = await nursery.start(
+            lambda task_status: trio.run_process(
+                [sys.executable, "-c", readme_host_example()],
+                stdout=subprocess.PIPE,
+                check=False,
+                task_status=task_status,
+            )
+        )
+        assert proc.stdout is not None
+        text = b""
+        while text.count(b"\n") < 2:  # one WebTransport and one TCP address
+            chunk = await proc.stdout.receive_some(4096)
+            assert chunk, f"the example exited early: {text!r}"
+            text += chunk
+        lines = text.decode().splitlines()
+        (wt,) = [line for line in lines if "/webtransport/certhash/" in line]
+        (tcp,) = [line for line in lines if "/tcp/" in line]
+        try:
+            yield wt, tcp
+        finally:
+            nursery.cancel_scope.cancel()  # trio.run_process kills the child when cancelled
 
 
 @asynccontextmanager

@@ -126,6 +126,8 @@ class Qh3Engine(AdapterBase):
         self._packets_received += len(batch)
         self._quic.receive_many_datagrams(batch, addr, now)
         self._note_close_on_receive()
+        if self._keepalive is not None and self._handshake_done:
+            self._keepalive_at = now + self._keepalive
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.
