@@ -116,7 +116,9 @@ class Metrics:
             registry=registry,
         )
         self.certificate_rotations = Counter(
-            f"{p}_certificate_rotations", "Certificate rotations by listeners", registry=registry
+            f"{p}_certificate_rotations",
+            "Certificate rotations (each counted once, however many listeners share it)",
+            registry=registry,
         )
         self.rtt_seconds = Histogram(
             f"{p}_rtt_seconds",
