@@ -35,7 +35,7 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """Decode a varint at ``pos``; returns (value, next position). ContentError if truncated."""
     value = shift = 0
     while True:
