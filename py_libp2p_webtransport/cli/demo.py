@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -46,10 +47,22 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bundle_missing(demo_dir: Path) -> str | None:
-    """How to build the page if its bundle is missing, else None."""
+    """How to build the page if its bundle is missing, else None.
+
+    In a source checkout ``demo/`` holds ``package.json``: the command builds it there. An
+    installed package has no ``demo/`` folder: the page is built in a source checkout and
+    passed with ``--demo-dir``.
+    """
     if (demo_dir / "dist" / "demo.js").is_file() and (demo_dir / "demo.html").is_file():
         return None
-    return f"the demo page is not built: run `cd {demo_dir} && npm ci && npm run build` (Node 20+)"
+    if (demo_dir / "package.json").is_file():
+        where = shlex.quote(str(demo_dir.resolve()))
+        return f"the demo page is not built: run `cd {where} && npm ci && npm run build` (Node 20+)"
+    return (
+        f"no demo page in {demo_dir} (an installed package does not carry it): in a source "
+        "checkout of py-libp2p-webtransport run `cd demo && npm ci && npm run build` (Node 20+), "
+        "then start with `py-libp2p-webtransport serve --demo --demo-dir <checkout>/demo`"
+    )
 
 
 async def _serve_http(
