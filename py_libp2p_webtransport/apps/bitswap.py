@@ -344,31 +344,24 @@ class Bitswap:
             if not ledger.wants and self._ledgers.get(peer) is ledger:
                 del self._ledgers[peer]
 
+    def _has_due(self, ledger: _Ledger) -> bool:
+        """Whether some want can be answered now (a block we have, or a DONT_HAVE owed)."""
+        return any(
+            want.cid in self.store or (want.send_dont_have and not want.dont_have_sent)
+            for want in ledger.wants.values()
+        )
+
     async def _send_due(self, peer: ID, ledger: _Ledger) -> None:
-        stream: INetStream | None = None
+        if not self._has_due(ledger):
+            return
+        # Open first: what a message may carry depends on the version the peer accepts.
+        stream = await self.host.new_stream(peer, PROTOCOLS)
         try:
-            while True:
-                protocol = stream.get_protocol() if stream is not None else BITSWAP_120
-                message = self._next_message(ledger, str(protocol))
-                if message is None:
-                    return
-                if stream is None:
-                    stream = await self.host.new_stream(peer, PROTOCOLS)
-                    negotiated = str(stream.get_protocol())
-                    if negotiated != BITSWAP_120:  # re-encode for the older protocol
-                        message = self._reencode(message, negotiated)
+            protocol = str(stream.get_protocol())
+            while (message := self._next_message(ledger, protocol)) is not None:
                 await self._write(stream, message)
         finally:
-            if stream is not None:
-                await _close(stream)
-
-    def _reencode(self, message: Message, protocol: str) -> Message:
-        out = Message()
-        if protocol == BITSWAP_100:
-            out.blocks.extend(entry.data for entry in message.payload)
-        else:
-            out.payload.extend(message.payload)
-        return out
+            await _close(stream)
 
     async def _write(self, stream: INetStream, message: Message) -> None:
         raw = message.SerializeToString()

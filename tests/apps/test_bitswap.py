@@ -15,10 +15,13 @@ import pytest
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.bitswap.pb.bitswap_pb2 import Message
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from support.wt_helpers import peer_info, wt_host
 
 from py_libp2p_webtransport.apps.bitswap import (
+    BITSWAP_100,
+    BITSWAP_110,
     BITSWAP_120,
     PROTOCOLS,
     Bitswap,
@@ -42,10 +45,10 @@ class Answer:
 class HeliaLikeRequester:
     """Sends wantlists on streams it opens and closes; collects what arrives on inbound streams."""
 
-    def __init__(self, host: IHost) -> None:
+    def __init__(self, host: IHost, protocols: list[TProtocol] = PROTOCOLS) -> None:
         self.host = host
         self.send, self.receive = trio.open_memory_channel[Answer](100)
-        for protocol in PROTOCOLS:
+        for protocol in protocols:
             host.set_stream_handler(protocol, self._inbound)
 
     async def _inbound(self, stream: INetStream) -> None:
@@ -66,10 +69,10 @@ class HeliaLikeRequester:
         await stream.close()
         return stream
 
-    async def next_answer(self) -> Message:
+    async def next_answer(self, protocol: str = BITSWAP_120) -> Message:
         with trio.fail_after(WAIT):
             answer = await self.receive.receive()
-        assert answer.stream_protocol == BITSWAP_120
+        assert answer.stream_protocol == protocol
         return answer.message
 
 
@@ -140,6 +143,22 @@ async def test_want_have_of_a_large_block_gets_have(engine: str) -> None:
         assert [(CID.decode(p.cid), p.type) for p in message.blockPresences] == [
             (cid, Message.Have)
         ]
+
+
+@pytest.mark.parametrize("protocol", [BITSWAP_110, BITSWAP_100])
+async def test_older_peers_get_blocks_in_their_format(engine: str, protocol: TProtocol) -> None:
+    async with pair(engine) as (server, client), running_bitswap(server) as bitswap:
+        requester = HeliaLikeRequester(client, [protocol])
+        block = os.urandom(2000)
+        (cid,) = stored(bitswap, block)
+        # 1.0.0 and 1.1.0 have no HAVE/DONT_HAVE: a want-have is answered with the block.
+        await requester.want(server.get_id(), want_have(cid, sendDontHave=True))
+        message = await requester.next_answer(protocol)
+        assert not message.blockPresences
+        if protocol == BITSWAP_100:
+            assert list(message.blocks) == [block] and not message.payload
+        else:
+            assert blocks_of(message) == {cid: block} and not message.blocks
 
 
 async def test_higher_priority_first_and_messages_batched_with_pending_bytes(engine: str) -> None:
