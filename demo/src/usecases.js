@@ -1,6 +1,7 @@
 // The use-case test page: run.mjs --page demo opens index.html#<base64 JSON plan>; the page runs
 // the plan's steps in order (dial, gossip, upload, fetch) and POSTs one JSON report to /result.
 import { enable } from '@libp2p/logger'
+import { createVerifiedFetchWithHelia } from '@helia/verified-fetch'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { startBitswap } from './bitswap.js'
@@ -108,6 +109,28 @@ const steps = {
     })
     const secs = (performance.now() - t0) / 1000
     return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs }
+  },
+
+  // @helia/verified-fetch of ipfs://<cid>/<path> (over the same Helia): status, type and bytes.
+  async verifiedFetch (state, step) {
+    const vfetch = await createVerifiedFetchWithHelia(state.helia.helia)
+    const t0 = performance.now()
+    // No sessions: a session looks for providers through routing, and this page has no routers
+    // (blocks come from the peers it is connected to).
+    const response = await vfetch(`ipfs://${step.cid}/${step.path ?? ''}`, {
+      session: false, signal: AbortSignal.timeout(step.timeoutMs ?? 60000)
+    })
+    const data = new Uint8Array(await response.arrayBuffer())
+    const secs = (performance.now() - t0) / 1000
+    return {
+      status: response.status,
+      contentType: response.headers.get('content-type'),
+      bytes: data.length,
+      sha256: await sha256Hex(data),
+      MBps: data.length / 1e6 / secs,
+      // An error's body says why (a 502 is a failed block fetch or a bad DAG).
+      error: response.ok ? null : new TextDecoder().decode(data.subarray(0, 500))
+    }
   },
 
   // The names in the directory `cid` (at `path`, if given).

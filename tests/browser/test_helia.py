@@ -66,7 +66,9 @@ async def test_helia_cats_100_mib(engine: str) -> None:
     await _cat_both_ways(engine, 100 * MiB)
 
 
-async def test_helia_cats_a_path_inside_a_directory_and_lists_it(engine: str) -> None:
+async def test_helia_reads_paths_inside_a_directory(engine: str) -> None:
+    """@helia/verified-fetch of ipfs://<dir>/<path>, unixfs.ls and unixfs.cat at a path; each
+    block is fetched once, over Bitswap (Helia keeps what it fetched)."""
     files = {
         "index.html": b"<h1>hello</h1>\n",
         "docs/a.txt": b"a" * 1000,
@@ -74,17 +76,25 @@ async def test_helia_cats_a_path_inside_a_directory_and_lists_it(engine: str) ->
     }
     store = BlockStore()
     root = import_directory(files.items(), store)
-    async with served_host(engine) as served, running_bitswap(served.host, store):
+    async with served_host(engine) as served, running_bitswap(served.host, store) as bitswap:
         steps = [
             {"op": "startHelia"},
             {"op": "dial", "addr": served.webtransport_addr},
-            {"op": "heliaCat", "cid": str(root.cid), "path": "docs/deeper/big.bin"},
+            {"op": "verifiedFetch", "cid": str(root.cid), "path": "index.html"},
+            {"op": "verifiedFetch", "cid": str(root.cid), "path": "docs/deeper/big.bin"},
             {"op": "heliaLs", "cid": str(root.cid), "path": "docs"},
+            {"op": "heliaCat", "cid": str(root.cid), "path": "docs/a.txt"},
         ]
-        report = await run_usecases(steps)
-    big = files["docs/deeper/big.bin"]
-    assert report.ok_step("heliaCat")["sha256"] == hashlib.sha256(big).hexdigest()
+        report = await run_usecases(steps, debug=os.environ.get("WT_DEBUG", ""))
+    page, blob = report.ok_step("verifiedFetch", 0), report.ok_step("verifiedFetch", 1)
+    assert page["status"] == 200, page["error"]
+    assert page["contentType"] == "text/html; charset=utf-8"
+    assert page["sha256"] == hashlib.sha256(files["index.html"]).hexdigest()
+    assert blob["status"] == 200, blob["error"]
+    assert blob["sha256"] == hashlib.sha256(files["docs/deeper/big.bin"]).hexdigest()
     assert report.ok_step("heliaLs")["names"] == ["a.txt", "deeper"]
+    assert report.ok_step("heliaCat")["sha256"] == hashlib.sha256(files["docs/a.txt"]).hexdigest()
+    assert bitswap.stats.blocks_sent == len(store)
 
 
 async def test_the_python_node_fetches_what_the_browser_added(engine: str) -> None:
