@@ -419,7 +419,11 @@ class Bitswap:
                 block = self.store.get(cid)
                 if block is None:
                     fetch = self._fetches[cid.multihash]
-                    why = "every peer said DONT_HAVE" if fetch.done.is_set() else "timed out"
+                    why = (
+                        "every peer said DONT_HAVE or could not be asked"
+                        if fetch.done.is_set()
+                        else "timed out"
+                    )
                     raise ContentError(f"block {cid} not fetched: {why}")
                 out.append(block)
             return out

@@ -278,3 +278,32 @@ async def test_py_libp2p_bitswap_answers_on_the_requesters_stream(engine: str) -
         assert blocks_of(message) == {cid: block}  # on our own stream, not one it opened
         await upstream.stop()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peers_wants_are_dropped_when_it_disconnects(engine: str) -> None:
+    async with pair(engine) as (server, client), running_bitswap(server) as bitswap:
+        requester = HeliaLikeRequester(client)
+        peer = client.get_id()
+        await requester.want(server.get_id(), want_block(CID.of(b"not here")))
+        await wait_until(lambda: bool(bitswap.wants_of(peer)))
+        await client.disconnect(server.get_id())
+        await wait_until(lambda: not bitswap.wants_of(peer))
+
+
+async def test_undecodable_messages_and_oversized_blocks_are_refused(engine: str) -> None:
+    async with pair(engine) as (server, client), running_bitswap(server) as bitswap:
+        stream = await client.new_stream(server.get_id(), [BITSWAP_120])
+        await stream.write(varint(3) + b"\xff\xff\xff")
+        await wait_until(lambda: bitswap.stats.bad_messages == 1)
+        with pytest.raises(ContentError, match="exceeds"):
+            bitswap.add_block(CID.of(b"x" * (2 * 1024 * KiB + 1)), b"x" * (2 * 1024 * KiB + 1))
+        with pytest.raises(ContentError, match="does not match"):
+            bitswap.add_block(CID.of(b"a"), b"b")
+
+
+async def test_fetching_from_a_peer_without_bitswap_fails_clearly(engine: str) -> None:
+    async with pair(engine) as (server, client), running_bitswap(client) as fetching:
+        with pytest.raises(ContentError, match="could not be asked"):
+            await fetching.get(CID.of(b"anything"), [server.get_id()])
+        with pytest.raises(ValueError, match="no peers"):
+            await fetching.get(CID.of(b"anything"), [])
