@@ -6,64 +6,28 @@ stack, with nothing of ours on the page but the plan runner (issue 15).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import time
 
 import pytest
-import trio
-from libp2p.abc import INetStream
-from libp2p.custom_types import TProtocol
 from support.browser_harness import served_host
+from support.helia_checks import MiB, cat_both_ways, python_fetches_what_the_browser_added
 from support.usecases_harness import run_usecases
 
-from py_libp2p_webtransport.apps.bitswap import Bitswap, running_bitswap
-from py_libp2p_webtransport.apps.files import ContentStore, FileService
-from py_libp2p_webtransport.apps.ipld import CID, BlockStore
-from py_libp2p_webtransport.apps.unixfs import cat, import_directory, import_file
+from py_libp2p_webtransport.apps.bitswap import running_bitswap
+from py_libp2p_webtransport.apps.ipld import BlockStore
+from py_libp2p_webtransport.apps.unixfs import import_directory
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"
-MiB = 1024 * 1024
-NOTIFY = TProtocol("/py-libp2p-webtransport/test-notify/1.0.0")
-
-
-async def _cat_both_ways(engine: str, size: int) -> None:
-    """Our fetch protocol and Helia's unixfs.cat of the same bytes, in one browser run."""
-    data = os.urandom(size)
-    service = FileService(ContentStore())
-    ours = service.store.add_file(data)
-    store = BlockStore()
-    root = import_file(data, store)
-    handlers = dict(service.handlers())
-    async with (
-        served_host(engine, handlers=handlers) as served,
-        running_bitswap(served.host, store),
-    ):
-        steps = [
-            {"op": "startHelia"},
-            {"op": "dial", "addr": served.webtransport_addr},
-            {"op": "fetch", "cid": ours.cid},
-            {"op": "heliaCat", "cid": str(root.cid), "timeoutMs": 110000},
-        ]
-        report = await run_usecases(steps, timeout=150)
-    digest = hashlib.sha256(data).hexdigest()
-    fetched, helia = report.ok_step("fetch"), report.ok_step("heliaCat")
-    assert (fetched["bytes"], fetched["sha256"]) == (size, digest)
-    assert (helia["bytes"], helia["sha256"]) == (size, digest)
-    print(
-        f"\npython->browser {size // MiB} MiB ({engine}): our fetch protocol "
-        f"{fetched['MBps']:.1f} MB/s, Helia unixfs.cat over Bitswap {helia['MBps']:.1f} MB/s"
-    )
 
 
 async def test_helia_cats_10_mib_beside_our_fetch_protocol(engine: str) -> None:
-    await _cat_both_ways(engine, 10 * MiB)
+    await cat_both_ways(engine, 10 * MiB, BROWSER)
 
 
 @pytest.mark.slow
 async def test_helia_cats_100_mib(engine: str) -> None:
-    await _cat_both_ways(engine, 100 * MiB)
+    await cat_both_ways(engine, 100 * MiB, BROWSER)
 
 
 async def test_helia_reads_paths_inside_a_directory(engine: str) -> None:
@@ -98,52 +62,4 @@ async def test_helia_reads_paths_inside_a_directory(engine: str) -> None:
 
 
 async def test_the_python_node_fetches_what_the_browser_added(engine: str) -> None:
-    fetched: list[bytes] = []
-
-    async def fetch_announced(bitswap: Bitswap, stream: INetStream) -> None:
-        # The browser names a CID it added; fetch the file from it over Bitswap and answer.
-        request = b""
-        while chunk := await _read(stream):
-            request += chunk
-        cid = CID.parse(json.loads(request)["cid"])
-        peers = [stream.muxed_conn.peer_id]
-
-        async def get(c: CID) -> bytes:
-            return await bitswap.get(c, peers)
-
-        async def get_many(cs: list[CID]) -> list[bytes]:
-            return await bitswap.get_many(cs, peers)
-
-        t0 = time.perf_counter()
-        data = await cat(get, cid, get_many)
-        secs = time.perf_counter() - t0
-        fetched.append(data)
-        answer = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        answer["MBps"] = len(data) / 1e6 / secs
-        await stream.write(json.dumps(answer).encode())
-        await stream.close()
-
-    async with served_host(engine) as served, running_bitswap(served.host) as bitswap:
-        served.host.set_stream_handler(NOTIFY, lambda s: fetch_announced(bitswap, s))
-        steps = [
-            {"op": "startHelia"},
-            {"op": "dial", "addr": served.webtransport_addr},
-            {"op": "heliaAdd", "bytes": 10 * MiB, "protocol": NOTIFY},
-        ]
-        with trio.fail_after(150):
-            report = await run_usecases(steps)
-    added = report.ok_step("heliaAdd")
-    (data,) = fetched
-    assert added["answer"]["sha256"] == added["sha256"] == hashlib.sha256(data).hexdigest()
-    # The browser's CID (Kubo's options) is the one our importer gives the same bytes.
-    assert added["cid"] == str(import_file(data, BlockStore()).cid)
-    print(f"\nbrowser->python 10 MiB ({engine}): Bitswap {added['answer']['MBps']:.1f} MB/s")
-
-
-async def _read(stream: INetStream) -> bytes:
-    from libp2p.network.stream.exceptions import StreamEOF
-
-    try:
-        return await stream.read(1 << 16)
-    except StreamEOF:
-        return b""
+    await python_fetches_what_the_browser_added(engine, BROWSER)
