@@ -58,6 +58,16 @@ try {
   })
   out.fetch = { verified: await page.getAttribute('#fetch-result', 'data-verified'), text: await page.textContent('#fetch-result') }
   out.fetchProgress = await page.$eval('#fetch-progress', p => [p.value, p.max])
+  await step('helia', async () => {
+    await page.click('#helia-fetch')
+    await page.waitForSelector('#helia-result[data-verified]')
+  })
+  out.helia = {
+    verified: await page.getAttribute('#helia-result', 'data-verified'),
+    text: await page.textContent('#helia-result'),
+    progress: await page.$eval('#helia-progress', p => [p.value, p.max]),
+    names: JSON.parse(await page.getAttribute('#helia-ls', 'data-names') ?? 'null')
+  }
   await step('upload', async () => {
     await page.click('#upload')
     await page.waitForSelector('#upload-result[data-verified]')

@@ -7,6 +7,7 @@
 # Output goes to wheels/dist/ (git-ignored). Usage: bash wheels/build-local.sh [3.10 3.11 ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$(pwd)
 OUT=wheels/dist
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -54,7 +55,11 @@ cp "$pure" "$OUT/"
 check_wheel python3 "$pure" python
 
 echo "== sdist"
-python3 -m build --sdist --outdir "$WORK/sdist" . >/dev/null
+# The `build` frontend gets its own venv, and runs from outside the tree: the build/ folder the
+# wheel steps leave here would otherwise shadow it ("No module named build.__main__").
+python3 -m venv "$WORK/frontend"
+"$WORK/frontend/bin/pip" install --quiet build
+(cd "$WORK" && "$WORK/frontend/bin/python" -m build --sdist --outdir "$WORK/sdist" "$REPO") >/dev/null
 sdist=$(ls "$WORK/sdist"/*.tar.gz)
 listing=$(tar tzf "$sdist")  # (grep -q on a pipe would SIGPIPE tar under pipefail)
 for pyx in _wire_c _mux_c _udp_c; do

@@ -1,8 +1,11 @@
 // The page `py-libp2p-webtransport serve --demo` serves: it reads the node's addresses from
 // /config.json, dials over WebTransport and shows connection state, ping RTT, a gossip chat, a
-// verified file fetch by CID with progress and throughput, and an upload.
+// verified file fetch by CID with progress and throughput (our fetch protocol, and Helia over
+// Bitswap with a directory listing), and an upload.
 import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
 import { fetchFile } from './fetch.js'
+import { catAll, startHelia } from './helia.js'
 import {
   UPLOAD_PROTOCOL, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex
 } from './node.js'
@@ -27,7 +30,11 @@ async function main () {
   const config = await (await fetch('/config.json')).json()
   $('topic').textContent = config.topic
   $('file-cid').textContent = `${config.file.cid} (${(config.file.bytes / MiB).toFixed(1)} MiB)`
+  $('helia-cid').textContent = config.helia.file.cid
+  $('helia-dir').textContent = config.helia.dir
   const node = await createNode()
+  // Helia starts before the dial: Bitswap learns the node's protocols from identify.
+  const { fs } = await startHelia(node)
   const pubsub = node.services.pubsub
   pubsub.addEventListener('message', (evt) => {
     if (evt.detail.topic === config.topic) chatLine(new TextDecoder().decode(evt.detail.data), false)
@@ -110,6 +117,37 @@ async function main () {
     $('fetch').disabled = false
   }
 
+  $('helia-fetch').disabled = false
+  $('helia-fetch').onclick = async () => {
+    $('helia-fetch').disabled = true
+    $('helia-result').textContent = 'fetching…'
+    const size = config.helia.file.bytes
+    $('helia-progress').max = size
+    const t0 = performance.now()
+    try {
+      const data = await catAll(fs, CID.parse(config.helia.file.cid), {
+        onBytes: (got) => {
+          $('helia-progress').value = got
+          const secs = (performance.now() - t0) / 1000
+          $('helia-result').textContent = `${(got / MiB).toFixed(1)} MiB, ${(got / 1e6 / secs).toFixed(1)} MB/s`
+        }
+      })
+      const secs = (performance.now() - t0) / 1000
+      const ok = (await sha256Hex(data)) === config.helia.file.sha256
+      $('helia-result').dataset.verified = String(ok)
+      $('helia-result').textContent = `${ok ? 'verified' : 'HASH MISMATCH'}: ${(data.length / MiB).toFixed(1)} MiB in ` +
+        `${secs.toFixed(2)} s, ${(data.length / 1e6 / secs).toFixed(1)} MB/s (unixfs.cat over Bitswap)`
+      const names = []
+      for await (const entry of fs.ls(CID.parse(config.helia.dir))) names.push(entry.name)
+      $('helia-ls').textContent = names.join(', ')
+      $('helia-ls').dataset.names = JSON.stringify(names)
+    } catch (err) {
+      $('helia-result').dataset.verified = 'false'
+      $('helia-result').textContent = `failed: ${errorText(err)}`
+    }
+    $('helia-fetch').disabled = false
+  }
+
   $('upload').disabled = false
   $('upload').onclick = async () => {
     $('upload').disabled = true
@@ -132,7 +170,38 @@ async function main () {
       $('upload-result').dataset.verified = 'false'
       $('upload-result').textContent = `failed: ${errorText(err)}`
     }
-    $('upload').disabled = false
+    $('helia-fetch').disabled = false
+  $('helia-fetch').onclick = async () => {
+    $('helia-fetch').disabled = true
+    $('helia-result').textContent = 'fetching…'
+    const size = config.helia.file.bytes
+    $('helia-progress').max = size
+    const t0 = performance.now()
+    try {
+      const data = await catAll(fs, CID.parse(config.helia.file.cid), {
+        onBytes: (got) => {
+          $('helia-progress').value = got
+          const secs = (performance.now() - t0) / 1000
+          $('helia-result').textContent = `${(got / MiB).toFixed(1)} MiB, ${(got / 1e6 / secs).toFixed(1)} MB/s`
+        }
+      })
+      const secs = (performance.now() - t0) / 1000
+      const ok = (await sha256Hex(data)) === config.helia.file.sha256
+      $('helia-result').dataset.verified = String(ok)
+      $('helia-result').textContent = `${ok ? 'verified' : 'HASH MISMATCH'}: ${(data.length / MiB).toFixed(1)} MiB in ` +
+        `${secs.toFixed(2)} s, ${(data.length / 1e6 / secs).toFixed(1)} MB/s (unixfs.cat over Bitswap)`
+      const names = []
+      for await (const entry of fs.ls(CID.parse(config.helia.dir))) names.push(entry.name)
+      $('helia-ls').textContent = names.join(', ')
+      $('helia-ls').dataset.names = JSON.stringify(names)
+    } catch (err) {
+      $('helia-result').dataset.verified = 'false'
+      $('helia-result').textContent = `failed: ${errorText(err)}`
+    }
+    $('helia-fetch').disabled = false
+  }
+
+  $('upload').disabled = false
   }
 }
 

@@ -1,9 +1,12 @@
 // The use-case test page: run.mjs --page demo opens index.html#<base64 JSON plan>; the page runs
 // the plan's steps in order (dial, gossip, upload, fetch) and POSTs one JSON report to /result.
 import { enable } from '@libp2p/logger'
+import { createVerifiedFetchWithHelia } from '@helia/verified-fetch'
 import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
 import { startBitswap } from './bitswap.js'
 import { fetchFile } from './fetch.js'
+import { KUBO_OPTIONS, catAll, startHelia } from './helia.js'
 import {
   UPLOAD_PROTOCOL, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
 } from './node.js'
@@ -92,6 +95,67 @@ const steps = {
     return { bytes, hashes, MBps: bytes / 1e6 / ((performance.now() - t0) / 1000) }
   },
 
+  // Helia (@helia/unixfs over @helia/bitswap) on this node; start it before dialing.
+  async startHelia (state, step) {
+    state.helia = await startHelia(state.node)
+    return {}
+  },
+
+  // unixfs.cat of `cid` (at `path` inside it, if given) from the connected peers over Bitswap.
+  async heliaCat (state, step) {
+    const t0 = performance.now()
+    const data = await catAll(state.helia.fs, CID.parse(step.cid), {
+      path: step.path, signal: AbortSignal.timeout(step.timeoutMs ?? 60000)
+    })
+    const secs = (performance.now() - t0) / 1000
+    return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs }
+  },
+
+  // @helia/verified-fetch of ipfs://<cid>/<path> (over the same Helia): status, type and bytes.
+  async verifiedFetch (state, step) {
+    const vfetch = await createVerifiedFetchWithHelia(state.helia.helia)
+    const t0 = performance.now()
+    // No sessions: a session looks for providers through routing, and this page has no routers
+    // (blocks come from the peers it is connected to).
+    const response = await vfetch(`ipfs://${step.cid}/${step.path ?? ''}`, {
+      session: false, signal: AbortSignal.timeout(step.timeoutMs ?? 60000)
+    })
+    const data = new Uint8Array(await response.arrayBuffer())
+    const secs = (performance.now() - t0) / 1000
+    return {
+      status: response.status,
+      contentType: response.headers.get('content-type'),
+      bytes: data.length,
+      sha256: await sha256Hex(data),
+      MBps: data.length / 1e6 / secs,
+      // An error's body says why (a 502 is a failed block fetch or a bad DAG).
+      error: response.ok ? null : new TextDecoder().decode(data.subarray(0, 500))
+    }
+  },
+
+  // The names in the directory `cid` (at `path`, if given).
+  async heliaLs (state, step) {
+    const names = []
+    for await (const entry of state.helia.fs.ls(CID.parse(step.cid), { path: step.path })) {
+      names.push(entry.name)
+    }
+    return { names }
+  },
+
+  // unixfs.addBytes of `bytes` random bytes (Kubo's options), then tell the peer its CID over
+  // `step.protocol` (JSON) and wait for its JSON answer: the peer fetches the file from us.
+  async heliaAdd (state, step) {
+    const data = randomBytes(step.bytes)
+    const sha256 = await sha256Hex(data)
+    const cid = await state.helia.fs.addBytes(data, KUBO_OPTIONS)
+    const stream = await state.node.dialProtocol(state.peer, step.protocol)
+    const reading = readAll(stream)
+    await sendAll(stream, new TextEncoder().encode(JSON.stringify({ cid: cid.toString(), sha256 })))
+    await stream.close()
+    const answer = JSON.parse(new TextDecoder().decode(await reading))
+    return { cid: cid.toString(), sha256, answer }
+  },
+
   async sleep (state, step) {
     await sleep(step.ms)
     return {}
@@ -118,6 +182,9 @@ async function run (plan) {
       report.steps.push({ op: step.op, ok: false, ms: performance.now() - t0, error: errorText(err) })
       if (!step.continueOnError) break
     }
+  }
+  if (state.helia != null) {
+    try { await state.helia.helia.stop() } catch (err) { report.heliaStopError = errorText(err) }
   }
   try { await state.node.stop() } catch (err) { report.stopError = errorText(err) }
   return report

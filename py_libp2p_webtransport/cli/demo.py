@@ -3,7 +3,8 @@
 Next to the node it serves, over plain HTTP on loopback, a page (``demo/``, built with
 ``npm ci && npm run build``) that connects over WebTransport and shows the connection state, ping
 RTT, a gossip chat (the node answers every message) and a file fetch by CID with progress and
-throughput (plus an upload). The node serves a random file of ``--demo-file-mib`` MiB.
+throughput (plus an upload). The node serves a random file of ``--demo-file-mib`` MiB over our fetch
+protocol and, as UnixFS over Bitswap, to Helia on the page (with a small directory to list).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -21,14 +23,23 @@ from pathlib import Path
 import trio
 from libp2p.abc import IHost
 
+from ..apps.bitswap import running_bitswap
 from ..apps.files import FileService
 from ..apps.gossip import publish_with_backpressure, running_pubsub
+from ..apps.ipld import BlockStore
+from ..apps.unixfs import import_directory, import_file
 
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 CHAT_TOPIC = "py-libp2p-webtransport/demo-chat"
 MAX_REQUEST_HEAD = 8192
+# What the page lists with Helia (unixfs.ls); names are sorted as dag-pb sorts them.
+DEMO_DIRECTORY = {
+    "README.txt": b"A directory the Python node serves over Bitswap, as Kubo would.\n",
+    "hello.txt": b"hello from py-libp2p\n",
+    "notes/webtransport.txt": b"libp2p streams over WebTransport over QUIC.\n",
+}
 _STATIC = {
     "/": ("demo.html", "text/html; charset=utf-8"),
     "/index.html": ("demo.html", "text/html; charset=utf-8"),
@@ -46,10 +57,22 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bundle_missing(demo_dir: Path) -> str | None:
-    """How to build the page if its bundle is missing, else None."""
+    """How to build the page if its bundle is missing, else None.
+
+    In a source checkout ``demo/`` holds ``package.json``: the command builds it there. An
+    installed package has no ``demo/`` folder: the page is built in a source checkout and
+    passed with ``--demo-dir``.
+    """
     if (demo_dir / "dist" / "demo.js").is_file() and (demo_dir / "demo.html").is_file():
         return None
-    return f"the demo page is not built: run `cd {demo_dir} && npm ci && npm run build` (Node 20+)"
+    if (demo_dir / "package.json").is_file():
+        where = shlex.quote(str(demo_dir.resolve()))
+        return f"the demo page is not built: run `cd {where} && npm ci && npm run build` (Node 20+)"
+    return (
+        f"no demo page in {demo_dir} (an installed package does not carry it): in a source "
+        "checkout of py-libp2p-webtransport run `cd demo && npm ci && npm run build` (Node 20+), "
+        "then start with `py-libp2p-webtransport serve --demo --demo-dir <checkout>/demo`"
+    )
 
 
 async def _serve_http(
@@ -120,7 +143,12 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
     files = FileService()
     for proto, handler in files.handlers().items():
         host.set_stream_handler(proto, handler)  # type: ignore[arg-type]
-    entry = files.store.add_file(os.urandom(args.demo_file_mib * 1024 * 1024))
+    data = os.urandom(args.demo_file_mib * 1024 * 1024)
+    entry = files.store.add_file(data)
+    # The same bytes as a UnixFS file (Kubo's layout) and a small directory, for Helia over Bitswap.
+    blocks = BlockStore()
+    unixfs_file = import_file(data, blocks)
+    unixfs_dir = import_directory(DEMO_DIRECTORY.items(), blocks)
     peer = str(host.get_id())
     addrs = [str(a) for a in host.get_addrs() if "/webtransport/" in str(a)]
     addrs = [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs]
@@ -128,8 +156,16 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
         "addrs": addrs,
         "topic": CHAT_TOPIC,
         "file": {"cid": entry.cid, "bytes": entry.size, "sha256": entry.sha256},
+        "helia": {
+            "file": {"cid": str(unixfs_file.cid), "bytes": entry.size, "sha256": entry.sha256},
+            "dir": str(unixfs_dir.cid),
+        },
     }
-    async with running_pubsub(host) as pubsub, trio.open_nursery() as nursery:
+    async with (
+        running_pubsub(host) as pubsub,
+        running_bitswap(host, blocks),
+        trio.open_nursery() as nursery,
+    ):
         nursery.start_soon(_chat_responder, host, pubsub)
         handler = partial(_serve_http, demo_dir=demo_dir, config=config)
         listeners = await nursery.start(
@@ -138,6 +174,8 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
         port = listeners[0].socket.getsockname()[1]
         print(f"demo: open http://127.0.0.1:{port}/ in Chrome or Firefox")
         print(f"demo: file {entry.cid} ({entry.size} bytes, sha256 {entry.sha256})")
+        print(f"demo: the same file for Helia (UnixFS over Bitswap) {unixfs_file.cid}")
+        print(f"demo: a directory for Helia {unixfs_dir.cid}")
         sys.stdout.flush()
         try:
             yield

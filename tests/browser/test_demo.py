@@ -1,6 +1,6 @@
 """``py-libp2p-webtransport serve --demo`` as a person would run it: the CLI in a subprocess, the
-page opened in headless Chromium and clicked through (chat, fetch, upload); the screenshot is kept
-under artifacts/ (git-ignored) and its path printed.
+page opened in headless Chromium and clicked through (chat, fetch, Helia fetch and listing,
+upload); the screenshot is kept under artifacts/ (git-ignored) and its path printed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 from support.usecases_harness import DEMO_DIR, require_demo_bundle
+
+from py_libp2p_webtransport.cli.demo import DEMO_DIRECTORY
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"
@@ -66,7 +68,11 @@ async def test_demo_page_click_through() -> None:
     assert "python node got: hello from the browser test" in out["chat"]
     assert out["fetch"]["verified"] == "true", out["fetch"]
     assert out["fetchProgress"][0] == out["fetchProgress"][1] == 10 * 1024 * 1024
+    assert out["helia"]["verified"] == "true", (out["helia"], out["logs"][-30:])
+    assert out["helia"]["progress"][0] == out["helia"]["progress"][1] == 10 * 1024 * 1024
+    assert out["helia"]["names"] == sorted({name.split("/")[0] for name in DEMO_DIRECTORY})
     assert out["upload"]["verified"] == "true", (out["upload"], out["logs"][-30:])
     assert Path(out["screenshot"]).stat().st_size > 0
     print(f"demo screenshot: {shot.relative_to(ROOT)}")
     print(f"demo fetch: {out['fetch']['text']}\ndemo upload: {out['upload']['text']}")
+    print(f"demo Helia fetch: {out['helia']['text']}")

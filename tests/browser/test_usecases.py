@@ -13,6 +13,7 @@ from libp2p.peer.id import ID
 from support.browser_harness import served_host
 from support.usecases_harness import run_usecases
 
+from py_libp2p_webtransport.apps.bitswap import running_bitswap
 from py_libp2p_webtransport.apps.files import BLOCK_SIZE, ContentStore, FileService
 from py_libp2p_webtransport.apps.gossip import (
     mesh_peers,
@@ -20,6 +21,7 @@ from py_libp2p_webtransport.apps.gossip import (
     running_pubsub,
     topic_peers,
 )
+from py_libp2p_webtransport.apps.ipld import CID
 
 pytestmark = pytest.mark.browser
 BROWSER = "chromium"
@@ -115,42 +117,22 @@ async def test_fetch_10_mib_by_cid(engine: str) -> None:
     print(f"fetch python->browser ({engine}): {fetched['MBps']:.1f} MB/s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "py-libp2p 0.8.1 bitswap answers a wantlist on the requester's own /ipfs/bitswap/1.2.0 "
-        "stream (_send_wantlist_responses_inline); @helia/bitswap, like go, sends its wantlist on "
-        "a one-way stream it closes and reads answers only from streams the server opens, so the "
-        "write fails on the reset stream, is logged at DEBUG ('Failed to respond inline on "
-        "stream') and nothing else is sent: the browser's want times out (AbortError)"
-    ),
-)
 async def test_fetch_over_bitswap(engine: str) -> None:
-    """Helia's bitswap (@helia/bitswap) in Chromium wants the raw blocks from py-libp2p's bitswap.
-
-    Documents the gap (see the xfail reason and demo/NOTES.md); our fetch protocol above is the
-    working path.
-    """
-    from libp2p.bitswap.client import BitswapClient
-
+    """Helia's bitswap (@helia/bitswap) in Chromium wants raw blocks from our Bitswap
+    (apps/bitswap.py), which answers on streams it opens as Kubo does. (py-libp2p 0.8.1's
+    BitswapClient answers on the requester's stream, which Helia has closed: see
+    tests/apps/test_bitswap.py.)"""
     data = os.urandom(1 * MiB)
     entry = ContentStore().add_file(data)
-    async with served_host(engine) as served, trio.open_nursery() as nursery:
-        bitswap = BitswapClient(served.host)
-        bitswap.set_nursery(nursery)
-        await bitswap.start()
+    async with served_host(engine) as served, running_bitswap(served.host) as bitswap:
         for cid, block in zip(entry.blocks, split_blocks(data), strict=True):
-            await bitswap.add_block(cid, block)
+            bitswap.add_block(CID.parse(cid), block)
         steps = [
             {"op": "startBitswap"},
             {"op": "dial", "addr": served.webtransport_addr},
             {"op": "bitswapFetch", "cids": entry.blocks, "blockTimeoutMs": 5000},
         ]
-        try:
-            report = await run_usecases(steps, debug=os.environ.get("WT_DEBUG", ""))
-        finally:
-            await bitswap.stop()
-            nursery.cancel_scope.cancel()
+        report = await run_usecases(steps, debug=os.environ.get("WT_DEBUG", ""))
     fetched = report.ok_step("bitswapFetch")
     assert fetched["hashes"] == [hashlib.sha256(b).hexdigest() for b in split_blocks(data)]
     print(f"bitswap fetch python->browser ({engine}): {fetched['MBps']:.1f} MB/s")

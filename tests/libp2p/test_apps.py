@@ -133,10 +133,25 @@ async def test_gossip_between_two_python_hosts(engine: str) -> None:
                 assert sorted(got) == sorted(f"m{i}" for i in range(50))
 
 
-async def test_serve_demo_without_bundle_says_how_to_build(tmp_path: Path) -> None:
+async def _serve_demo_error(demo_dir: Path) -> str:
     cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--demo"]
-    cmd += ["--demo-dir", str(tmp_path)]
+    cmd += ["--demo-dir", str(demo_dir)]
     with trio.fail_after(60):
         proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     assert proc.returncode == 2
-    assert f"cd {tmp_path} && npm ci && npm run build" in proc.stderr.decode()
+    return proc.stderr.decode()
+
+
+async def test_serve_demo_without_bundle_says_how_to_build(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text("{}")  # a source checkout's demo/, not built
+    assert f"cd {tmp_path} && npm ci && npm run build" in await _serve_demo_error(tmp_path)
+
+
+async def test_serve_demo_from_an_installed_package_says_where_the_page_is_built(
+    tmp_path: Path,
+) -> None:
+    # An installed package: the default demo folder does not exist.
+    error = await _serve_demo_error(tmp_path / "demo")
+    assert "in a source checkout" in error
+    assert "`cd demo && npm ci && npm run build`" in error
+    assert "--demo-dir <checkout>/demo" in error

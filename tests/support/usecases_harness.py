@@ -1,5 +1,6 @@
 """Run the use-case page (demo/, built with ``npm ci && npm run build`` there) in headless
-Chromium through tests/browser/run.mjs, next to a served host with gossip and the file protocols.
+Chromium (or Firefox ESR) through tests/browser/run.mjs, next to a served host with gossip and
+the file protocols.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ def require_demo_bundle() -> None:
 
 
 async def run_usecases(
-    steps: list[dict[str, Any]], timeout: float = 120, debug: str = ""
+    steps: list[dict[str, Any]], timeout: float = 120, debug: str = "", browser: str = "chromium"
 ) -> BrowserReport:
-    """Run a plan of use-case steps in a fresh headless Chromium; bounded by ``timeout``.
+    """Run a plan of use-case steps in a fresh headless ``browser`` (chromium or firefox);
+    bounded by ``timeout``.
 
     ``debug`` names js-libp2p debug namespaces whose lines go into the report's logs.
     """
-    require_browser("chromium")
+    require_browser(browser)
     require_demo_bundle()
     cmd = [
-        "node", str(RUNNER), "--browser", "chromium", "--page", str(DEMO_DIR),
+        "node", str(RUNNER), "--browser", browser, "--page", str(DEMO_DIR),
         "--bundle", "dist/usecases.js", "--plan", json.dumps({"steps": steps, "debug": debug}),
         "--timeout", str(timeout),
     ]  # fmt: skip
