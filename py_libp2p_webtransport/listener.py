@@ -105,6 +105,7 @@ class WebTransportListener(IListener):
                     max_half_open=self._transport.config.max_pending_handshakes,
                     retry=self._transport.config.retry,
                     retry_threshold=self._transport.config.retry_threshold,
+                    stateless_reset_secret=config.stateless_reset_secret,
                 ),
                 on_connection=self._on_connection,
             )

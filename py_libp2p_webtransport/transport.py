@@ -37,6 +37,7 @@ from .conn import WebTransportConnection
 from .endpoint import Endpoint, EndpointOptions
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
+from .engine.reset_token import derive_reset_secret
 from .errors import DialError, ListenError, Unreachable, WebTransportError
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
@@ -64,6 +65,10 @@ class WebTransportTransport(ITransport):
         self.engine_name = self.config.engine or default_engine()
         self.cert_manager: CertManager = self.config.cert_manager or CertManager(
             private_key, clock=self.config.clock
+        )
+        #: The stateless reset secret, from the host key (None: ``config.stateless_reset`` off).
+        self.reset_secret: bytes | None = (
+            derive_reset_secret(private_key.to_bytes()) if self.config.stateless_reset else None
         )
         self._nursery: trio.Nursery | None = None
         self._own_nursery_lock = trio.Lock()
@@ -119,10 +124,14 @@ class WebTransportTransport(ITransport):
     # --- engines ------------------------------------------------------------------------------
 
     def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
-        """The QUIC configuration for one connection (servers get the current certificate)."""
-        certificate = None if is_client else self.cert_manager.current()
+        """The QUIC configuration for one connection (servers get the current certificate and
+        the stateless reset secret: only listeners answer with resets)."""
+        if is_client:
+            return self.config.engine_config(is_client=True, server_name=server_name)
         return self.config.engine_config(
-            is_client=is_client, server_name=server_name, certificate=certificate
+            is_client=False,
+            certificate=self.cert_manager.current(),
+            stateless_reset_secret=self.reset_secret,
         )
 
     async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:

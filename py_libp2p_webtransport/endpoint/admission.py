@@ -40,6 +40,7 @@ __all__ = [
     "InitialRateLimiter",
     "Route",
     "RouteTable",
+    "UNKNOWN_SHORT",
     "SendRetry",
     "Verdict",
 ]
@@ -111,7 +112,7 @@ class Drop:
 Verdict: TypeAlias = Route[C] | Accept | SendRetry | Drop
 
 # Junk is the common case of a drop: the detail-free verdicts are made once.
-_UNKNOWN_SHORT = Drop("dropped_unknown_cid", "short header")
+UNKNOWN_SHORT = Drop("dropped_unknown_cid", "short header")  # the pump tests for it
 _UNKNOWN_LONG = Drop("dropped_unknown_cid", "long header")
 _SMALL_INITIAL = Drop("dropped_small_initial")
 _NOT_LISTENING = Drop("dropped_not_listening")
@@ -238,7 +239,7 @@ class Admission(Generic[C]):
             return Route(conn)
         # Unknown id: only a full-size version 1 Initial may start a connection.
         if not header.is_long:
-            return _UNKNOWN_SHORT
+            return UNKNOWN_SHORT
         if header.version != QUIC_VERSION_1:
             return Drop("dropped_bad_version", header.version)
         if not is_valid_initial(header, len(data)):

@@ -76,6 +76,7 @@ class EndpointStats:
     dropped_cid_collision: int = 0  # a new client picked an id that routes to another peer
     dropped_invalid_token: int = 0  # an Initial with a forged/expired/misused Retry token
     retries_sent: int = 0  # Initials answered with a Retry instead of a connection
+    stateless_resets_sent: int = 0  # unknown-id short headers answered with a stateless reset
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
 
