@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .endpoint.retry import RETRY_MODES, RetryMode
 from .engine.base import EngineConfig
@@ -49,6 +49,20 @@ class WebTransportConfig:
     #: sends on an old connection gets a reset and learns at once that it is gone, instead of
     #: waiting for ``idle_timeout``. ``False``: random tokens, unknown ids are only dropped.
     stateless_reset: bool = True
+    #: Listener: the connection gater asked about each new client's address before the QUIC
+    #: handshake (``gating.py``); ``None`` uses the swarm's (``swarm.connection_gate``, from
+    #: ``ConnectionConfig(allow_list=..., deny_list=...)``). Any object with py-libp2p's
+    #: ``ConnectionGate`` interface.
+    connection_gate: Any = None
+    #: Listener: the resource manager asked for a connection slot (and, with
+    #: ``reserve_window_memory``, memory) before the QUIC handshake; ``None`` uses the swarm's
+    #: (``new_host(resource_manager=...)``). A ``libp2p.rcmgr.ResourceManager``.
+    resource_manager: Any = None
+    #: Listener: reserve each connection's receive bound (``max_data`` on aioquic,
+    #: ``recv_budget`` on qh3) in the resource manager's memory for the connection's life, and
+    #: refuse new connections that do not fit. Off by default: py-libp2p's default manager has
+    #: 512 MiB, which would cap a node at 128 (qh3) or 32 (aioquic) connections.
+    reserve_window_memory: bool = False
     #: UDP payload size we send; 1452 fits Ethernet paths with IPv6 headers.
     max_datagram_size: int = EngineConfig.max_datagram_size
     #: Pace packets (aioquic only; qh3 always paces).

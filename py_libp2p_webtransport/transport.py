@@ -113,6 +113,21 @@ class WebTransportTransport(ITransport):
         """Keep the swarm to refuse private networks (a PSK cannot wrap a muxed connection)."""
         self._swarm = swarm
 
+    def connection_gate(self) -> Any:
+        """The connection gater asked before each handshake (``gating.py``): the configured one,
+        else the swarm's (``swarm.connection_gate``: py-libp2p's allow/deny lists), else None."""
+        if self.config.connection_gate is not None:
+            return self.config.connection_gate
+        return getattr(self._swarm, "connection_gate", None)
+
+    def resource_manager(self) -> Any:
+        """The resource manager asked before each handshake (``gating.py``): the configured one,
+        else the swarm's (``new_host(resource_manager=...)``, or py-libp2p's default), else None."""
+        if self.config.resource_manager is not None:
+            return self.config.resource_manager
+        # py-libp2p 0.8.1 keeps it private (set_resource_manager has no getter).
+        return getattr(self._swarm, "_resource_manager", None)
+
     def check_private_network(self, error: type[WebTransportError]) -> None:
         """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""
         if getattr(self._swarm, "psk", None) is not None:

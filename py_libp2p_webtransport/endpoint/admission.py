@@ -10,7 +10,11 @@
 
 A datagram for an unknown id creates a connection only if it is a version 1 Initial in a
 datagram of at least 1200 bytes, the endpoint listens, its Retry token (if any) is valid, its
-source is within its Initial rate and fewer than ``max_half_open`` handshakes are running.
+source is within its Initial rate, fewer than ``max_half_open`` handshakes are running and, last,
+the owner's ``address_verdict`` hook (if any) does not refuse the source (a connection gater, a
+resource manager: it returns the ``DropReason`` to refuse with, or None; it is called at most once
+per Initial and only when nothing else refused it, so it may reserve resources for the
+connection that follows).
 Admission owns the state those checks read: the routing table, the per-source token buckets and
 the Retry policy (``retry.AddressValidator``). The owner keeps ``half_open`` and ``listening``
 up to date. No sockets, no clock: ``now`` is the caller's time in seconds.
@@ -34,6 +38,7 @@ __all__ = [
     "DROP_MESSAGES",
     "HOST_CID_LENGTH",
     "Accept",
+    "AddressVerdict",
     "Admission",
     "Drop",
     "DropReason",
@@ -58,7 +63,12 @@ DropReason = Literal[
     "dropped_rate_limited",
     "dropped_cid_collision",
     "dropped_invalid_token",
+    "dropped_gated",
+    "dropped_over_limit",
 ]
+
+#: The owner's last say on a new connection from an address: None to accept, else why not.
+AddressVerdict = Callable[[Address], DropReason | None]
 
 #: What each reason means, for the one log line per reason.
 DROP_MESSAGES: dict[DropReason, str] = {
@@ -71,6 +81,8 @@ DROP_MESSAGES: dict[DropReason, str] = {
     "dropped_rate_limited": "Initial rate limit reached",
     "dropped_cid_collision": "Initial colliding with a connection id in use",
     "dropped_invalid_token": "Retry token rejected",
+    "dropped_gated": "Initial from an address the connection gater denies",
+    "dropped_over_limit": "Initial over the resource manager's limits",
 }
 
 
@@ -212,8 +224,10 @@ class Admission(Generic[C]):
         retry: RetryMode = "off",
         retry_threshold: int | None = None,
         listening: bool = True,
+        address_verdict: AddressVerdict | None = None,
     ) -> None:
         self.routes: RouteTable[C] = RouteTable()
+        self.address_verdict = address_verdict
         self.rate = InitialRateLimiter(initials_per_second)
         self.max_half_open = max_half_open
         #: Retry policy and token codec (None: never Retry, tokens ignored).
@@ -267,4 +281,8 @@ class Admission(Generic[C]):
                 return Drop("dropped_rate_limited", addr[0])
         if self.half_open >= self.max_half_open:
             return _HALF_OPEN
+        if self.address_verdict is not None:
+            refused = self.address_verdict(addr)
+            if refused is not None:
+                return Drop(refused, addr[0])
         return Accept(odcid, retry_cid)

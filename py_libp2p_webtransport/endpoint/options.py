@@ -8,6 +8,7 @@ from types import ModuleType
 from .._errors import EngineError
 from ..engine import DEFAULT_ENGINE, available_engines
 from ..engine.base import EngineConfig
+from .admission import AddressVerdict
 from .retry import RETRY_MODES, RetryMode
 
 __all__ = ["EndpointOptions"]
@@ -32,6 +33,8 @@ class EndpointOptions:
       datagram for an unknown connection id with a stateless reset carrying the token derived
       from this secret (give the server engines the same secret:
       ``EngineConfig.stateless_reset_secret``). None: never.
+    * ``address_verdict``: the owner's last say on each new connection, by source address
+      (``admission.AddressVerdict``: None accepts, a ``DropReason`` refuses before any TLS work).
     * ``dual_stack``: an IPv6 wildcard socket (``::``) also takes IPv4.
     * ``udp``: the ``_udp`` twin to use (tests); None picks the compiled one when built.
 
@@ -47,6 +50,7 @@ class EndpointOptions:
     retry: RetryMode = "off"
     retry_threshold: int | None = None
     stateless_reset_secret: bytes | None = None
+    address_verdict: AddressVerdict | None = None
     dual_stack: bool = False
     udp: ModuleType | None = None
 

@@ -92,6 +92,7 @@ class Endpoint:
             retry=options.retry,
             retry_threshold=options.retry_threshold,
             listening=options.server_config is not None,
+            address_verdict=options.address_verdict,
         )
         self._routes = self._admission.routes
         secret = options.stateless_reset_secret
