@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import trio
 
-from .._errors import EngineError, ListenError
+from .._errors import EngineError, ListenError, MalformedPacket
 from ..engine import create_engine
 from ..engine.base import Address, EngineConfig
 from ..engine.reset_token import MIN_RESET_SIZE
@@ -47,6 +47,8 @@ from .admission import (
 )
 from .connection import EndpointConnection, EndpointStats
 from .options import EndpointOptions
+from .quic_header import parse_header
+from .refusal import Refuser
 from .registry import ConnectionRegistry
 from .retry import AddressValidator
 from .stateless_reset import StatelessResetter
@@ -60,6 +62,13 @@ RECV_BATCH = 16  # reads per recv call: up to 16 x 64 KiB of GRO buffers (1 MiB 
 MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
 MIN_DEFER_YIELDS = 4  # schedule points before a deferred transmit (see _wait) ...
 MAX_DEFER_YIELDS = 8  # ... and at most this many while other tasks are still runnable
+
+# Refusals by the owner's address verdict: answered with CONNECTION_CLOSE(CONNECTION_REFUSED).
+# The reason phrase says why (the client shows it: "connection closed (connection refused: ...)").
+REFUSED = {
+    "dropped_gated": "connection refused: address denied",
+    "dropped_over_limit": "connection refused: over resource limits",
+}
 
 # One turn's datagrams: a list per (connection, source address), in arrival order.
 Inbox = dict[tuple[EndpointConnection, Address], list[bytes]]
@@ -97,6 +106,7 @@ class Endpoint:
         self._routes = self._admission.routes
         secret = options.stateless_reset_secret
         self._resetter = None if secret is None else StatelessResetter(secret)
+        self._refuser = Refuser()
         self._registry = ConnectionRegistry(self._admission, self.stats, self._transmit)
         self._dirty = self._registry.dirty  # (hot: every transmit_soon() adds to it)
         self._strays: list[tuple[EndpointConnection, Address, bytes]] = []  # see _unknown_short
@@ -425,6 +435,8 @@ class Endpoint:
             if verdict is UNKNOWN_SHORT and len(data) >= MIN_RESET_SIZE:
                 return self._unknown_short(data, addr, now)
             self._count_drop(verdict, addr)
+            if verdict.reason in REFUSED:
+                self._refuse(data, addr, now, verdict)
         elif isinstance(verdict, SendRetry):  # no state kept: the token carries it
             self.stats.retries_sent += 1
             self._log_once("retry", "answering new connections with QUIC Retry (from %s)", addr)
@@ -458,6 +470,17 @@ class Endpoint:
         if self._on_connection is not None:
             conn.call_handler(self._on_connection, conn)
         return conn
+
+    def _refuse(self, data: bytes, addr: Address, now: float, drop: Drop) -> None:
+        """The owner refused a new client: tell it at once (``refusal.py``), no TLS work."""
+        try:
+            header = parse_header(data, HOST_CID_LENGTH)
+        except MalformedPacket:
+            return
+        packet = self._refuser.respond(header, len(data), now, REFUSED[drop.reason])
+        if packet is not None:
+            self.stats.refusals_sent += 1
+            self._socket.send([packet], addr)
 
     def _unknown_short(self, data: bytes, addr: Address, now: float) -> EndpointConnection | None:
         """A short header for no connection id of ours (RFC 9000 §10.3).

@@ -11,13 +11,12 @@ it over. Without that, the test would pass without any reset.
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
+from support.browser_checks import net_log_events
 from support.browser_harness import run_browser
 from support.node_process import Signal, crash, start_node
 from support.wt_helpers import packaged_host
@@ -27,17 +26,6 @@ from py_libp2p_webtransport.cli.deploy import load_or_create_key
 
 pytestmark = pytest.mark.browser
 IDLE_TIMEOUT_MS = 30_000  # the node's idle timeout (the default)
-
-
-def net_log_events(path: Path) -> list[tuple[str, Any]]:
-    """The events (name, parameters) of a Chromium net-log (possibly cut short at its exit)."""
-    raw = path.read_text()
-    try:
-        log: dict[str, Any] = json.loads(raw)
-    except json.JSONDecodeError:
-        log = json.loads(raw.rstrip().rstrip(",") + "]}")
-    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
-    return [(names.get(event["type"], "?"), event.get("params")) for event in log["events"]]
 
 
 async def test_page_sees_the_connection_fail_after_a_restart(engine: str, tmp_path: Path) -> None:
