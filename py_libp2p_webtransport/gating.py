@@ -26,6 +26,7 @@ source is an IP literal; no DNS).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from typing import Any
 from .endpoint.admission import DropReason
 from .engine.base import Address
 
-__all__ = ["PreHandshakeAdmission", "Reservation"]
+__all__ = ["PreHandshakeAdmission", "Reservation", "plain_ip"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,18 @@ class Reservation:
         self.release_memory()
 
 
+def plain_ip(addr: Address) -> str:
+    """The source IP as py-libp2p's lists expect it: an IPv4-mapped IPv6 address (a dual-stack
+    socket's IPv4 client) as IPv4, an IPv6 zone (``%eth0``) dropped."""
+    host = str(addr[0]).split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(ip)
+
+
 class PreHandshakeAdmission:
     """The listener's address verdict: the gater, then the resource manager (see module doc).
 
@@ -95,7 +108,7 @@ class PreHandshakeAdmission:
         for stale in self._pending.values():
             stale.release()
         self._pending.clear()
-        ip = str(addr[0])
+        ip = plain_ip(addr)
         gate = self._gate()
         if gate is not None and not gate._check_ip_allowed(ip):
             return "dropped_gated"

@@ -16,7 +16,7 @@ from support.wt_helpers import LISTEN_V4, packaged_host, peer_info, transport_of
 from py_libp2p_webtransport import metrics
 from py_libp2p_webtransport.config import WebTransportConfig
 from py_libp2p_webtransport.errors import DialError
-from py_libp2p_webtransport.gating import PreHandshakeAdmission
+from py_libp2p_webtransport.gating import PreHandshakeAdmission, plain_ip
 
 CONNECT_TIMEOUT = 20.0  # a refusal (CONNECTION_REFUSED) fails the dial long before
 
@@ -120,3 +120,36 @@ def test_the_gate_is_asked_through_its_per_ip_check() -> None:
     admission = PreHandshakeAdmission(lambda: gate, lambda: None)
     assert admission.verdict(("203.0.113.7", 4433)) == "dropped_gated"
     assert admission.verdict(("198.51.100.7", 4433)) is None
+
+
+def test_mapped_and_scoped_addresses_are_gated_as_plain_ips() -> None:
+    from libp2p.network.connection_gate import ConnectionGate
+
+    assert plain_ip(("::ffff:203.0.113.7", 1, 0, 0)) == "203.0.113.7"
+    assert plain_ip(("fe80::1%eth0", 1, 0, 2)) == "fe80::1"
+    assert plain_ip(("2001:db8::1", 1, 0, 0)) == "2001:db8::1"
+    gate = ConnectionGate(deny_list=["203.0.113.0/24"], allow_list=["fe80::/10", "2001:db8::/32"])
+    admission = PreHandshakeAdmission(lambda: gate, lambda: None)
+    assert admission.verdict(("::ffff:203.0.113.7", 4433, 0, 0)) == "dropped_gated"
+    assert admission.verdict(("fe80::1%eth0", 4433, 0, 2)) is None
+
+
+def test_a_reservation_never_claimed_is_released_at_the_next_verdict() -> None:
+    manager = new_resource_manager(
+        limits=ResourceLimits(max_connections=1),
+        enable_circuit_breaker=False,
+        enable_graceful_degradation=False,
+    )
+    admission = PreHandshakeAdmission(lambda: None, lambda: manager)
+    assert admission.verdict(("198.51.100.1", 1)) is None
+    assert manager.get_stats()["connections"] == 1
+    # No connection claimed it (the endpoint failed to create one): the next client gets the slot.
+    assert admission.verdict(("198.51.100.2", 1)) is None
+    reservation = admission.claim(("198.51.100.2", 1))
+    assert reservation is not None and admission.claim(("198.51.100.1", 1)) is None
+    # A claimed one is the connection's until it is released.
+    assert admission.verdict(("198.51.100.3", 1)) == "dropped_over_limit"
+    reservation.release()
+    reservation.release()  # idempotent
+    assert manager.get_stats()["connections"] == 0
+    assert admission.verdict(("198.51.100.3", 1)) is None
