@@ -6,13 +6,14 @@ says "Received stateless reset."), well under the QUIC idle timeout.
 Chromium also gives up on a connection when its packets meet a closed port (ICMP port
 unreachable), so the port must never be closed in between: the test holds it with a plain
 socket that answers nothing from the crash until the node (in this process, the same key) takes
-it over. Without that, the test would pass without any reset.
+it over (``hand_over``). Without that, Chromium fails on the ICMP error, reset or not.
 """
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -23,12 +24,27 @@ from support.wt_helpers import packaged_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.cli.deploy import load_or_create_key
+from py_libp2p_webtransport.endpoint import pump
 
 pytestmark = pytest.mark.browser
 IDLE_TIMEOUT_MS = 30_000  # the node's idle timeout (the default)
 
 
-async def test_page_sees_the_connection_fail_after_a_restart(engine: str, tmp_path: Path) -> None:
+def hand_over(monkeypatch: pytest.MonkeyPatch, holder: socket.socket) -> None:
+    """Close ``holder`` only when the endpoint opens its socket on the port (microseconds later;
+    building and starting the host in between takes long enough for Chromium to send)."""
+    original = pump.open_socket
+
+    def open_socket(*args: Any, **kwargs: Any) -> socket.socket:
+        holder.close()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pump, "open_socket", open_socket)
+
+
+async def test_page_sees_the_connection_fail_after_a_restart(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key_file = tmp_path / "node.key"
     net_log = tmp_path / "netlog.json"
     signal = Signal()
@@ -61,7 +77,7 @@ async def test_page_sees_the_connection_fail_after_a_restart(engine: str, tmp_pa
                 holder.bind(("127.0.0.1", port))  # silent: no ICMP while the node is down
                 key_pair = load_or_create_key(key_file)
                 listen = (f"/ip4/127.0.0.1/udp/{port}/quic-v1/webtransport",)
-                holder.close()  # handed over within this task: nothing can arrive in between
+                hand_over(monkeypatch, holder)
                 async with packaged_host(engine, key_pair=key_pair, listen=listen) as again:
                     assert [str(a) for a in again.get_addrs()] == [str(addr)]
                     signal.go()
