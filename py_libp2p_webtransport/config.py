@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .endpoint.retry import RETRY_MODES, RetryMode
 from .engine.base import EngineConfig
@@ -44,6 +44,25 @@ class WebTransportConfig:
     #: ``idle_timeout``), so idle connections stay up, py<->py included (browsers ping by
     #: themselves); 15 s as go-libp2p. ``None`` switches it off.
     keepalive_interval: float | None = EngineConfig.keepalive_interval
+    #: Listener: stateless reset (RFC 9000 §10.3). The reset tokens of our connection ids are
+    #: derived from the host key, so after a restart (same key, same port) a peer that still
+    #: sends on an old connection gets a reset and learns at once that it is gone, instead of
+    #: waiting for ``idle_timeout``. ``False``: random tokens, unknown ids are only dropped.
+    stateless_reset: bool = True
+    #: Listener: the connection gater asked about each new client's address before the QUIC
+    #: handshake (``gating.py``); ``None`` uses the swarm's (``swarm.connection_gate``, from
+    #: ``ConnectionConfig(allow_list=..., deny_list=...)``). Any object with py-libp2p's
+    #: ``ConnectionGate`` interface.
+    connection_gate: Any = None
+    #: Listener: the resource manager asked for a connection slot (and, with
+    #: ``reserve_window_memory``, memory) before the QUIC handshake; ``None`` uses the swarm's
+    #: (``new_host(resource_manager=...)``). A ``libp2p.rcmgr.ResourceManager``.
+    resource_manager: Any = None
+    #: Listener: reserve each connection's receive bound (``max_data`` on aioquic,
+    #: ``recv_budget`` on qh3) in the resource manager's memory for the connection's life, and
+    #: refuse new connections that do not fit. Off by default: py-libp2p's default manager has
+    #: 512 MiB, which would cap a node at 128 (qh3) or 32 (aioquic) connections.
+    reserve_window_memory: bool = False
     #: UDP payload size we send; 1452 fits Ethernet paths with IPv6 headers.
     max_datagram_size: int = EngineConfig.max_datagram_size
     #: Pace packets (aioquic only; qh3 always paces).
@@ -134,12 +153,14 @@ class WebTransportConfig:
         is_client: bool,
         server_name: str | None = None,
         certificate: tuple[bytes, bytes] | None = None,
+        stateless_reset_secret: bytes | None = None,
     ) -> EngineConfig:
         """The engine configuration of one connection: the only mapping of the QUIC knobs.
 
         ``certificate`` is the server's ``(certificate DER, PKCS#8 key DER)``; clients pass
         ``server_name`` (SNI, None for IP literals) and never verify the chain: the transport
-        pins the certhash itself after the handshake.
+        pins the certhash itself after the handshake. ``stateless_reset_secret``: the host's
+        (``engine/reset_token.py``), when ``stateless_reset`` is on.
         """
         certificate_der, private_key_der = certificate if certificate is not None else (None, None)
         return EngineConfig(
@@ -156,6 +177,7 @@ class WebTransportConfig:
             max_streams_bidi=self.max_streams_bidi,
             idle_timeout=self.idle_timeout,
             keepalive_interval=self.keepalive_interval,
+            stateless_reset_secret=stateless_reset_secret if self.stateless_reset else None,
             # qh3 can only bound unread data per connection: the budget, at most the window.
             recv_budget=min(self.recv_budget, self.max_data),
             qlog_dir=self.qlog_dir or os.environ.get("QLOGDIR") or None,

@@ -33,6 +33,7 @@ from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
+from .gating import PreHandshakeAdmission, Reservation
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
 
 if TYPE_CHECKING:
@@ -55,6 +56,14 @@ class ListenerOwner(Protocol):
 
     def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
         """The QUIC configuration of a connection (servers: the current certificate)."""
+        ...
+
+    def connection_gate(self) -> Any:
+        """The connection gater consulted before the handshake (None: none)."""
+        ...
+
+    def resource_manager(self) -> Any:
+        """The resource manager consulted before the handshake (None: none)."""
         ...
 
     async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
@@ -83,6 +92,7 @@ class WebTransportListener(IListener):
         self._connections: set[WebTransportConnection] = set()
         self._closed = False
         self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
+        self._admission: PreHandshakeAdmission | None = None  # gater and resource manager
         #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
         self.background_nursery: trio.Nursery | None = None
 
@@ -95,6 +105,14 @@ class WebTransportListener(IListener):
         self._transport.check_private_network(ListenError)
         host, port = self._parse_listen_addr(maddr)
         config = self._transport.engine_config(is_client=False)
+        window = self._transport.config.max_data
+        if self._transport.engine_name == "qh3":
+            window = config.recv_budget  # what qh3 holds unread at most (aioquic: the window)
+        self._admission = PreHandshakeAdmission(
+            self._transport.connection_gate,
+            self._transport.resource_manager,
+            window if self._transport.config.reserve_window_memory else 0,
+        )
         try:
             endpoint = await Endpoint.bind(
                 host,
@@ -105,6 +123,8 @@ class WebTransportListener(IListener):
                     max_half_open=self._transport.config.max_pending_handshakes,
                     retry=self._transport.config.retry,
                     retry_threshold=self._transport.config.retry_threshold,
+                    stateless_reset_secret=config.stateless_reset_secret,
+                    address_verdict=self._admission.verdict,
                 ),
                 on_connection=self._on_connection,
             )
@@ -217,7 +237,12 @@ class WebTransportListener(IListener):
     def _on_connection(self, endpoint_conn: EndpointConnection) -> None:
         """New QUIC connection (called synchronously by the endpoint pump)."""
         transport = self._transport
+        reservation = None
+        if self._admission is not None:
+            reservation = self._admission.claim(endpoint_conn.remote_address)
         if self._closed or self._pending >= transport.config.max_pending_handshakes:
+            if reservation is not None:
+                reservation.release()
             logger.warning("WebTransport listener busy: refusing a new connection")
             endpoint_conn.engine.close(H3ErrorCode.H3_EXCESSIVE_LOAD, "too many handshakes")
             endpoint_conn.transmit_soon()
@@ -230,11 +255,14 @@ class WebTransportListener(IListener):
         )
         self._pending += 1
         assert self._nursery is not None
-        self._nursery.start_soon(self._accept, conn)
+        self._nursery.start_soon(self._accept, conn, reservation)
 
-    async def _accept(self, conn: WebTransportConnection) -> None:
+    async def _accept(
+        self, conn: WebTransportConnection, reservation: Reservation | None = None
+    ) -> None:
         transport = self._transport
         assert self._nursery is not None
+        session = None
         try:
             session = await accept_session(
                 conn,
@@ -252,8 +280,15 @@ class WebTransportListener(IListener):
             return
         finally:
             self._pending -= 1
+            if reservation is not None:
+                # The swarm's add_conn takes a slot of its own, with the peer id.
+                reservation.release_connection()
+                if session is None or conn.is_closed:
+                    reservation.release_memory()
         if session is None or conn.is_closed:
             return
+        if reservation is not None and reservation.memory:
+            self._nursery.start_soon(_release_when_closed, conn, reservation)
         # Forget connections that ended (the swarm's handler never returns for them).
         self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
@@ -265,6 +300,14 @@ class WebTransportListener(IListener):
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
+
+
+async def _release_when_closed(conn: WebTransportConnection, reservation: Reservation) -> None:
+    """The connection's receive memory goes back to the resource manager when it ends."""
+    try:
+        await conn.closed_event.wait()
+    finally:
+        reservation.release_memory()
 
 
 def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:

@@ -53,6 +53,14 @@ _ENDPOINT_COUNTERS = {
     "bytes_received": ("udp_received_bytes", "UDP payload bytes received"),
     "bytes_sent": ("udp_sent_bytes", "UDP payload bytes sent"),
     "retries_sent": ("retries_sent", "Initials answered with a QUIC Retry"),
+    "refusals_sent": (
+        "refusals_sent",
+        "new connections refused (gater, resource manager) with CONNECTION_REFUSED",
+    ),
+    "stateless_resets_sent": (
+        "stateless_resets_sent",
+        "datagrams of unknown connections answered with a stateless reset",
+    ),
     "handshake_timeouts": ("handshake_timeouts", "QUIC handshakes dropped for taking too long"),
     "engine_errors": ("engine_errors", "connections dropped because their QUIC engine failed"),
     "send_blocked": ("send_blocked", "times the kernel's send buffer was full"),

@@ -37,6 +37,7 @@ from .conn import WebTransportConnection
 from .endpoint import Endpoint, EndpointOptions
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
+from .engine.reset_token import derive_reset_secret
 from .errors import DialError, ListenError, Unreachable, WebTransportError
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
@@ -64,6 +65,10 @@ class WebTransportTransport(ITransport):
         self.engine_name = self.config.engine or default_engine()
         self.cert_manager: CertManager = self.config.cert_manager or CertManager(
             private_key, clock=self.config.clock
+        )
+        #: The stateless reset secret, from the host key (None: ``config.stateless_reset`` off).
+        self.reset_secret: bytes | None = (
+            derive_reset_secret(private_key.to_bytes()) if self.config.stateless_reset else None
         )
         self._nursery: trio.Nursery | None = None
         self._own_nursery_lock = trio.Lock()
@@ -108,6 +113,21 @@ class WebTransportTransport(ITransport):
         """Keep the swarm to refuse private networks (a PSK cannot wrap a muxed connection)."""
         self._swarm = swarm
 
+    def connection_gate(self) -> Any:
+        """The connection gater asked before each handshake (``gating.py``): the configured one,
+        else the swarm's (``swarm.connection_gate``: py-libp2p's allow/deny lists), else None."""
+        if self.config.connection_gate is not None:
+            return self.config.connection_gate
+        return getattr(self._swarm, "connection_gate", None)
+
+    def resource_manager(self) -> Any:
+        """The resource manager asked before each handshake (``gating.py``): the configured one,
+        else the swarm's (``new_host(resource_manager=...)``, or py-libp2p's default), else None."""
+        if self.config.resource_manager is not None:
+            return self.config.resource_manager
+        # py-libp2p 0.8.1 keeps it private (set_resource_manager has no getter).
+        return getattr(self._swarm, "_resource_manager", None)
+
     def check_private_network(self, error: type[WebTransportError]) -> None:
         """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""
         if getattr(self._swarm, "psk", None) is not None:
@@ -119,10 +139,14 @@ class WebTransportTransport(ITransport):
     # --- engines ------------------------------------------------------------------------------
 
     def engine_config(self, *, is_client: bool, server_name: str | None = None) -> EngineConfig:
-        """The QUIC configuration for one connection (servers get the current certificate)."""
-        certificate = None if is_client else self.cert_manager.current()
+        """The QUIC configuration for one connection (servers get the current certificate and
+        the stateless reset secret: only listeners answer with resets)."""
+        if is_client:
+            return self.config.engine_config(is_client=True, server_name=server_name)
         return self.config.engine_config(
-            is_client=is_client, server_name=server_name, certificate=certificate
+            is_client=False,
+            certificate=self.cert_manager.current(),
+            stateless_reset_secret=self.reset_secret,
         )
 
     async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:

@@ -10,7 +10,11 @@
 
 A datagram for an unknown id creates a connection only if it is a version 1 Initial in a
 datagram of at least 1200 bytes, the endpoint listens, its Retry token (if any) is valid, its
-source is within its Initial rate and fewer than ``max_half_open`` handshakes are running.
+source is within its Initial rate, fewer than ``max_half_open`` handshakes are running and, last,
+the owner's ``address_verdict`` hook (if any) does not refuse the source (a connection gater, a
+resource manager: it returns the ``DropReason`` to refuse with, or None; it is called at most once
+per Initial and only when nothing else refused it, so it may reserve resources for the
+connection that follows).
 Admission owns the state those checks read: the routing table, the per-source token buckets and
 the Retry policy (``retry.AddressValidator``). The owner keeps ``half_open`` and ``listening``
 up to date. No sockets, no clock: ``now`` is the caller's time in seconds.
@@ -34,12 +38,14 @@ __all__ = [
     "DROP_MESSAGES",
     "HOST_CID_LENGTH",
     "Accept",
+    "AddressVerdict",
     "Admission",
     "Drop",
     "DropReason",
     "InitialRateLimiter",
     "Route",
     "RouteTable",
+    "UNKNOWN_SHORT",
     "SendRetry",
     "Verdict",
 ]
@@ -57,7 +63,12 @@ DropReason = Literal[
     "dropped_rate_limited",
     "dropped_cid_collision",
     "dropped_invalid_token",
+    "dropped_gated",
+    "dropped_over_limit",
 ]
+
+#: The owner's last say on a new connection from an address: None to accept, else why not.
+AddressVerdict = Callable[[Address], DropReason | None]
 
 #: What each reason means, for the one log line per reason.
 DROP_MESSAGES: dict[DropReason, str] = {
@@ -70,6 +81,8 @@ DROP_MESSAGES: dict[DropReason, str] = {
     "dropped_rate_limited": "Initial rate limit reached",
     "dropped_cid_collision": "Initial colliding with a connection id in use",
     "dropped_invalid_token": "Retry token rejected",
+    "dropped_gated": "Initial from an address the connection gater denies",
+    "dropped_over_limit": "Initial over the resource manager's limits",
 }
 
 
@@ -111,7 +124,7 @@ class Drop:
 Verdict: TypeAlias = Route[C] | Accept | SendRetry | Drop
 
 # Junk is the common case of a drop: the detail-free verdicts are made once.
-_UNKNOWN_SHORT = Drop("dropped_unknown_cid", "short header")
+UNKNOWN_SHORT = Drop("dropped_unknown_cid", "short header")  # the pump tests for it
 _UNKNOWN_LONG = Drop("dropped_unknown_cid", "long header")
 _SMALL_INITIAL = Drop("dropped_small_initial")
 _NOT_LISTENING = Drop("dropped_not_listening")
@@ -211,8 +224,10 @@ class Admission(Generic[C]):
         retry: RetryMode = "off",
         retry_threshold: int | None = None,
         listening: bool = True,
+        address_verdict: AddressVerdict | None = None,
     ) -> None:
         self.routes: RouteTable[C] = RouteTable()
+        self.address_verdict = address_verdict
         self.rate = InitialRateLimiter(initials_per_second)
         self.max_half_open = max_half_open
         #: Retry policy and token codec (None: never Retry, tokens ignored).
@@ -238,7 +253,7 @@ class Admission(Generic[C]):
             return Route(conn)
         # Unknown id: only a full-size version 1 Initial may start a connection.
         if not header.is_long:
-            return _UNKNOWN_SHORT
+            return UNKNOWN_SHORT
         if header.version != QUIC_VERSION_1:
             return Drop("dropped_bad_version", header.version)
         if not is_valid_initial(header, len(data)):
@@ -266,4 +281,8 @@ class Admission(Generic[C]):
                 return Drop("dropped_rate_limited", addr[0])
         if self.half_open >= self.max_half_open:
             return _HALF_OPEN
+        if self.address_verdict is not None:
+            refused = self.address_verdict(addr)
+            if refused is not None:
+                return Drop(refused, addr[0])
         return Accept(odcid, retry_cid)

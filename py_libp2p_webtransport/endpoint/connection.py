@@ -75,7 +75,11 @@ class EndpointStats:
     dropped_rate_limited: int = 0  # new-connection Initials beyond one source's rate
     dropped_cid_collision: int = 0  # a new client picked an id that routes to another peer
     dropped_invalid_token: int = 0  # an Initial with a forged/expired/misused Retry token
+    dropped_gated: int = 0  # an Initial from an address the owner's gater denies
+    dropped_over_limit: int = 0  # an Initial over the owner's resource limits
     retries_sent: int = 0  # Initials answered with a Retry instead of a connection
+    refusals_sent: int = 0  # gated/over-limit Initials answered with CONNECTION_REFUSED
+    stateless_resets_sent: int = 0  # unknown-id short headers answered with a stateless reset
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
 

@@ -8,6 +8,7 @@ from types import ModuleType
 from .._errors import EngineError
 from ..engine import DEFAULT_ENGINE, available_engines
 from ..engine.base import EngineConfig
+from .admission import AddressVerdict
 from .retry import RETRY_MODES, RetryMode
 
 __all__ = ["EndpointOptions"]
@@ -28,6 +29,12 @@ class EndpointOptions:
       handshakes are in progress (default: half of ``max_half_open``) and, instead of dropping
       them, for Initials over a source's rate. Clients that come back with a valid token are
       not charged to that rate again; ``max_half_open`` bounds them all.
+    * ``stateless_reset_secret`` (RFC 9000 §10.3, ``stateless_reset.py``): answer a short-header
+      datagram for an unknown connection id with a stateless reset carrying the token derived
+      from this secret (give the server engines the same secret:
+      ``EngineConfig.stateless_reset_secret``). None: never.
+    * ``address_verdict``: the owner's last say on each new connection, by source address
+      (``admission.AddressVerdict``: None accepts, a ``DropReason`` refuses before any TLS work).
     * ``dual_stack``: an IPv6 wildcard socket (``::``) also takes IPv4.
     * ``udp``: the ``_udp`` twin to use (tests); None picks the compiled one when built.
 
@@ -42,6 +49,8 @@ class EndpointOptions:
     initials_per_second: float = 50.0
     retry: RetryMode = "off"
     retry_threshold: int | None = None
+    stateless_reset_secret: bytes | None = None
+    address_verdict: AddressVerdict | None = None
     dual_stack: bool = False
     udp: ModuleType | None = None
 
@@ -59,5 +68,7 @@ class EndpointOptions:
         if self.retry not in RETRY_MODES:
             modes = ", ".join(RETRY_MODES)
             raise ValueError(f"retry must be one of {modes}; got {self.retry!r}")
+        if self.stateless_reset_secret is not None and len(self.stateless_reset_secret) < 16:
+            raise ValueError("stateless_reset_secret must be at least 16 bytes")
         if self.retry_threshold is not None and self.retry_threshold < 0:
             raise ValueError(f"retry threshold must be >= 0, got {self.retry_threshold}")

@@ -9,7 +9,9 @@ no polling loop.
 
 A short-header datagram for a known connection id is routed here with one dict lookup; every
 other datagram goes to ``admission.py``, whose verdict (route, accept, Retry or drop) the pump
-applies. Drops are counted in ``Endpoint.stats`` and each kind is logged once. Accepted
+applies. Drops are counted in ``Endpoint.stats`` and each kind is logged once; a short header
+for an unknown id is answered with a stateless reset when the endpoint has a reset secret
+(``stateless_reset.py``). Accepted
 connections that do not finish their QUIC handshake within ``handshake_timeout`` are dropped, so
 junk cannot hold half-open slots. The indexes kept on connections and their endings are in
 ``registry.py``; the socket and its send backlog in ``udp_socket.py``.
@@ -29,14 +31,27 @@ from collections.abc import Callable
 
 import trio
 
-from .._errors import EngineError, ListenError
+from .._errors import EngineError, ListenError, MalformedPacket
 from ..engine import create_engine
 from ..engine.base import Address, EngineConfig
-from .admission import DROP_MESSAGES, HOST_CID_LENGTH, Accept, Admission, Drop, Route, SendRetry
+from ..engine.reset_token import MIN_RESET_SIZE
+from .admission import (
+    DROP_MESSAGES,
+    HOST_CID_LENGTH,
+    UNKNOWN_SHORT,
+    Accept,
+    Admission,
+    Drop,
+    Route,
+    SendRetry,
+)
 from .connection import EndpointConnection, EndpointStats
 from .options import EndpointOptions
+from .quic_header import parse_header
+from .refusal import Refuser
 from .registry import ConnectionRegistry
 from .retry import AddressValidator
+from .stateless_reset import StatelessResetter
 from .udp_socket import UdpSocket, open_socket
 
 __all__ = ["Endpoint"]
@@ -47,6 +62,13 @@ RECV_BATCH = 16  # reads per recv call: up to 16 x 64 KiB of GRO buffers (1 MiB 
 MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading on
 MIN_DEFER_YIELDS = 4  # schedule points before a deferred transmit (see _wait) ...
 MAX_DEFER_YIELDS = 8  # ... and at most this many while other tasks are still runnable
+
+# Refusals by the owner's address verdict: answered with CONNECTION_CLOSE(CONNECTION_REFUSED).
+# The reason phrase says why (the client shows it: "connection closed (connection refused: ...)").
+REFUSED = {
+    "dropped_gated": "connection refused: address denied",
+    "dropped_over_limit": "connection refused: over resource limits",
+}
 
 # One turn's datagrams: a list per (connection, source address), in arrival order.
 Inbox = dict[tuple[EndpointConnection, Address], list[bytes]]
@@ -79,10 +101,15 @@ class Endpoint:
             retry=options.retry,
             retry_threshold=options.retry_threshold,
             listening=options.server_config is not None,
+            address_verdict=options.address_verdict,
         )
         self._routes = self._admission.routes
+        secret = options.stateless_reset_secret
+        self._resetter = None if secret is None else StatelessResetter(secret)
+        self._refuser = Refuser()
         self._registry = ConnectionRegistry(self._admission, self.stats, self._transmit)
         self._dirty = self._registry.dirty  # (hot: every transmit_soon() adds to it)
+        self._strays: list[tuple[EndpointConnection, Address, bytes]] = []  # see _unknown_short
         self._timers = self._registry.timers
         self._deferred = False  # some dirty connection waits for its woken tasks (see _turn)
         self._wait_scope: trio.CancelScope | None = None
@@ -324,6 +351,11 @@ class Endpoint:
                 last_list.append(data)
                 last_conn, last_addr = conn, addr
             self.stats.bytes_received += nbytes
+            if self._strays:  # possible stateless resets, for every connection to their source
+                for conn, addr, data in self._strays:
+                    inbox.setdefault((conn, addr), []).append(data)
+                self._strays.clear()
+                last_conn = None
             if len(batch) < RECV_BATCH:
                 break  # drained (with GRO a drained socket may cost one more, empty, read)
         return inbox
@@ -400,7 +432,11 @@ class Endpoint:
         if isinstance(verdict, Route):
             return verdict.conn
         if isinstance(verdict, Drop):
+            if verdict is UNKNOWN_SHORT and len(data) >= MIN_RESET_SIZE:
+                return self._unknown_short(data, addr, now)
             self._count_drop(verdict, addr)
+            if verdict.reason in REFUSED:
+                self._refuse(data, addr, now, verdict)
         elif isinstance(verdict, SendRetry):  # no state kept: the token carries it
             self.stats.retries_sent += 1
             self._log_once("retry", "answering new connections with QUIC Retry (from %s)", addr)
@@ -434,6 +470,38 @@ class Endpoint:
         if self._on_connection is not None:
             conn.call_handler(self._on_connection, conn)
         return conn
+
+    def _refuse(self, data: bytes, addr: Address, now: float, drop: Drop) -> None:
+        """The owner refused a new client: tell it at once (``refusal.py``), no TLS work."""
+        try:
+            header = parse_header(data, HOST_CID_LENGTH)
+        except MalformedPacket:
+            return
+        packet = self._refuser.respond(header, len(data), now, REFUSED[drop.reason])
+        if packet is not None:
+            self.stats.refusals_sent += 1
+            self._socket.send([packet], addr)
+
+    def _unknown_short(self, data: bytes, addr: Address, now: float) -> EndpointConnection | None:
+        """A short header for no connection id of ours (RFC 9000 §10.3).
+
+        From a peer we have connections with, it may be that peer's stateless reset (whose id
+        is random): each of them gets it, and its engine recognises the token or drops it. From
+        anyone else it is a packet of a connection we lost (a restart): answered with a
+        stateless reset when we have a secret, counted as an unknown id either way.
+        """
+        peers = self._registry.by_address.get(addr)
+        if peers:
+            first, *others = peers
+            self._strays.extend((conn, addr, data) for conn in others)
+            return first
+        self._count_drop(UNKNOWN_SHORT, addr)
+        if self._resetter is not None:
+            reset = self._resetter.respond(data, now)
+            if reset is not None:
+                self.stats.stateless_resets_sent += 1
+                self._socket.send([reset], addr)
+        return None
 
     def _count_drop(self, drop: Drop, addr: Address) -> None:
         reason = drop.reason

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ..engine.base import (
+    Address,
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
@@ -42,6 +43,9 @@ class ConnectionRegistry:
         transmit: Callable[[EndpointConnection, float], None],
     ) -> None:
         self.live: set[EndpointConnection] = set()
+        #: Live connections by peer address: where a stateless reset from that peer may belong
+        #: (a reset's connection id is random; only its token, checked by the engine, says).
+        self.by_address: dict[Address, list[EndpointConnection]] = {}
         self.dirty: set[EndpointConnection] = set()  # to flush on the next pump turn
         self.timers: DeadlineHeap[EndpointConnection] = DeadlineHeap()
         self._admission = admission
@@ -53,6 +57,7 @@ class ConnectionRegistry:
     def add(self, conn: EndpointConnection, cids: Iterable[bytes]) -> None:
         """A new connection routed by ``cids``; an accepted one takes a half-open slot."""
         self.live.add(conn)
+        self.by_address.setdefault(conn.remote_address, []).append(conn)
         if conn._is_server:
             self._admission.half_open += 1
             self._stats.connections_accepted += 1
@@ -143,6 +148,11 @@ class ConnectionRegistry:
         conn.closed = True
         self.timers.discard(conn)
         self.live.discard(conn)
+        peers = self.by_address.get(conn.remote_address)
+        if peers is not None:
+            peers.remove(conn)
+            if not peers:
+                del self.by_address[conn.remote_address]
         self.dirty.discard(conn)
         conn.closed_event.set()
 

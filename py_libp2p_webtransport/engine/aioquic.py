@@ -11,6 +11,10 @@ things are changed through its private API, each guarded by a named test in
   once consumption has moved half a window (webtransport-go ``flow_control.go``).
 * **Pacing can be switched off** by giving the recovery a pacer that never delays a packet.
 * **Stream limits** (``MAX_STREAMS``) are fixed at 128 in aioquic; we set the configured ones.
+* **Stateless reset** (``engine/reset_token.py``): aioquic draws random reset tokens and never
+  recognises a reset it receives. With ``EngineConfig.stateless_reset_secret`` the tokens of our
+  connection ids are derived from it; and a short-header datagram ending with one of the peer's
+  tokens ends the connection at once (``ConnectionTerminated`` with ``RESET_REASON``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import aioquic
 from aioquic.quic import events as aioquic_events
 from aioquic.quic import logger as quic_logger
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection, QuicConnectionError
+from aioquic.quic.connection import END_STATES, QuicConnection, QuicConnectionError
+from aioquic.quic.packet import QuicErrorCode
 from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
@@ -30,6 +35,7 @@ from .._errors import EngineError
 from ._adapter import AdapterBase, require_private_api
 from .base import EngineConfig, EngineStats
 from .quic_config import check_config, quic_configuration
+from .reset_token import RESET_REASON, is_stateless_reset, reset_token
 
 
 class _NoPacer(QuicPacketPacer):
@@ -48,8 +54,17 @@ class _NoPacer(QuicPacketPacer):
 class _ConsumeDrivenConnection(QuicConnection):
     """aioquic's connection with receive windows that follow ``consume()`` instead of arrival."""
 
-    def __init__(self, *, stream_window: int, connection_window: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        stream_window: int,
+        connection_window: int,
+        reset_secret: bytes | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.wt_reset_secret = reset_secret  # before super(): it issues connection ids
         super().__init__(**kwargs)
+        self._wt_derive_reset_tokens()
         self.wt_stream_window = stream_window
         self.wt_connection_window = connection_window
         self.wt_connection_consumed = 0
@@ -62,6 +77,41 @@ class _ConsumeDrivenConnection(QuicConnection):
             on_packets_lost(packets=packets, **kw)
 
         self._loss._on_packets_lost = count_lost  # type: ignore[method-assign]
+
+    # --- stateless reset --------------------------------------------------------------------
+    def _wt_derive_reset_tokens(self) -> None:
+        """Give our connection ids the tokens derived from the secret (aioquic draws random
+        ones; a client's first id has none: clients advertise no token for it)."""
+        secret = self.wt_reset_secret
+        if secret is None:
+            return
+        for cid in self._host_cids:
+            if cid.stateless_reset_token is not None:
+                cid.stateless_reset_token = reset_token(secret, cid.cid)
+
+    def _replenish_connection_ids(self) -> None:
+        super()._replenish_connection_ids()
+        self._wt_derive_reset_tokens()  # before the NEW_CONNECTION_ID frames are written
+
+    def wt_peer_reset_tokens(self) -> list[bytes]:
+        """The tokens the peer gave for its connection ids we may be talking to."""
+        tokens = [self._peer_cid.stateless_reset_token]
+        tokens.extend(cid.stateless_reset_token for cid in self._peer_cid_available)
+        return [token for token in tokens if token]
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        if (
+            not data[0] & 0x80
+            and self._state not in END_STATES
+            and is_stateless_reset(data, self.wt_peer_reset_tokens())
+        ):
+            # RFC 9000 §10.3.1: the connection is over; send nothing more.
+            self._close_event = aioquic_events.ConnectionTerminated(
+                error_code=QuicErrorCode.NO_ERROR, frame_type=None, reason_phrase=RESET_REASON
+            )
+            self._close_end()
+            return
+        super().receive_datagram(data, addr, now)
 
     def wt_consume(self, stream_id: int, n: int) -> None:
         """Credit ``n`` read bytes to the connection and (while it exists) to the stream."""
@@ -112,7 +162,13 @@ class _ConsumeDrivenConnection(QuicConnection):
 
 
 # aioquic methods _ConsumeDrivenConnection overrides (their absence would silently disable it).
-_PATCHED = ("_write_stream_limits", "_write_connection_limits", "_handle_reset_stream_frame")
+_PATCHED = (
+    "_write_stream_limits",
+    "_write_connection_limits",
+    "_handle_reset_stream_frame",
+    "_replenish_connection_ids",
+    "_close_end",
+)
 
 
 def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
@@ -153,6 +209,7 @@ class AioquicEngine(AdapterBase):
             retry_source_connection_id=retry_source_connection_id,
             stream_window=config.max_stream_data,
             connection_window=config.max_data,
+            reset_secret=config.stateless_reset_secret,
         )
         for limit, value in (
             (quic._local_max_streams_bidi, config.max_streams_bidi),

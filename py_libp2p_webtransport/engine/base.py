@@ -49,6 +49,10 @@ class EngineConfig:
     # go-libp2p); None: never.
     keepalive_interval: float | None = 15.0
     max_datagram_frame_size: int = 65536  # > 0: WebTransport clients require datagram support
+    # Stateless reset (RFC 9000 §10.3, ``engine/reset_token.py``): with a secret, every
+    # connection id we issue is advertised with the token derived from it, so a restarted
+    # endpoint holding the same secret can reset its peers' connections. None: random tokens.
+    stateless_reset_secret: bytes | None = None
     # qh3 only: stop taking data from the engine while more than this many delivered bytes are
     # unread (not yet consume()d) on the connection; aioquic's windows follow consume() instead.
     # Bounds the receiver's memory, not its speed (see WebTransportConfig.recv_budget).

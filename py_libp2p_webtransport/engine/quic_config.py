@@ -35,6 +35,8 @@ def check_config(config: EngineConfig) -> None:
     for name in ("max_streams_bidi", "max_streams_uni", "max_datagram_frame_size", "recv_budget"):
         if getattr(config, name) < 0:
             problems.append(f"{name} must be >= 0")
+    if config.stateless_reset_secret is not None and len(config.stateless_reset_secret) < 16:
+        problems.append("stateless_reset_secret must be at least 16 bytes")
     if problems:
         raise EngineError("invalid EngineConfig: " + "; ".join(problems))
 

@@ -141,6 +141,8 @@ DROPS: dict[str, list[tuple[bytes, dict[str, object]]]] = {
     "dropped_rate_limited": [],  # needs a spent bucket: see the rate tests below
     "dropped_cid_collision": [],  # needs a live connection: see the test above
     "dropped_invalid_token": [(initial(token=os.urandom(60)), {"retry": "always"})],
+    "dropped_gated": [(initial(), {"address_verdict": lambda addr: "dropped_gated"})],
+    "dropped_over_limit": [(initial(), {"address_verdict": lambda addr: "dropped_over_limit"})],
 }
 
 
@@ -331,6 +333,49 @@ def test_token_validation_outcomes(case: str, expected: str | None) -> None:
 
 
 # ---- the routing table ------------------------------------------------------------------------
+
+
+# ---- the owner's address verdict ----------------------------------------------------------------
+
+
+class Verdicts:
+    """An owner's hook that records what it was asked and refuses the sources in ``deny``."""
+
+    def __init__(self, deny: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.deny = deny
+        self.asked: list[object] = []
+
+    def __call__(self, addr: tuple[str, int]) -> str | None:
+        self.asked.append(addr)
+        return "dropped_gated" if addr[0] in self.deny else None
+
+
+def test_the_address_verdict_is_asked_last_and_only_for_a_new_connection() -> None:
+    hook = Verdicts(deny={OTHER_PEER[0]})
+    adm = admission(address_verdict=hook)
+    cid = os.urandom(8)
+    adm.routes.add(FakeConn(PEER), [cid])
+    # Junk, a known id and Initials another rule refuses never reach the hook.
+    for data in (b"junk", short_header(os.urandom(8)), short_header(cid), initial(size=1000)):
+        adm.admit(data, OTHER_PEER, NOW)
+    adm.half_open = 8
+    assert drop_reason(adm.admit(initial(), OTHER_PEER, NOW)) == "dropped_half_open"
+    assert hook.asked == []
+    adm.half_open = 0
+    refused = adm.admit(initial(), OTHER_PEER, NOW)
+    assert isinstance(refused, Drop) and refused.reason == "dropped_gated"
+    assert refused.detail == OTHER_PEER[0]
+    assert isinstance(adm.admit(initial(), PEER, NOW), Accept)
+    assert hook.asked == [OTHER_PEER, PEER]
+
+
+def test_with_retry_the_verdict_is_asked_for_the_validated_initial_only() -> None:
+    hook = Verdicts(deny={PEER[0]})
+    adm = admission(retry="always", address_verdict=hook)
+    retry = adm.admit(initial(), PEER, NOW)
+    assert isinstance(retry, SendRetry) and hook.asked == []  # a Retry costs no resources
+    assert drop_reason(come_back(adm, retry, PEER, NOW + 0.05)) == "dropped_gated"
+    assert hook.asked == [PEER]
 
 
 def test_route_table() -> None:

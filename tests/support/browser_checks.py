@@ -9,6 +9,8 @@ compares every byte it gets back against what it sent).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -213,3 +215,14 @@ async def test_wrong_certhash_fails_with_a_certificate_error(browser: str, engin
         assert not dial["ok"]
         logs = "\n".join(report.raw.get("logs", []))
         assert "CERTIFICATE" in logs.upper() or "ERR_QUIC_PROTOCOL_ERROR" in logs, report.describe()
+
+
+def net_log_events(path: Path) -> list[tuple[str, Any]]:
+    """The events (name, parameters) of a Chromium net-log (possibly cut short at its exit)."""
+    raw = path.read_text()
+    try:
+        log: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError:
+        log = json.loads(raw.rstrip().rstrip(",") + "]}")
+    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    return [(names.get(event["type"], "?"), event.get("params")) for event in log["events"]]

@@ -68,7 +68,7 @@ async def packaged_host(
     """A running host from the package's ``new_host`` (TCP + WebTransport, identify fix,
     certhashes, rotation announced), serving echo and perf; ``options`` go to ``new_host``."""
     addrs = [Multiaddr(a) for a in listen]
-    config = WebTransportConfig(engine=engine, clock=clock)
+    config = options.pop("config", None) or WebTransportConfig(engine=engine, clock=clock)
     host = packaged_new_host(listen_addrs=addrs, config=config, **options)
     register_handlers(host)
     async with host.run(listen_addrs=addrs):

@@ -21,6 +21,12 @@ Datagram size: a qh3 server sends ``max_datagram_size``; a qh3 *client* starts a
 probes the path MTU up to 1472 bytes whatever ``max_datagram_size`` says (without probing it
 would stay at 1280). Probing is safe: a lost probe only ends the search.
 
+Stateless reset: the server's transport parameter carries the token derived from
+``EngineConfig.stateless_reset_secret``; the core draws the tokens of the ids it issues later
+(NEW_CONNECTION_ID) itself, random, so a peer that switched to one of those is not reset
+(``Qh3Connection._wt_derive_reset_tokens``). The core recognises a peer's reset; the adapter
+names it (``RESET_REASON``).
+
 Two qh3 bugs are worked around on the send path, each with a test that keeps the upstream bug
 visible: ``send_gate`` (ACKs withheld behind a full congestion window, a stall under loss) and
 ``fin_hold`` (a lost FIN sent alone is never re-sent).
@@ -47,8 +53,9 @@ from qh3.tls import load_pem_private_key
 
 from ..._errors import EngineError, StreamLimitReached
 from .._adapter import AdapterBase, ReadAccount, require_private_api
-from ..base import Address, EngineConfig, EngineStats
+from ..base import Address, ConnectionTerminated, EngineConfig, EngineStats
 from ..quic_config import check_config, quic_configuration
+from ..reset_token import RESET_REASON, is_stateless_reset
 from .connection import PATCHED, Qh3Connection
 from .fin_hold import FinHold
 from .send_gate import SendGate, send_budget
@@ -111,12 +118,14 @@ class Qh3Engine(AdapterBase):
             max_streams_uni=config.max_streams_uni,
             recv_budget=config.recv_budget,
             unread=reads,
+            reset_secret=config.stateless_reset_secret,
         )
         super().__init__(config, quic, qh3_events, reads)
         # Stream data the core's congestion window cannot take yet (see send_gate).
         self._gate: SendGate | None = SendGate() if send_gate else None
         # FINs without data that must wait for their stream's data to be acknowledged.
         self._fins: FinHold | None = FinHold() if fin_hold else None
+        self._peer_reset = False  # the peer's stateless reset ended the connection
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed a batch through qh3's native ``receive_many_datagrams``."""
@@ -125,9 +134,24 @@ class Qh3Engine(AdapterBase):
             self._bytes_received += len(data)
         self._packets_received += len(batch)
         self._quic.receive_many_datagrams(batch, addr, now)
+        if self._quic._close_event is not None and not self._closed_locally:
+            self._note_peer_reset(batch)
         self._note_close_on_receive()
         if self._keepalive is not None and self._handshake_done:
             self._keepalive_at = now + self._keepalive
+
+    def _note_peer_reset(self, batch: list[bytes]) -> None:
+        """qh3's core recognises a stateless reset itself but reports it as a plain close (code
+        0, no reason): name it when a datagram of the batch carried the peer's token."""
+        tokens = self._quic.wt_peer_reset_tokens()
+        if tokens and any(is_stateless_reset(data, tokens) for data in batch):
+            self._peer_reset = True
+
+    def _on_terminated(self, event: Any) -> ConnectionTerminated:
+        terminated = super()._on_terminated(event)
+        if self._peer_reset:
+            return ConnectionTerminated(terminated.error_code, RESET_REASON, remote=True)
+        return terminated
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data``; ``StreamLimitReached`` when a new stream exceeds the peer's limit.

@@ -20,6 +20,7 @@ from qh3.quic.packet import (
 )
 from qh3.tls import ExtensionType
 
+from ..reset_token import reset_token
 from . import zero_length_cid as zero_cid
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,11 @@ class Qh3Connection(QuicConnection):
         max_streams_uni: int,
         recv_budget: int,
         unread: Any,
+        reset_secret: bytes | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.wt_reset_secret = reset_secret
         self.wt_max_streams = (max_streams_bidi, max_streams_uni)
         self.wt_recv_budget = recv_budget
         self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
@@ -256,12 +259,33 @@ class Qh3Connection(QuicConnection):
         def serialize() -> bytes:
             return _with_stream_limits(stock(), bidi, uni, capacity)
 
+        secret = self.wt_reset_secret
+        if secret is not None:
+            self._wt_derive_reset_tokens(bridge, secret)
         bridge.serialize_transport_parameters = serialize  # type: ignore[method-assign]
         bridge.tls.handshake_extensions = [
             (kind, serialize() if kind == ExtensionType.QUIC_TRANSPORT_PARAMETERS else value)
             for kind, value in bridge.tls.handshake_extensions
         ]
         return bridge
+
+    def _wt_derive_reset_tokens(self, bridge: Any, secret: bytes) -> None:
+        """Stateless reset with qh3: the server's transport parameter carries the token derived
+        from our first connection id (qh3 draws a random one). The native core draws the tokens
+        of the ids it issues later (NEW_CONNECTION_ID) itself and cannot be told ours, nor be
+        kept from issuing them (it refuses a peer limit below 2): a peer that switches to such
+        an id is not reset after a restart (it waits for its idle timeout, as without resets).
+        Peers keep the first id unless they migrate; aioquic, qh3 and Chromium do.
+        """
+        if not self._is_client:
+            # ``host_cid`` is final here: the zero-length-CID workaround set it before.
+            bridge.stateless_reset_token = reset_token(secret, self.host_cid)
+
+    def wt_peer_reset_tokens(self) -> list[bytes]:
+        """The token the peer's transport parameters carry (servers send one), if any."""
+        parameters = None if self._tls is None else self._tls.remote_transport_parameters
+        token = None if parameters is None else parameters.stateless_reset_token
+        return [token] if token else []
 
     def _learn_remote_source_cid(self, data: bytes) -> None:
         if self.wt_zero_length_peer_cid:

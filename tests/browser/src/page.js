@@ -239,6 +239,21 @@ const steps = {
     return { ok: true }
   },
 
+  // Wait until the test says so: poll step.url (the test's own loopback HTTP server) until it
+  // answers 200, bounded by step.timeoutMs.
+  async waitSignal (state, step) {
+    const t0 = performance.now()
+    const deadline = t0 + (step.timeoutMs ?? 30000)
+    while (performance.now() < deadline) {
+      try {
+        const res = await fetch(step.url, { cache: 'no-store' })
+        if (res.ok) return { ms: performance.now() - t0 }
+      } catch (err) {}
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    throw new Error(`no signal from ${step.url} within ${step.timeoutMs ?? 30000} ms`)
+  },
+
   async sleep (state, step) {
     await new Promise(resolve => setTimeout(resolve, step.ms))
     return { ok: true }
