@@ -181,8 +181,9 @@ async def tcp_server(limit: int) -> None:
 class Server:
     """One server process of a case; ``addr`` is its dialable multiaddr."""
 
-    def __init__(self, case: str, limit: int) -> None:
+    def __init__(self, case: str, limit: int, profile: str | None = None) -> None:
         self.case = case
+        self.profile = profile
         self.metrics_url: str | None = None
         engine = "aioquic" if "aioquic" in case else "qh3"
         env = dict(os.environ)
@@ -194,6 +195,8 @@ class Server:
             cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--engine", engine]
             # --ephemeral: a throwaway identity, no key file written
             cmd += ["--metrics", "127.0.0.1:0", "--ephemeral", "--max-connections", str(limit)]
+        if profile is not None:  # the same server under cProfile (written at its exit)
+            cmd = [sys.executable, "-m", "cProfile", "-o", profile, *cmd[1:]]
         # The server's log (warnings, the metrics address) goes to a file: a pipe nobody reads
         # would fill up and block the server.
         self.log_path = os.path.join(tempfile.gettempdir(), f"scale-{case}-{os.getpid()}.log")
@@ -591,7 +594,11 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     progress(f"{case}: starting the server")
     try:
         # room for every connection and the burst: py-libp2p's default keeps 300
-        server = Server(case, limit=args.conns + args.burst + 100)
+        profile = None
+        if args.profile:
+            os.makedirs(args.profile, exist_ok=True)
+            profile = os.path.join(args.profile, f"{case}.prof")
+        server = Server(case, limit=args.conns + args.burst + 100, profile=profile)
     except Exception as error:  # noqa: BLE001 - reported as the case's status
         return {"status": "unavailable", "reason": str(error), "metrics": {}, "raw": None}
     try:
@@ -626,6 +633,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         server.stop()
+        if server.profile is not None:
+            summarize_profile(server.profile)
     metrics = {name: raw.get(name) for name in METRICS}
     return {
         "status": "ok",
@@ -634,6 +643,23 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         "metrics": metrics,
         "raw": raw,
     }
+
+
+def summarize_profile(path: str, top: int = 30) -> None:
+    """Write the server profile's heaviest functions (own time) next to it, as text."""
+    import io
+    import pstats
+
+    if not os.path.exists(path):
+        progress(f"  profile: {path} was not written (the server did not exit cleanly)")
+        return
+    text = io.StringIO()
+    stats = pstats.Stats(path, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    with open(path + ".txt", "w") as f:
+        f.write(text.getvalue())
+    progress(f"  profile: {path} ({path}.txt: top {top} by own and cumulative time)")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -681,6 +707,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument("--dial-timeout", type=float, default=30.0, help="bound per dial (30 s)")
     parser.add_argument("--cases", default=",".join(DEFAULT_CASES), help="comma-separated")
     parser.add_argument("--quick", action="store_true", help="100 connections, burst 100, 3 s idle")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="run each server under cProfile; stats into DIR"
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
+from .live_connections import LiveConnections
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -80,7 +81,7 @@ class WebTransportListener(IListener):
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._pending = 0
-        self._connections: set[WebTransportConnection] = set()
+        self._connections: LiveConnections[WebTransportConnection] = LiveConnections()
         self._closed = False
         self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
         #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
@@ -146,7 +147,7 @@ class WebTransportListener(IListener):
     @property
     def connections(self) -> list[WebTransportConnection]:
         """The authenticated connections of this listener that are still open."""
-        return [conn for conn in self._connections if not conn.is_closed]
+        return list(self._connections)
 
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         """The bound address with ``/certhash/<current>/certhash/<next>``."""
@@ -254,8 +255,8 @@ class WebTransportListener(IListener):
             self._pending -= 1
         if session is None or conn.is_closed:
             return
-        # Forget connections that ended (the swarm's handler never returns for them).
-        self._connections = {c for c in self._connections if not c.is_closed}
+        # Connections that ended are forgotten as the set grows (the swarm's handler never
+        # returns for them).
         self._connections.add(conn)
         try:
             # The swarm's handler runs for the life of the swarm: this task is its home.
