@@ -68,6 +68,13 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
         "or /dns4/NAME/udp/PORT/quic-v1/webtransport behind NAT; certhashes are added)",
     )
     g.add_argument(
+        "--max-connections",
+        type=positive_int,
+        metavar="N",
+        help="connections the host keeps (py-libp2p's connection and resource managers; "
+        "without it py-libp2p prunes to 100 above 300 and refuses inbound beyond 256)",
+    )
+    g.add_argument(
         "--print-certhashes",
         action="store_true",
         help="print the certhash pair of each period of the next --days days as JSON, and exit",
@@ -78,6 +85,56 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DAYS,
         help=f"with --print-certhashes: how far ahead (default {DEFAULT_DAYS})",
     )
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def host_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``libp2p.new_host`` options of ``serve``: the connection limit (``--max-connections``).
+
+    py-libp2p bounds connections twice: its connection manager prunes above a high watermark
+    (300) down to a low one (100), and its resource manager refuses established inbound
+    connections beyond 256 (1,000 in all). A node told to keep N connections gets N in both
+    (the manager prunes only above N); stream and memory limits grow with N."""
+    if args.max_connections is None:
+        return {}
+    from libp2p.network.config import ConnectionConfig
+    from libp2p.rcmgr import new_resource_manager
+    from libp2p.rcmgr.connection_limits import new_connection_limits_with_defaults
+    from libp2p.rcmgr.manager import ResourceLimits
+
+    n = args.max_connections
+    defaults = ConnectionConfig()
+    low = min(defaults.low_watermark, n)
+    connections = ConnectionConfig(
+        max_connections=n,
+        high_watermark=n,
+        low_watermark=low,
+        # py-libp2p keeps max - min slots for inbound connections: most of them here
+        min_connections=min(defaults.min_connections, n // 10),
+    )
+    limits = new_connection_limits_with_defaults()
+    limits.max_established_inbound = n
+    limits.max_established_total = max(n, limits.max_established_total or 0)
+    base = ResourceLimits()
+    resources = ResourceLimits(
+        max_connections=max(n, base.max_connections),
+        max_memory_mb=max(base.max_memory_bytes // (1 << 20), n // 8),  # 128 KiB per connection
+        max_streams=max(base.max_streams, 4 * n),
+    )
+    return {
+        "connection_config": connections,
+        "resource_manager": new_resource_manager(limits=resources, connection_limits=limits),
+    }
 
 
 # --- identity ---------------------------------------------------------------------------------

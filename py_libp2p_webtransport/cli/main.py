@@ -75,7 +75,13 @@ async def serve(args: argparse.Namespace) -> int:
     announce = deploy.announce_addrs_from_args(args)
     key_pair = deploy.key_pair_from_args(args)
     # TCP + WebTransport, the identify fix, certhashes on every address, rotations announced.
-    host = new_host(key_pair, listen, announce=announce, config=config_from_args(args))
+    host = new_host(
+        key_pair,
+        listen,
+        announce=announce,
+        config=config_from_args(args),
+        **deploy.host_options_from_args(args),  # --max-connections
+    )
     transport = webtransport_of(host)
     register_handlers(host)
     if args.metrics is not None:
