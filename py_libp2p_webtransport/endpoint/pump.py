@@ -63,11 +63,14 @@ MAX_DATAGRAMS_PER_TURN = 1024  # then feed, answer and transmit before reading o
 MIN_DEFER_YIELDS = 4  # schedule points before a deferred transmit (see _wait) ...
 MAX_DEFER_YIELDS = 8  # ... and at most this many while other tasks are still runnable
 
-# Refusals by the owner's address verdict: answered with CONNECTION_CLOSE(CONNECTION_REFUSED).
-# The reason phrase says why (the client shows it: "connection closed (connection refused: ...)").
+# New clients refused (by the owner's address verdict, or because ``max_half_open``
+# handshakes are running) are answered with CONNECTION_CLOSE(CONNECTION_REFUSED) rather than
+# left to time out. The reason phrase says why (the client shows it: "connection closed
+# (connection refused: ...)").
 REFUSED = {
     "dropped_gated": "connection refused: address denied",
     "dropped_over_limit": "connection refused: over resource limits",
+    "dropped_half_open": "connection refused: too many handshakes in progress, retry later",
 }
 
 # One turn's datagrams: a list per (connection, source address), in arrival order.

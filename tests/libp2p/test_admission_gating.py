@@ -153,3 +153,39 @@ def test_a_reservation_never_claimed_is_released_at_the_next_verdict() -> None:
     reservation.release()  # idempotent
     assert manager.get_stats()["connections"] == 0
     assert admission.verdict(("198.51.100.3", 1)) is None
+
+
+async def test_a_client_over_the_half_open_bound_is_refused_not_left_to_time_out(
+    engine: str,
+) -> None:
+    """With ``max_pending_handshakes`` handshakes running, a new client gets CONNECTION_REFUSED
+    with the reason at once (it used to be dropped and time out)."""
+    from py_libp2p_webtransport.engine import create_engine
+
+    with trio.fail_after(30):
+        async with wt_host(engine, max_pending_handshakes=1, handshake_timeout=20.0) as server:
+            addr = peer_info(server).addrs[0]
+            port = int(addr.value_for_protocol("udp"))
+            # A handshake that stalls: a real client that answers the server (its Retry) until
+            # the server has a connection for it, then goes silent.
+            server_addr = ("127.0.0.1", port)
+            stalled = create_engine(
+                engine, WebTransportConfig(engine=engine).engine_config(is_client=True)
+            )
+            stalled.connect(server_addr, trio.current_time())
+            sock = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+            await sock.bind(("127.0.0.1", 0))
+            stats = server_stats(server)
+            while stats.connections_accepted == 0:
+                for datagram, _ in stalled.datagrams_to_send(trio.current_time()):
+                    await sock.sendto(datagram, server_addr)
+                with trio.move_on_after(0.05):
+                    data, _ = await sock.recvfrom(65536)
+                    stalled.receive_datagram(data, server_addr, trio.current_time())
+            async with wt_host(engine, listen=(), connect_timeout=CONNECT_TIMEOUT) as client:
+                with trio.fail_after(CONNECT_TIMEOUT / 2):  # refused, not timed out
+                    with pytest.raises(DialError, match="too many handshakes in progress"):
+                        await dial(client, server)
+            assert stats.dropped_half_open >= 1 and stats.refusals_sent >= 1
+            assert stats.connections_accepted == 1  # no state for the refused client
+            sock.close()
