@@ -240,12 +240,40 @@ class Server:
             if line.startswith("metrics on "):
                 self.metrics_url = line.split()[-1]
 
+    def _scrape(self) -> str:
+        assert self.metrics_url is not None
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as answer:  # loopback only
+            return str(answer.read().decode())
+
+    def endpoint_counters(self) -> dict[str, float]:
+        """The server endpoint's non-zero counters: drops by reason, Retries, refusals."""
+        if self.metrics_url is None:
+            return {}
+        out: dict[str, float] = {}
+        for line in self._scrape().splitlines():
+            if line.startswith("#") or not line.startswith("py_libp2p_webtransport_"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            name = name.removeprefix("py_libp2p_webtransport_")
+            if name.startswith("packets_dropped_total{reason="):
+                name = "dropped_" + name.split('"')[1]
+            elif name not in (
+                "retries_sent_total",
+                "refusals_sent_total",
+                "handshake_timeouts_total",
+                "send_blocked_total",
+                "send_errors_total",
+            ):
+                continue
+            if float(value):
+                out[name.removesuffix("_total")] = float(value)
+        return out
+
     def phases_ms(self) -> dict[str, float]:
         """Mean server-side handshake phase times (ms) from the metrics scrape."""
         if self.metrics_url is None:
             return {}
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as answer:  # loopback only
-            text = answer.read().decode()
+        text = self._scrape()
         sums: dict[str, float] = {}
         counts: dict[str, float] = {}
         for line in text.splitlines():
@@ -621,6 +649,9 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         raw = json.loads(client.stdout.strip().splitlines()[-1])
         phases = server.phases_ms()
+        raw["server_counters"] = server.endpoint_counters()
+        if raw["server_counters"]:
+            progress(f"  server: {raw['server_counters']}")
         for phase in ("quic", "connect", "noise"):
             raw[f"phase_{phase}_ms"] = phases.get(phase)
     except subprocess.TimeoutExpired:

@@ -55,7 +55,8 @@ _ENDPOINT_COUNTERS = {
     "retries_sent": ("retries_sent", "Initials answered with a QUIC Retry"),
     "refusals_sent": (
         "refusals_sent",
-        "new connections refused (gater, resource manager) with CONNECTION_REFUSED",
+        "new connections refused (gater, resource manager, half-open bound) with "
+        "CONNECTION_REFUSED",
     ),
     "stateless_resets_sent": (
         "stateless_resets_sent",
