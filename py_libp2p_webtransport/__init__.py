@@ -34,6 +34,7 @@ _LAZY = {
 _ERRORS = (
     "AddressError BufferLimitExceeded CerthashMismatch ContentError DialError DialTimeout "
     "EngineError FlowControlError FramingError HandshakeError InvalidCertificate InvalidCerthash "
+    "InvalidPeerCertificate "
     "InvalidRetryToken ListenError LocalProtocolError MalformedPacket MessageError "
     "MissingCerthash NeedMoreData PeerIdMismatch PerfError ProtocolError RemoteProtocolError "
     "SessionRejected SettingsError StreamEnded StreamIdError StreamLimitReached Unreachable "

@@ -65,6 +65,7 @@ ABOVE_FLOOR = [
     "listener",
     "noise",
     "certs",
+    "libp2p_tls",
     "config",
     "metrics",
     "endpoint.pump",
@@ -74,7 +75,7 @@ ABOVE_FLOOR = [
 # Sans-IO modules of the glue: they need libp2p (keys, peer ids, its error types, and libp2p's
 # package loads trio), but no event loop of their own: none imports trio itself, and none loads
 # the trio-driven modules of this package.
-SANS_IO_GLUE = ["noise", "certs", "multiaddr"]
+SANS_IO_GLUE = ["noise", "certs", "libp2p_tls", "multiaddr"]
 TRIO_DRIVEN = ["conn", "stream", "handshake", "transport", "listener", "endpoint.pump", "apps"]
 
 _PROBE = """
