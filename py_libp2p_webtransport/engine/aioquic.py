@@ -15,6 +15,7 @@ things are changed through its private API, each guarded by a named test in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aioquic
@@ -27,9 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
 from .._errors import EngineError
-from ._adapter import AdapterBase, require_private_api
+from ._adapter import AdapterBase, install_alpn_hook, require_private_api
 from .base import EngineConfig, EngineStats
-from .quic_config import check_config, quic_configuration
+from .quic_config import alpn_identities, check_config, quic_configuration
 
 
 class _NoPacer(QuicPacketPacer):
@@ -48,8 +49,16 @@ class _NoPacer(QuicPacketPacer):
 class _ConsumeDrivenConnection(QuicConnection):
     """aioquic's connection with receive windows that follow ``consume()`` instead of arrival."""
 
-    def __init__(self, *, stream_window: int, connection_window: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        stream_window: int,
+        connection_window: int,
+        alpn_hook: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.wt_alpn_hook = alpn_hook
         self.wt_stream_window = stream_window
         self.wt_connection_window = connection_window
         self.wt_connection_consumed = 0
@@ -70,6 +79,11 @@ class _ConsumeDrivenConnection(QuicConnection):
         if stream is not None:
             # Kept on the stream object so it disappears with the stream.
             setattr(stream, "wt_consumed", getattr(stream, "wt_consumed", 0) + n)  # noqa: B010
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if self.wt_alpn_hook is not None:
+            self.wt_alpn_hook(self.tls)  # per-ALPN certificate and client authentication
 
     def _write_connection_limits(self, builder: Any, space: Any) -> None:
         max_data = self._local_max_data
@@ -112,7 +126,12 @@ class _ConsumeDrivenConnection(QuicConnection):
 
 
 # aioquic methods _ConsumeDrivenConnection overrides (their absence would silently disable it).
-_PATCHED = ("_write_stream_limits", "_write_connection_limits", "_handle_reset_stream_frame")
+_PATCHED = (
+    "_write_stream_limits",
+    "_write_connection_limits",
+    "_handle_reset_stream_frame",
+    "_initialize",
+)
 
 
 def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
@@ -121,6 +140,23 @@ def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
         return x509.load_der_x509_certificate(certificate_der), load_der_private_key(key_der, None)
     except ValueError as exc:
         raise EngineError(f"unusable server certificate or key: {exc}") from exc
+
+
+def _request_client_certificate(tls: Any) -> None:
+    # aioquic's server can ask for a client certificate, behind a private flag.
+    tls._request_client_certificate = True
+
+
+def _alpn_hook(config: EngineConfig) -> Callable[[Any], None] | None:
+    if config.is_client or not (config.alpn_certificates or config.client_auth_alpns):
+        return None
+    identities = alpn_identities(config, _load_identity)
+    client_auth = frozenset(config.client_auth_alpns)
+
+    def hook(tls: Any) -> None:
+        install_alpn_hook(tls, identities, client_auth, _request_client_certificate)
+
+    return hook
 
 
 def _configuration(config: EngineConfig) -> QuicConfiguration:
@@ -153,6 +189,7 @@ class AioquicEngine(AdapterBase):
             retry_source_connection_id=retry_source_connection_id,
             stream_window=config.max_stream_data,
             connection_window=config.max_data,
+            alpn_hook=_alpn_hook(config),
         )
         for limit, value in (
             (quic._local_max_streams_bidi, config.max_streams_bidi),
