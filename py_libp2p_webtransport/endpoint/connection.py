@@ -78,6 +78,7 @@ class EndpointStats:
     retries_sent: int = 0  # Initials answered with a Retry instead of a connection
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
+    alpn_refused: int = 0  # handshakes refused with a TLS alert: no ALPN we serve (glue counts)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

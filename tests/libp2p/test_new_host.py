@@ -62,7 +62,10 @@ async def test_identify_fix_is_installed(engine: str) -> None:
             await client.connect(PeerInfo(server.get_id(), [wt]))
             stream = await client.new_stream(server.get_id(), [IDENTIFY_PROTOCOL])
             identify = parse_identify_response(await read_to_end(stream))
-            port = webtransport_of(client)._client_endpoints[socket.AF_INET].local_address[1]
+            # The client listens on UDP: its dial left from that socket (one port per host).
+            assert socket.AF_INET not in webtransport_of(client)._client_endpoints
+            (endpoint,) = webtransport_of(client).endpoints()
+            port = endpoint.local_address[1]
             assert str(Multiaddr(identify.observed_addr)) == (
                 f"/ip4/127.0.0.1/udp/{port}/quic-v1/webtransport"
             )
