@@ -187,8 +187,8 @@ class QuicConnection(IRawConnection, IMuxedConn):
     def _new_peer_stream(self, stream_id: int) -> bool:
         """True the first time a peer bidirectional stream shows up (it is then counted)."""
         if stream_id > self._highest_peer_stream:
-            first = self._highest_peer_stream + 4 if self._highest_peer_stream >= 0 else (
-                stream_id & 3
+            first = (
+                self._highest_peer_stream + 4 if self._highest_peer_stream >= 0 else (stream_id & 3)
             )
             self._unseen_peer_streams.update(range(first, stream_id, 4))
             self._highest_peer_stream = stream_id

@@ -133,6 +133,7 @@ class _Demux:
 
 
 _REGISTRY: dict[tuple[str, str, int], SharedEndpoint] = {}
+_ATTACH_LOCK = trio.Lock()
 
 
 def shared_endpoints() -> list[SharedEndpoint]:
@@ -151,7 +152,20 @@ async def attach(
     """The host's endpoint for ``host:port`` with ``service`` attached; binds (and starts the
     pump in ``nursery``) when no listener of this host is there yet. Port 0: the host's
     endpoint on ``host`` port 0 that does not serve this ALPN yet, if any."""
-    peer_key = peer.to_base58()
+    # A host listens on its addresses concurrently: one attach at a time, so the second
+    # listener of an address finds the first one's endpoint.
+    async with _ATTACH_LOCK:
+        return await _attach(peer.to_base58(), host, port, service, options, nursery)
+
+
+async def _attach(
+    peer_key: str,
+    host: str,
+    port: int,
+    service: AlpnService,
+    options: EndpointOptions,
+    nursery: trio.Nursery,
+) -> SharedEndpoint:
     shared: SharedEndpoint | None = None
     if port == 0:
         for candidate in _REGISTRY.values():

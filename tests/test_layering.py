@@ -66,6 +66,9 @@ ABOVE_FLOOR = [
     "noise",
     "certs",
     "libp2p_tls",
+    "quic_conn",
+    "quic_transport",
+    "shared_endpoint",
     "config",
     "metrics",
     "endpoint.pump",
@@ -76,7 +79,18 @@ ABOVE_FLOOR = [
 # package loads trio), but no event loop of their own: none imports trio itself, and none loads
 # the trio-driven modules of this package.
 SANS_IO_GLUE = ["noise", "certs", "libp2p_tls", "multiaddr"]
-TRIO_DRIVEN = ["conn", "stream", "handshake", "transport", "listener", "endpoint.pump", "apps"]
+TRIO_DRIVEN = [
+    "conn",
+    "stream",
+    "handshake",
+    "transport",
+    "listener",
+    "quic_conn",
+    "quic_transport",
+    "shared_endpoint",
+    "endpoint.pump",
+    "apps",
+]
 
 _PROBE = """
 import importlib, json, sys
