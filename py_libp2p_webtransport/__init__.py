@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them 
 # public name -> module that defines it (errors: every name in errors.__all__, added below)
 _LAZY = {
     "WebTransportTransport": ".transport",
+    "QuicTransport": ".quic_transport",
     "WebTransportConfig": ".config",
     "new_host": ".host",
     "transports": ".host",
