@@ -99,11 +99,12 @@ async def serve(args: argparse.Namespace) -> int:
                 views.start_soon(print_stats, transport, args.stats)
             peer = host.get_id()
             # WebTransport first (what a browser pastes), then QUIC (same UDP port), then TCP.
+            texts = []
             for addr in sorted(host.get_addrs(), key=_address_rank):
                 text = str(addr)
-                if "/p2p/" not in text:
-                    text = f"{text}/p2p/{peer}"
-                print(text)
+                texts.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
+            # One write: a reader of the pipe gets every address at once.
+            sys.stdout.write("".join(f"{text}\n" for text in texts))
             sys.stdout.flush()
             async for signum in signals:
                 name = signal.Signals(signum).name
