@@ -62,7 +62,11 @@ function newNode (listen) {
     transports: [quic()],
     // Tests use loopback addresses, which js-libp2p refuses to dial by default.
     connectionGater: { denyDialMultiaddr: () => false },
-    services: { ping: ping(), identify: identify({ runOnConnectionOpen: false }) }
+    // Sequential pings may overlap with the closing of the previous ping stream.
+    services: {
+      ping: ping({ maxOutboundStreams: 16 }),
+      identify: identify({ runOnConnectionOpen: false })
+    }
   })
 }
 
