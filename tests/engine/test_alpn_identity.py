@@ -110,3 +110,30 @@ def test_no_common_alpn_is_refused_with_a_tls_alert(client: str, server: str) ->
     # no_application_protocol (120), qh3 handshake_failure (40).
     assert closed.error_code in (0x100 + 120, 0x100 + 40), closed  # type: ignore[attr-defined]
     assert not pair.client.of_type(HandshakeCompleted)
+
+
+@pytest.mark.parametrize(("client", "server"), PAIRS)
+def test_client_certificate_verify_with_the_wrong_key_is_refused(client: str, server: str) -> None:
+    # The client shows one certificate and signs CertificateVerify with another key: the
+    # server's check of the signature (engine/qh3/client_auth.py on qh3) refuses it with a TLS
+    # alert, and no handshake completes on the server.
+    shown, signer = make_certificate(), make_certificate()
+    pair = EnginePair(
+        client,
+        server,
+        make_certificate(),
+        client_config=EngineConfig(
+            is_client=True,
+            alpn_protocols=("libp2p",),
+            certificate_der=shown.certificate_der,
+            private_key_der=signer.private_key_der,
+        ),
+        server_config=_server(make_certificate()),
+    )
+    pair.run(
+        lambda: pair.server is not None and bool(pair.srv.of_type(ConnectionTerminated)),
+        max_steps=2000,
+    )
+    closed = pair.srv.of_type(ConnectionTerminated)[0]
+    assert 0x100 <= closed.error_code < 0x200, closed  # type: ignore[attr-defined]  # a TLS alert
+    assert not pair.srv.of_type(HandshakeCompleted)
