@@ -58,7 +58,8 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen",
         action="append",
         metavar="ADDR",
-        help="listen multiaddr, repeatable: /ip4|ip6/HOST/udp/PORT/quic-v1/webtransport or "
+        help="listen multiaddr, repeatable: /ip4|ip6/HOST/udp/PORT/quic-v1/webtransport, "
+        "/ip4|ip6/HOST/udp/PORT/quic-v1 (the same port shares one socket) or "
         "/ip4|ip6/HOST/tcp/PORT (0.0.0.0 and :: for every interface); replaces --host/--port",
     )
     g.add_argument(
@@ -156,11 +157,16 @@ def listen_addrs_from_args(args: argparse.Namespace) -> list[Multiaddr]:
             raise UsageError(f"--listen {text}: {error}") from error
         names = [proto.name for proto in addr.protocols()]
         is_tcp = names[:1] in (["ip4"], ["ip6"]) and names[1:] == ["tcp"]
-        if is_tcp or wt_multiaddr.is_quic_multiaddr(addr):
-            if wt_multiaddr.is_quic_multiaddr(addr):
+        if wt_multiaddr.is_quic_multiaddr(addr, draft29=True):
+            try:
                 quic = wt_multiaddr.parse_quic_multiaddr(addr)
-                if quic.is_dns or quic.peer_id is not None:
-                    raise UsageError(f"--listen {text}: an IP address without /p2p")
+            except AddressError as error:  # draft-29 /quic: its own message
+                raise UsageError(f"--listen {text}: {error}") from error
+            if quic.is_dns or quic.peer_id is not None:
+                raise UsageError(f"--listen {text}: an IP address without /p2p")
+            out.append(addr)
+            continue
+        if is_tcp:
             out.append(addr)
             continue
         try:
