@@ -181,7 +181,11 @@ def new_host(
     wt, *others = transports(key_pair, config, tcp=tcp, quic=quic)
     assert isinstance(wt, WebTransportTransport)
     all_transports = [wt, *others, *extra_transports]
-    listen = [Multiaddr(str(a)) for a in listen_addrs or DEFAULT_LISTEN_ADDRS]
+    if listen_addrs:
+        listen = [Multiaddr(str(a)) for a in listen_addrs]
+    else:  # the defaults of the transports this host has (tcp=False, quic=False drop theirs)
+        defaults = [Multiaddr(a) for a in DEFAULT_LISTEN_ADDRS]
+        listen = [a for a in defaults if any(t.can_listen(a) for t in all_transports)]
     for addr in listen:
         if not any(t.can_listen(addr) for t in all_transports):
             raise ValueError(f"no transport of this host can listen on {addr}")

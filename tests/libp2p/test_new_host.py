@@ -115,3 +115,12 @@ def test_package_root_exports_new_host() -> None:
     from py_libp2p_webtransport import host
 
     assert py_libp2p_webtransport.new_host is host.new_host
+
+
+def test_default_listen_addresses_follow_the_transports() -> None:
+    # Without listen_addrs the defaults are checked too: those of transports the host lacks
+    # (TCP with tcp=False, QUIC with quic=False) are left out instead of refused.
+    for options in ({}, {"tcp": False}, {"tcp": False, "quic": False}, {"quic": False}):
+        new_host(**options)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tcp"):
+        new_host(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")], tcp=False)
