@@ -15,6 +15,7 @@ Cases: ``ours-{qh3,aioquic}`` (compiled twins) and ``ours-{qh3,aioquic}-pure``
 (``PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1`` in both processes); ``ours-{qh3,aioquic}-metrics``
 (compiled, ``WebTransportConfig(metrics=True)`` in both processes: the cost of the Prometheus
 metrics, compared with ``ours-*`` of the same run, e.g. ``--cases ours-qh3,ours-qh3-metrics``);
+``ours-quic-{qh3,aioquic}`` (our ``/quic-v1`` transport: libp2p over QUIC, no HTTP/3, no Noise);
 ``libp2p-webtransport``, ``libp2p-quic``, ``libp2p-tcp`` (py-libp2p 0.8's built-in transports;
 TCP is Noise + Yamux);
 ``engine-bare-{qh3,aioquic}`` (``benchmarks/engine_bare.py`` when it exists: one QUIC stream, no
@@ -96,6 +97,8 @@ CASES = [
     Case("ours-aioquic-pure", "webtransport", "aioquic", pure_python=True),
     Case("ours-qh3-metrics", "webtransport", "qh3", metrics=True),
     Case("ours-aioquic-metrics", "webtransport", "aioquic", metrics=True),
+    Case("ours-quic-qh3", "quic-v1", "qh3"),
+    Case("ours-quic-aioquic", "quic-v1", "aioquic"),
     Case("libp2p-webtransport", "libp2p-webtransport"),
     Case("libp2p-quic", "quic"),
     Case("libp2p-tcp", "tcp"),

@@ -40,6 +40,7 @@ LISTEN = {
     "webtransport": "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
     "libp2p-webtransport": "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
     "quic": "/ip4/127.0.0.1/udp/0/quic-v1",
+    "quic-v1": "/ip4/127.0.0.1/udp/0/quic-v1",
     "tcp": "/ip4/127.0.0.1/tcp/0",
 }
 MiB = 1024 * 1024

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them 
 # public name -> module that defines it (errors: every name in errors.__all__, added below)
 _LAZY = {
     "WebTransportTransport": ".transport",
+    "QuicTransport": ".quic_transport",
     "WebTransportConfig": ".config",
     "new_host": ".host",
     "transports": ".host",
@@ -34,6 +35,7 @@ _LAZY = {
 _ERRORS = (
     "AddressError BufferLimitExceeded CerthashMismatch ContentError DialError DialTimeout "
     "EngineError FlowControlError FramingError HandshakeError InvalidCertificate InvalidCerthash "
+    "InvalidPeerCertificate "
     "InvalidRetryToken ListenError LocalProtocolError MalformedPacket MessageError "
     "MissingCerthash NeedMoreData PeerIdMismatch PerfError ProtocolError RemoteProtocolError "
     "SessionRejected SettingsError StreamEnded StreamIdError StreamLimitReached Unreachable "

@@ -46,6 +46,7 @@ __all__ = [
     "HandshakeError",
     "InvalidCertificate",
     "InvalidCerthash",
+    "InvalidPeerCertificate",
     "InvalidRetryToken",
     "ListenError",
     "LocalProtocolError",
@@ -116,6 +117,11 @@ class HandshakeError(DialError):
 
 class InvalidCertificate(DialError):
     """The server's certificate breaks the WebTransport rules (key, validity, not valid now)."""
+
+
+class InvalidPeerCertificate(InvalidCertificate):
+    """A libp2p TLS certificate (``/quic-v1``) fails the libp2p/specs ``tls`` checks: chain
+    length, validity, self-signature, the signed public-key extension (``libp2p_tls.py``)."""
 
 
 # --- application protocols -------------------------------------------------------------------

@@ -4,8 +4,8 @@ py-libp2p's own ``new_host`` gives its built-in WebTransport transport for a ``/
 listen address, drops TCP as soon as ``transports=[...]`` is passed, and knows nothing of
 certhashes or of our identify fix. This module wires what a deployed node needs:
 
-- TCP (py-libp2p's) and our WebTransport transport. Our QUIC transport does not exist yet
-  (a separate issue); pass ``extra_transports=[QUICTransport(...)]`` for py-libp2p's.
+- TCP (py-libp2p's), our WebTransport transport and our QUIC transport (``/quic-v1``), the
+  two sharing one UDP socket per listen address (``shared_endpoint.py``);
 - the identify handler that reports a WebTransport peer's real observed address
   (``apps/identify.py``);
 - an address factory that puts the current certhash pair on every WebTransport address the host
@@ -40,6 +40,7 @@ from multiaddr import Multiaddr
 from .addresses import AddrsFactory, compose_addrs_factory
 from .apps.identify import install_identify
 from .config import WebTransportConfig
+from .quic_transport import QuicTransport
 from .transport import WebTransportTransport
 
 __all__ = [
@@ -56,16 +57,24 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN_ADDRS = (
     "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
+    "/ip4/127.0.0.1/udp/0/quic-v1",  # the same UDP socket as the WebTransport address
     "/ip4/127.0.0.1/tcp/0",
 )
 """Loopback only: listening on a public interface is always an explicit choice."""
 
 
 def transports(
-    key_pair: KeyPair, config: WebTransportConfig | None = None, *, tcp: bool = True
+    key_pair: KeyPair,
+    config: WebTransportConfig | None = None,
+    *,
+    tcp: bool = True,
+    quic: bool = True,
 ) -> list[ITransport]:
-    """``[WebTransportTransport, TCP]`` (TCP only when ``tcp``) for ``transports=`` of a host."""
+    """``[WebTransportTransport, QuicTransport, TCP]`` (QUIC only when ``quic``, TCP only when
+    ``tcp``) for ``transports=`` of a host."""
     out: list[ITransport] = [WebTransportTransport(key_pair.private_key, config)]
+    if quic:
+        out.append(QuicTransport(key_pair.private_key, config))
     if tcp:
         out.append(TCP())
     return out
@@ -144,10 +153,12 @@ def new_host(
     addrs_factory: AddrsFactory | None = None,
     config: WebTransportConfig | None = None,
     tcp: bool = True,
+    quic: bool = True,
     extra_transports: Sequence[ITransport] = (),
     **host_options: Any,
 ) -> IHost:
-    """A py-libp2p host with TCP and our WebTransport transport, ready for browsers.
+    """A py-libp2p host with TCP, our WebTransport and our QUIC transports, ready for browsers
+    and libp2p QUIC peers.
 
     Run it as any py-libp2p host: ``async with host.run(listen_addrs=...)`` with the same
     ``listen_addrs`` (checked here: each needs a transport of this host). ``announce`` replaces the
@@ -157,9 +168,8 @@ def new_host(
     ``host_options`` go to ``libp2p.new_host`` (``transports``, ``announce_addrs`` and
     ``enable_webtransport`` are this function's to set).
 
-    Our own QUIC transport does not exist yet (a separate issue): ``extra_transports`` can add
-    py-libp2p's ``QUICTransport``; ours sorts before it, so ``/quic-v1/webtransport`` stays ours.
-    The host's ``WebTransportTransport`` is ``webtransport_of(host)``.
+    ``quic`` adds our ``QuicTransport`` (``/quic-v1``, on the WebTransport socket of the same
+    address). The host's ``WebTransportTransport`` is ``webtransport_of(host)``.
     """
     clash = sorted(set(_OURS) & set(host_options))
     if clash:
@@ -168,10 +178,14 @@ def new_host(
             "and extra_transports= for more transports"
         )
     key_pair = key_pair or create_new_key_pair()
-    wt, *others = transports(key_pair, config, tcp=tcp)
+    wt, *others = transports(key_pair, config, tcp=tcp, quic=quic)
     assert isinstance(wt, WebTransportTransport)
     all_transports = [wt, *others, *extra_transports]
-    listen = [Multiaddr(str(a)) for a in listen_addrs or DEFAULT_LISTEN_ADDRS]
+    if listen_addrs:
+        listen = [Multiaddr(str(a)) for a in listen_addrs]
+    else:  # the defaults of the transports this host has (tcp=False, quic=False drop theirs)
+        defaults = [Multiaddr(a) for a in DEFAULT_LISTEN_ADDRS]
+        listen = [a for a in defaults if any(t.can_listen(a) for t in all_transports)]
     for addr in listen:
         if not any(t.can_listen(addr) for t in all_transports):
             raise ValueError(f"no transport of this host can listen on {addr}")

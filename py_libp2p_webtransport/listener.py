@@ -26,11 +26,13 @@ from libp2p.utils.address_validation import get_available_interfaces
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
+from . import shared_endpoint
 from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection, EndpointOptions
+from .endpoint.admission import AddressVerdict
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .gating import PreHandshakeAdmission, Reservation
@@ -80,13 +82,36 @@ class ListenerOwner(Protocol):
         ...
 
 
+def endpoint_options(
+    config: WebTransportConfig,
+    engine: str,
+    *,
+    stateless_reset_secret: bytes | None = None,
+    address_verdict: AddressVerdict | None = None,
+) -> EndpointOptions:
+    """The options of a listening endpoint (admission, Retry, stateless resets); the server
+    configuration is set by ``shared_endpoint`` from every ALPN it serves."""
+    return EndpointOptions(
+        engine=engine,
+        server_config=EngineConfig(is_client=False),
+        max_half_open=config.max_pending_handshakes,
+        retry=config.retry,
+        retry_threshold=config.retry_threshold,
+        stateless_reset_secret=stateless_reset_secret,
+        address_verdict=address_verdict,
+    )
+
+
 class WebTransportListener(IListener):
-    """Listens on one UDP address for WebTransport sessions."""
+    """Listens on one UDP address for WebTransport sessions (ALPN ``h3``)."""
+
+    alpn = "h3"
 
     def __init__(self, transport: ListenerOwner, handler: THandler) -> None:
         self._transport = transport
         self._handler = handler
         self._endpoint: Endpoint | None = None
+        self._shared: shared_endpoint.SharedEndpoint | None = None
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._pending = 0
@@ -114,28 +139,31 @@ class WebTransportListener(IListener):
             self._transport.resource_manager,
             window if self._transport.config.reserve_window_memory else 0,
         )
+        nursery = await self._transport.get_nursery(self.background_nursery)
         try:
-            endpoint = await Endpoint.bind(
+            # One socket per address for the whole host: a QuicListener on the same address
+            # shares it (shared_endpoint.py), and the host's dials leave from it.
+            shared = await shared_endpoint.attach(
+                self._transport.local_peer,
                 host,
                 port,
-                EndpointOptions(
-                    engine=self._transport.engine_name,
-                    server_config=config,
-                    max_half_open=self._transport.config.max_pending_handshakes,
-                    retry=self._transport.config.retry,
-                    retry_threshold=self._transport.config.retry_threshold,
+                self,
+                endpoint_options(
+                    self._transport.config,
+                    self._transport.engine_name,
+                    # Both apply to every ALPN of the socket when this listener binds it.
                     stateless_reset_secret=config.stateless_reset_secret,
                     address_verdict=self._admission.verdict,
                 ),
-                on_connection=self._on_connection,
+                nursery,
             )
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error
-        self._endpoint = endpoint
+        self._shared = shared
+        self._endpoint = endpoint = shared.endpoint
         # Every listener of the transport switches certificates at the rotation itself, whoever
         # noticed it (another listener, an address query, a new connection).
         self._transport.cert_manager.subscribe(self._on_rotation)
-        nursery = await self._transport.get_nursery(self.background_nursery)
         self._nursery = nursery
         self._transport.watch_endpoint(endpoint, nursery)
         nursery.start_soon(self._run)
@@ -199,8 +227,8 @@ class WebTransportListener(IListener):
         async with trio.open_nursery() as nursery:
             for conn in list(self._connections):
                 nursery.start_soon(_close_quietly, conn)
-        if self._endpoint is not None:
-            self._endpoint.close()
+        if self._shared is not None:
+            self._shared.detach(self)  # the socket closes with the last ALPN on it
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
@@ -211,18 +239,21 @@ class WebTransportListener(IListener):
         certificate at once. Returns True when it rotated since the manager last reported."""
         return self._transport.cert_manager.maybe_rotate()
 
+    def server_config(self) -> EngineConfig:
+        """Our ALPN's server configuration: the current certhash certificate."""
+        return self._transport.engine_config(is_client=False)
+
     def _on_rotation(self) -> None:
-        if self._endpoint is not None and not self._closed:
-            self._endpoint.server_config = self._transport.engine_config(is_client=False)
+        if self._shared is not None and not self._closed:
+            self._shared.refresh()
             logger.info("WebTransport certificate rotated")
 
     async def _run(self) -> None:
-        assert self._endpoint is not None
+        # The endpoint's pump runs in shared_endpoint's task: it outlives this listener when
+        # a QuicListener still serves the socket.
         with trio.CancelScope() as scope:
             self._cancel_scope = scope
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._endpoint.run)
-                nursery.start_soon(self._rotation_loop)
+            await self._rotation_loop()
 
     async def _rotation_loop(self) -> None:
         manager = self._transport.cert_manager
@@ -235,8 +266,8 @@ class WebTransportListener(IListener):
 
     # --- accepting ----------------------------------------------------------------------------
 
-    def _on_connection(self, endpoint_conn: EndpointConnection) -> None:
-        """New QUIC connection (called synchronously by the endpoint pump)."""
+    def on_connection(self, endpoint_conn: EndpointConnection) -> None:
+        """A QUIC connection negotiated ``h3`` (called synchronously by the endpoint pump)."""
         transport = self._transport
         reservation = None
         if self._admission is not None:

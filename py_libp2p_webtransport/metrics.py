@@ -64,6 +64,7 @@ _ENDPOINT_COUNTERS = {
     ),
     "handshake_timeouts": ("handshake_timeouts", "QUIC handshakes dropped for taking too long"),
     "engine_errors": ("engine_errors", "connections dropped because their QUIC engine failed"),
+    "alpn_refused": ("alpn_refused", "handshakes refused with a TLS alert: no ALPN we serve"),
     "send_blocked": ("send_blocked", "times the kernel's send buffer was full"),
     "send_errors": ("send_errors", "datagrams the kernel refused to send"),
 }

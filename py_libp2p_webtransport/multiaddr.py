@@ -32,14 +32,17 @@ from .constants import WELL_KNOWN_PATH
 __all__ = [
     "SHA256_MULTIHASH_CODE",
     "SHA256_DIGEST_SIZE",
+    "QuicAddress",
     "WebTransportAddress",
     "certhash_digest",
     "certhash_multihash",
     "decode_certhash",
     "encode_certhash",
+    "is_quic_multiaddr",
     "is_webtransport_multiaddr",
     "multihash_to_text",
     "parse_multiaddr",
+    "parse_quic_multiaddr",
     "parse_webtransport_multiaddr",
     "url_for",
     "with_certhashes",
@@ -267,6 +270,68 @@ def _parse(ma: Multiaddr) -> WebTransportAddress:
         peer_id=peer_id,
         sni=sni,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class QuicAddress:
+    """A parsed ``/quic-v1`` multiaddr (libp2p over QUIC itself, not WebTransport)."""
+
+    host: str
+    port: int
+    family: HostFamily
+    peer_id: ID | None
+
+    @property
+    def is_dns(self) -> bool:
+        return self.family.startswith("dns")
+
+
+def parse_quic_multiaddr(maddr: MultiaddrLike) -> QuicAddress:
+    """Parse ``/<ip4|ip6|dns*>/<host>/udp/<port>/quic-v1[/p2p/<id>]``.
+
+    ``AddressError`` for anything else; draft-29 ``/quic`` gets its own message (QUIC v1,
+    RFC 9000, is the only version we speak), and a ``/webtransport`` address is not ours.
+    """
+    ma = _to_multiaddr(maddr)
+    comps = _components(ma)
+
+    def fail(why: str) -> AddressError:
+        return AddressError(f"not a /quic-v1 multiaddr ({why}): {ma}")
+
+    if len(comps) < 3:
+        raise fail("too short")
+    (family, host), (udp, port_text), (quic, _), *rest = comps
+    if family not in _HOST_PROTOCOLS or not host:
+        raise fail("must start with /ip4, /ip6, /dns, /dns4 or /dns6")
+    if udp != "udp" or port_text is None:
+        raise fail("/udp/<port> must follow the host")
+    if quic == "quic":
+        raise AddressError(
+            f"{ma}: /quic is QUIC draft-29, which this transport does not speak; "
+            "dial the peer's /quic-v1 address (RFC 9000)"
+        )
+    if quic != "quic-v1":
+        raise fail("/quic-v1 must follow /udp")
+    peer_id: ID | None = None
+    if rest:
+        name, value = rest[0]
+        if name != "p2p" or len(rest) > 1 or not value:
+            raise fail(f"unexpected /{name} after /quic-v1")
+        try:
+            peer_id = ID.from_base58(value)
+        except Exception as exc:
+            raise fail(f"bad peer id {value!r}") from exc
+    return QuicAddress(host=host, port=int(port_text), family=family, peer_id=peer_id)  # type: ignore[arg-type]
+
+
+def is_quic_multiaddr(maddr: MultiaddrLike, *, draft29: bool = False) -> bool:
+    """True for a well-formed ``/quic-v1`` address (with ``draft29``: also ``/quic`` ones, so
+    a dial of one reaches us and fails with a clear message)."""
+    try:
+        parse_quic_multiaddr(maddr)
+    except AddressError as error:
+        return draft29 and "draft-29" in str(error)
+    return True
 
 
 def is_webtransport_multiaddr(maddr: MultiaddrLike) -> bool:

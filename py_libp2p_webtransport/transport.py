@@ -31,6 +31,7 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
+from . import shared_endpoint
 from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
@@ -174,7 +175,11 @@ class WebTransportTransport(ITransport):
         return self._nursery
 
     async def _client_endpoint(self, family: int) -> Endpoint:
-        """One shared client UDP endpoint per address family."""
+        """The host's listening endpoint of ``family`` when it listens (so the peer observes
+        our listen port), else one shared client UDP endpoint per address family."""
+        listening = shared_endpoint.dial_endpoint(self.local_peer, family)
+        if listening is not None:
+            return listening
         async with self._client_lock:
             endpoint = self._client_endpoints.get(family)
             if endpoint is None:

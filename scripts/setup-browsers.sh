@@ -38,3 +38,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+
+# The independent /quic-v1 peer of the interop tests (Node + @chainsafe/libp2p-quic, its own
+# pinned npm project; tests/interop/test_node_quic.py).
+cd ../tests/interop/node_quic
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi

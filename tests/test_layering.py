@@ -65,6 +65,10 @@ ABOVE_FLOOR = [
     "listener",
     "noise",
     "certs",
+    "libp2p_tls",
+    "quic_conn",
+    "quic_transport",
+    "shared_endpoint",
     "config",
     "metrics",
     "endpoint.pump",
@@ -74,8 +78,19 @@ ABOVE_FLOOR = [
 # Sans-IO modules of the glue: they need libp2p (keys, peer ids, its error types, and libp2p's
 # package loads trio), but no event loop of their own: none imports trio itself, and none loads
 # the trio-driven modules of this package.
-SANS_IO_GLUE = ["noise", "certs", "multiaddr"]
-TRIO_DRIVEN = ["conn", "stream", "handshake", "transport", "listener", "endpoint.pump", "apps"]
+SANS_IO_GLUE = ["noise", "certs", "libp2p_tls", "multiaddr"]
+TRIO_DRIVEN = [
+    "conn",
+    "stream",
+    "handshake",
+    "transport",
+    "listener",
+    "quic_conn",
+    "quic_transport",
+    "shared_endpoint",
+    "endpoint.pump",
+    "apps",
+]
 
 _PROBE = """
 import importlib, json, sys

@@ -20,6 +20,7 @@ from libp2p.utils import varint
 from multiaddr import Multiaddr
 
 from ..conn import WebTransportConnection
+from ..quic_conn import QuicConnection
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def observed_address(stream: INetStream) -> Multiaddr | None:
     None for streams of other transports (the stock handler knows those).
     """
     conn = stream.muxed_conn
-    if not isinstance(conn, WebTransportConnection):
+    if not isinstance(conn, WebTransportConnection | QuicConnection):
         return None
     addrs = conn.get_transport_addresses()
     return addrs[0] if addrs else None

@@ -4,8 +4,9 @@ schedule.
 - Identity: the host key lives at ``--key-file``, by default ``$XDG_CONFIG_HOME/
   py-libp2p-webtransport/node.key`` (``~/.config/...``), created with mode 600 on first run and
   refused when others can read it. ``--ephemeral`` uses a new key and writes nothing.
-- ``--listen ADDR`` (repeatable): WebTransport and TCP addresses, ``0.0.0.0``/``::`` included.
-  Without it, ``--host``/``--port`` give one WebTransport address (default loopback only).
+- ``--listen ADDR`` (repeatable): WebTransport, QUIC and TCP addresses, ``0.0.0.0``/``::`` included.
+  Without it, ``--host``/``--port`` give one WebTransport and one QUIC address on one UDP socket
+  (default loopback only).
 - ``--announce ADDR`` (repeatable): the addresses to advertise instead (a public IP or
   ``/dns4/...`` name behind NAT); WebTransport ones get the current certhashes.
 - ``--print-certhashes [--days N]``: print, as JSON, the certhash pair valid in each period of the
@@ -57,7 +58,8 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen",
         action="append",
         metavar="ADDR",
-        help="listen multiaddr, repeatable: /ip4|ip6/HOST/udp/PORT/quic-v1/webtransport or "
+        help="listen multiaddr, repeatable: /ip4|ip6/HOST/udp/PORT/quic-v1/webtransport, "
+        "/ip4|ip6/HOST/udp/PORT/quic-v1 (the same port shares one socket) or "
         "/ip4|ip6/HOST/tcp/PORT (0.0.0.0 and :: for every interface); replaces --host/--port",
     )
     g.add_argument(
@@ -193,12 +195,15 @@ def load_or_create_key(path: Path | None) -> KeyPair:
 
 
 def listen_addrs_from_args(args: argparse.Namespace) -> list[Multiaddr]:
-    """``--listen`` addresses, else the one WebTransport address of ``--host``/``--port``."""
+    """``--listen`` addresses, else the WebTransport and QUIC addresses of ``--host``/``--port``
+    (one UDP socket)."""
     from .. import multiaddr as wt_multiaddr
 
     if not args.listen:
+        # Both on one UDP socket (shared_endpoint.py): WebTransport for browsers, QUIC for nodes.
         family = "ip6" if ":" in args.host else "ip4"
-        return [Multiaddr(f"/{family}/{args.host}/udp/{args.port}/quic-v1/webtransport")]
+        base = f"/{family}/{args.host}/udp/{args.port}/quic-v1"
+        return [Multiaddr(f"{base}/webtransport"), Multiaddr(base)]
     if args.host != "127.0.0.1" or args.port != 0:
         raise UsageError("--listen replaces --host/--port: give one or the other")
     out = []
@@ -209,6 +214,15 @@ def listen_addrs_from_args(args: argparse.Namespace) -> list[Multiaddr]:
             raise UsageError(f"--listen {text}: {error}") from error
         names = [proto.name for proto in addr.protocols()]
         is_tcp = names[:1] in (["ip4"], ["ip6"]) and names[1:] == ["tcp"]
+        if wt_multiaddr.is_quic_multiaddr(addr, draft29=True):
+            try:
+                quic = wt_multiaddr.parse_quic_multiaddr(addr)
+            except AddressError as error:  # draft-29 /quic: its own message
+                raise UsageError(f"--listen {text}: {error}") from error
+            if quic.is_dns or quic.peer_id is not None:
+                raise UsageError(f"--listen {text}: an IP address without /p2p")
+            out.append(addr)
+            continue
         if is_tcp:
             out.append(addr)
             continue
@@ -216,7 +230,7 @@ def listen_addrs_from_args(args: argparse.Namespace) -> list[Multiaddr]:
             parsed = wt_multiaddr.parse_webtransport_multiaddr(addr)
         except AddressError as error:
             raise UsageError(
-                f"--listen {text}: not /ip4|ip6/HOST/udp/PORT/quic-v1/webtransport "
+                f"--listen {text}: not /ip4|ip6/HOST/udp/PORT/quic-v1[/webtransport] "
                 "nor /ip4|ip6/HOST/tcp/PORT"
             ) from error
         if parsed.is_dns or parsed.certhashes or parsed.peer_id is not None:

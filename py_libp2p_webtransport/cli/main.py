@@ -26,6 +26,8 @@ from .deploy import UsageError, add_deployment_arguments
 from .perf import add_perf_parser
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from ..config import WebTransportConfig
 
 PROG = "py-libp2p-webtransport"
@@ -102,11 +104,13 @@ async def serve(args: argparse.Namespace) -> int:
             if args.stats is not None:
                 views.start_soon(print_stats, transport, args.stats)
             peer = host.get_id()
-            for addr in host.get_addrs():
+            # WebTransport first (what a browser pastes), then QUIC (same UDP port), then TCP.
+            texts = []
+            for addr in sorted(host.get_addrs(), key=_address_rank):
                 text = str(addr)
-                if "/p2p/" not in text:
-                    text = f"{text}/p2p/{peer}"
-                print(text)
+                texts.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
+            # One write: a reader of the pipe gets every address at once.
+            sys.stdout.write("".join(f"{text}\n" for text in texts))
             sys.stdout.flush()
             async for signum in signals:
                 name = signal.Signals(signum).name
@@ -184,3 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     status: int = args.func(args)
     return status
+
+
+def _address_rank(addr: Multiaddr) -> int:
+    text = str(addr)
+    return 0 if "/webtransport" in text else 1 if "/quic-v1" in text else 2

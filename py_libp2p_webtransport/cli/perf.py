@@ -10,8 +10,10 @@ and ``KiB``/``MiB``/``GiB``/``TiB`` are powers of 1024, ``kB``/``MB``/``GB``/``T
 
 - ``webtransport``: this package's transport (auto for ``/webtransport`` addresses); ``--engine``
   picks its QUIC engine.
+- ``quic-v1``: this package's QUIC transport (auto for ``/quic-v1`` without ``/webtransport``);
+  ``--engine`` picks its engine.
 - ``libp2p-webtransport``: py-libp2p's built-in WebTransport, for comparison.
-- ``quic``: py-libp2p's QUIC (auto for ``/quic-v1`` without ``/webtransport``).
+- ``quic``: py-libp2p's QUIC, for comparison.
 - ``tcp``: py-libp2p's TCP with Noise and Yamux (auto for ``/tcp``).
 
 JSON keys of each run (stable; seconds and MB = 10**6 bytes; timing rules in ``perf.py``):
@@ -58,7 +60,7 @@ __all__ = [
     "transport_for_address",
 ]
 
-TRANSPORTS = ("auto", "webtransport", "libp2p-webtransport", "quic", "tcp")
+TRANSPORTS = ("auto", "webtransport", "quic-v1", "libp2p-webtransport", "quic", "tcp")
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # below this a bar would only flicker
 _UNITS = {
     "": 1,
@@ -101,7 +103,7 @@ def transport_for_address(addr: Multiaddr) -> str:
     if "webtransport" in names:
         return "webtransport"
     if "quic-v1" in names:
-        return "quic"
+        return "quic-v1"
     if "tcp" in names:
         return "tcp"
     raise ValueError(f"no transport for {addr}: expected /webtransport, /quic-v1 or /tcp")
@@ -132,6 +134,12 @@ def build_host(
         config = config_mod.WebTransportConfig(**config_kw)
         ours = transport_mod.WebTransportTransport(kp.private_key, config)
         return new_host(key_pair=kp, transports=[ours], listen_addrs=listen)
+    if transport == "quic-v1":
+        config_mod = importlib.import_module("..config", __package__)
+        quic_mod = importlib.import_module("..quic_transport", __package__)
+        quic_kw: dict[str, Any] = {} if engine is None else {"engine": engine}
+        quic = quic_mod.QuicTransport(kp.private_key, config_mod.WebTransportConfig(**quic_kw))
+        return new_host(key_pair=kp, transports=[quic], listen_addrs=listen)
     if transport == "libp2p-webtransport":
         return new_host(key_pair=kp, enable_webtransport=True, listen_addrs=listen)
     if transport == "quic":

@@ -82,6 +82,7 @@ class EndpointStats:
     stateless_resets_sent: int = 0  # unknown-id short headers answered with a stateless reset
     handshake_timeouts: int = 0  # accepted connections dropped for not finishing the handshake
     engine_errors: int = 0  # connections dropped because their engine raised
+    alpn_refused: int = 0  # handshakes refused with a TLS alert: no ALPN we serve (glue counts)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -38,6 +38,32 @@ def require_private_api(library: str, version: str, cls: type, names: tuple[str,
         )
 
 
+def install_alpn_hook(
+    tls: Any,
+    identities: dict[str, tuple[Any, Any]],
+    client_auth: frozenset[str],
+    request_client_certificate: Callable[[Any], None],
+) -> None:
+    """Per-ALPN server identity and client authentication on a library's TLS context.
+
+    Both libraries call ``tls.alpn_cb`` once the ALPN is chosen and before the server's
+    certificate is written, so the certificate can still be switched and a client certificate
+    requested there (``EngineConfig.alpn_certificates``, ``client_auth_alpns``).
+    """
+    stock = tls.alpn_cb
+
+    def on_alpn(alpn: str | None) -> None:
+        identity = identities.get(alpn or "")
+        if identity is not None:
+            tls.certificate, tls.certificate_private_key = identity
+        if alpn in client_auth:
+            request_client_certificate(tls)
+        if stock is not None:
+            stock(alpn)
+
+    tls.alpn_cb = on_alpn
+
+
 class ReadAccount:
     """Per-stream bytes delivered to the application and not yet ``consume()``d.
 

@@ -19,6 +19,7 @@ things are changed through its private API, each guarded by a named test in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aioquic
@@ -32,9 +33,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 
 from .._errors import EngineError
-from ._adapter import AdapterBase, require_private_api
+from ._adapter import AdapterBase, install_alpn_hook, require_private_api
 from .base import EngineConfig, EngineStats
-from .quic_config import check_config, quic_configuration
+from .quic_config import alpn_identities, check_config, quic_configuration
 from .reset_token import RESET_REASON, is_stateless_reset, reset_token
 
 
@@ -60,10 +61,12 @@ class _ConsumeDrivenConnection(QuicConnection):
         stream_window: int,
         connection_window: int,
         reset_secret: bytes | None = None,
+        alpn_hook: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.wt_reset_secret = reset_secret  # before super(): it issues connection ids
         super().__init__(**kwargs)
+        self.wt_alpn_hook = alpn_hook
         self._wt_derive_reset_tokens()
         self.wt_stream_window = stream_window
         self.wt_connection_window = connection_window
@@ -121,6 +124,11 @@ class _ConsumeDrivenConnection(QuicConnection):
             # Kept on the stream object so it disappears with the stream.
             setattr(stream, "wt_consumed", getattr(stream, "wt_consumed", 0) + n)  # noqa: B010
 
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if self.wt_alpn_hook is not None:
+            self.wt_alpn_hook(self.tls)  # per-ALPN certificate and client authentication
+
     def _write_connection_limits(self, builder: Any, space: Any) -> None:
         max_data = self._local_max_data
         target = self.wt_connection_consumed + self.wt_connection_window
@@ -168,6 +176,7 @@ _PATCHED = (
     "_handle_reset_stream_frame",
     "_replenish_connection_ids",
     "_close_end",
+    "_initialize",
 )
 
 
@@ -177,6 +186,23 @@ def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
         return x509.load_der_x509_certificate(certificate_der), load_der_private_key(key_der, None)
     except ValueError as exc:
         raise EngineError(f"unusable server certificate or key: {exc}") from exc
+
+
+def _request_client_certificate(tls: Any) -> None:
+    # aioquic's server can ask for a client certificate, behind a private flag.
+    tls._request_client_certificate = True
+
+
+def _alpn_hook(config: EngineConfig) -> Callable[[Any], None] | None:
+    if config.is_client or not (config.alpn_certificates or config.client_auth_alpns):
+        return None
+    identities = alpn_identities(config, _load_identity)
+    client_auth = frozenset(config.client_auth_alpns)
+
+    def hook(tls: Any) -> None:
+        install_alpn_hook(tls, identities, client_auth, _request_client_certificate)
+
+    return hook
 
 
 def _configuration(config: EngineConfig) -> QuicConfiguration:
@@ -210,6 +236,7 @@ class AioquicEngine(AdapterBase):
             stream_window=config.max_stream_data,
             connection_window=config.max_data,
             reset_secret=config.stateless_reset_secret,
+            alpn_hook=_alpn_hook(config),
         )
         for limit, value in (
             (quic._local_max_streams_bidi, config.max_streams_bidi),

@@ -33,6 +33,15 @@ class EngineConfig:
     # Server: PEM or DER certificate chain (exactly one certificate) and its private key.
     certificate_der: bytes | None = None
     private_key_der: bytes | None = None  # PKCS#8 DER
+    # Server: a different certificate (and PKCS#8 key) per negotiated ALPN, e.g. the libp2p TLS
+    # certificate for "libp2p" next to the certhash one for "h3"; both P-256 (the signature
+    # algorithm is chosen before the ALPN). Client: ``certificate_der``/``private_key_der``, when
+    # set, are presented if the server asks for a client certificate.
+    alpn_certificates: tuple[tuple[str, bytes, bytes], ...] = ()
+    # Server: ask for the client's certificate when one of these ALPNs is negotiated (libp2p
+    # mutual TLS). The caller checks it with ``peer_certificate_der()`` before using the
+    # connection (neither library can run our check inside the handshake).
+    client_auth_alpns: tuple[str, ...] = ()
     # Client: SNI (None for IP literals) and whether to skip PKI verification. The caller
     # checks the certhash itself with ``peer_certificate_der()`` after the handshake.
     server_name: str | None = None
@@ -68,7 +77,8 @@ class EngineConfig:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeCompleted:
-    """The TLS handshake finished; ``alpn_protocol`` is what was negotiated (``"h3"``)."""
+    """The TLS handshake finished; ``alpn_protocol`` is what was negotiated (``"h3"``,
+    ``"libp2p"``)."""
 
     alpn_protocol: str | None
 

@@ -72,12 +72,14 @@ def quic_configuration(
     if not config.is_client:
         if config.certificate_der is None or config.private_key_der is None:
             raise EngineError("a server engine needs certificate_der and private_key_der")
-        try:
-            certificate_der = der_certificate(config.certificate_der)
-            key_der = der_private_key(config.private_key_der)
-        except Exception as exc:  # cryptography's PEM loaders raise several types
-            raise EngineError(f"unusable server certificate or key: {exc}") from exc
-        quic_config.certificate, quic_config.private_key = load_identity(certificate_der, key_der)
+        quic_config.certificate, quic_config.private_key = load_identity(
+            *identity_der(config.certificate_der, config.private_key_der)
+        )
+    elif config.certificate_der is not None and config.private_key_der is not None:
+        # A client identity, presented when the server requests it (libp2p mutual TLS).
+        quic_config.certificate, quic_config.private_key = load_identity(
+            *identity_der(config.certificate_der, config.private_key_der, "client")
+        )
     if config.qlog_dir is not None:
         quic_config.quic_logger = qlog_writer(logger_module, config.qlog_dir)
     if config.keylog_file is not None:
@@ -96,6 +98,24 @@ def keylog(path: str) -> TextIO:
     if file is None or file.closed:
         file = _keylogs[path] = open(path, "a", encoding="ascii")  # noqa: SIM115
     return file
+
+
+def identity_der(certificate: bytes, key: bytes, role: str = "server") -> tuple[bytes, bytes]:
+    """A certificate and its key as DER (PEM input converted); ``EngineError`` if unusable."""
+    try:
+        return der_certificate(certificate), der_private_key(key)
+    except Exception as exc:  # cryptography's PEM loaders raise several types
+        raise EngineError(f"unusable {role} certificate or key: {exc}") from exc
+
+
+def alpn_identities(
+    config: EngineConfig, load_identity: IdentityLoader
+) -> dict[str, tuple[Any, Any]]:
+    """The server's per-ALPN certificates (``EngineConfig.alpn_certificates``), loaded."""
+    return {
+        alpn: load_identity(*identity_der(certificate, key))
+        for alpn, certificate, key in config.alpn_certificates
+    }
 
 
 def der_certificate(data: bytes) -> bytes:

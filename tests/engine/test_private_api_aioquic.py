@@ -95,3 +95,14 @@ def test_pacer_choice_is_installed(pacing: bool, cert: ServerCertificate) -> Non
     pacer = engine._quic._loss._pacer  # type: ignore[attr-defined]
     assert (type(pacer) is QuicPacketPacer) is pacing
     assert pacer.next_send_time(1.0) is None  # nothing to pace before the first RTT sample
+
+
+def test_server_can_request_a_client_certificate() -> None:
+    # engine/aioquic.py sets this private flag from the ALPN callback (libp2p mutual TLS).
+    import inspect
+
+    from aioquic import tls
+
+    assert "self._request_client_certificate = False" in inspect.getsource(tls.Context.__init__)
+    source = inspect.getsource(tls.Context._server_handle_hello)
+    assert source.index("alpn_cb(") < source.index("_request_client_certificate")

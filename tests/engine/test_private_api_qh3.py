@@ -306,3 +306,31 @@ def test_a_peer_close_is_not_logged_as_a_warning(
     assert quic_warnings == []
     ours = [r for r in caplog.records if r.name.startswith("py_libp2p_webtransport.engine.qh3")]
     assert any("peer closed the connection" in r.getMessage() for r in ours)
+
+
+def test_client_auth_workaround_hooks_exist() -> None:
+    # engine/qh3/client_auth.py wraps these qh3.tls functions and extends these Context
+    # methods; it also reads the key schedule's hashlib object and the TLS fields below.
+    import inspect
+
+    from qh3 import tls as qh3_tls
+
+    from py_libp2p_webtransport.engine.qh3 import client_auth
+
+    for name in client_auth.PATCHED_FUNCTIONS:
+        assert callable(getattr(qh3_tls, name)), name
+    for name in client_auth.PATCHED_METHODS:
+        assert callable(getattr(qh3_tls.Context, name)), name
+    assert list(inspect.signature(qh3_tls.Context._server_handle_hello).parameters) == [
+        "self",
+        "input_buf",
+        "initial_buf",
+        "handshake_buf",
+        "onertt_buf",
+    ]
+    assert "hash" in inspect.getsource(qh3_tls.KeySchedule.__init__)
+    source = inspect.getsource(qh3_tls.Context._server_handle_hello)
+    # The anticipated client Finished (the second push_finished) and the ALPN callback
+    # before the certificate is written.
+    assert source.count("push_finished(") == 2
+    assert source.index("alpn_cb(") < source.index("push_certificate(")

@@ -67,6 +67,9 @@ async def test_serve_prints_addrs_answers_echo_and_exits_on_sigint(
             addr = Multiaddr(lines[0])
             parsed = wt_multiaddr.parse_webtransport_multiaddr(addr)
             assert parsed.peer_id is not None and len(parsed.certhashes) == 2
+            # The QUIC address comes next, on the same UDP port (one socket).
+            quic = wt_multiaddr.parse_quic_multiaddr(Multiaddr(lines[1]))
+            assert (quic.port, quic.peer_id) == (parsed.port, parsed.peer_id)
             async with wt_host(engine) as client:
                 from libp2p.peer.peerinfo import info_from_p2p_addr
 

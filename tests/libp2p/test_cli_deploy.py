@@ -116,7 +116,9 @@ def test_unsafe_or_unreadable_key_files_are_refused(tmp_path: Path) -> None:
         (["--announce", "node.example.com:443"], "starting with '/'"),
         (["--announce", "/dns4/node.example.com/udp/443/webtransport"], "not a WebTransport"),
         (["--announce", "/ip4/203.0.113.9"], "needs /tcp/PORT or /udp/PORT"),
-        (["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"], "nor /ip4|ip6/HOST/tcp/PORT"),
+        (["--listen", "/ip4/127.0.0.1/udp/0/webrtc-direct"], "nor /ip4|ip6/HOST/tcp/PORT"),
+        (["--listen", "/ip4/127.0.0.1/udp/0/quic"], "draft-29"),
+        (["--listen", "/dns4/node.example.com/udp/443/quic-v1"], "an IP address"),
         (["--listen", "/dns4/node.example.com/udp/443/quic-v1/webtransport"], "an IP address"),
         (["--listen", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", "--port", "4001"], "one or"),
         (["--ephemeral", "--key-file", "x.key"], "exclude each other"),
@@ -137,13 +139,16 @@ def test_listen_accepts_every_interface_without_binding() -> None:
     listen = [
         "/ip4/0.0.0.0/udp/4001/quic-v1/webtransport",
         "/ip6/::/udp/4001/quic-v1/webtransport",
+        "/ip4/0.0.0.0/udp/4001/quic-v1",
         "/ip4/0.0.0.0/tcp/4001",
     ]
     args = build_parser().parse_args(["serve", *sum((["--listen", a] for a in listen), [])])
     assert [str(a) for a in listen_addrs_from_args(args)] == listen
     bare = build_parser().parse_args(["serve"])
+    # Without --listen: WebTransport and QUIC on one UDP socket.
     assert [str(a) for a in listen_addrs_from_args(bare)] == [
-        "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
+        "/ip4/127.0.0.1/udp/0/quic-v1/webtransport",
+        "/ip4/127.0.0.1/udp/0/quic-v1",
     ]
 
 

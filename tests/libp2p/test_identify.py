@@ -37,8 +37,13 @@ async def test_observed_address_is_the_dialers_udp_webtransport_address(engine: 
             await client.connect(peer_info(server))
             stream = await client.new_stream(server.get_id(), [IDENTIFY_PROTOCOL])
             identify = parse_identify_response(await read_all(stream))
-            # The client's own UDP socket, looked up on its side (not derived from the server).
-            client_port = transport_of(client)._client_endpoints[socket.AF_INET].local_address[1]
+            # The client listens, so it dialed from its listening socket (issue 13: one port),
+            # looked up on its side (not derived from the server).
+            client_transport = transport_of(client)
+            assert socket.AF_INET not in client_transport._client_endpoints
+            listening = client_transport.endpoints()
+            assert len(listening) == 1
+            client_port = listening[0].local_address[1]
             expected = f"/ip4/127.0.0.1/udp/{client_port}/quic-v1/webtransport"
             assert str(Multiaddr(identify.observed_addr)) == expected
             # Everything else is py-libp2p's own message.

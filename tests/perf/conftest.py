@@ -2,7 +2,7 @@
 
 ``host_pair`` yields (server, client) connected hosts over each transport that is available:
 py-libp2p's TCP always (its QUIC drops stream tails now and then, see
-test_perf.py), and this package's WebTransport once ``transport.py`` exists.
+test_perf.py), this package's WebTransport and its QUIC transport (``quic-v1-*``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ TRANSPORTS = [
         )
         for engine in ("qh3", "aioquic")
     ),
+    *(pytest.param(f"quic-v1-{engine}") for engine in ("qh3", "aioquic")),
 ]
 
 
@@ -46,6 +47,12 @@ def _make_host(kind: str) -> tuple[IHost, Multiaddr]:
     if kind == "quic":
         addr = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")
         return new_host(key_pair=kp, enable_quic=True, listen_addrs=[addr]), addr
+    if kind.startswith("quic-v1-"):
+        from py_libp2p_webtransport.quic_transport import QuicTransport
+
+        addr = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")
+        quic = QuicTransport(kp.private_key, WebTransportConfig(engine=kind.rsplit("-", 1)[1]))
+        return new_host(key_pair=kp, transports=[quic], listen_addrs=[addr]), addr
     engine = kind.split("-", 1)[1]
     addr = Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport")
     transport = WebTransportTransport(kp.private_key, WebTransportConfig(engine=engine))

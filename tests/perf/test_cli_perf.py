@@ -72,7 +72,7 @@ def test_parse_size_rejects(text: str) -> None:
             "/ip6/::1/udp/1/quic-v1/webtransport/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g",
             "webtransport",
         ),
-        ("/ip4/127.0.0.1/udp/1/quic-v1", "quic"),
+        ("/ip4/127.0.0.1/udp/1/quic-v1", "quic-v1"),
         ("/dns4/example.com/tcp/4001", "tcp"),
     ],
 )

@@ -34,7 +34,7 @@ visible: ``send_gate`` (ACKs withheld behind a full congestion window, a stall u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import qh3
@@ -52,10 +52,11 @@ from qh3.quic.connection import QuicConnection, QuicConnectionError
 from qh3.tls import load_pem_private_key
 
 from ..._errors import EngineError, StreamLimitReached
-from .._adapter import AdapterBase, ReadAccount, require_private_api
+from .._adapter import AdapterBase, ReadAccount, install_alpn_hook, require_private_api
 from ..base import Address, ConnectionTerminated, EngineConfig, EngineStats
-from ..quic_config import check_config, quic_configuration
+from ..quic_config import alpn_identities, check_config, quic_configuration
 from ..reset_token import RESET_REASON, is_stateless_reset
+from . import client_auth
 from .connection import PATCHED, Qh3Connection
 from .fin_hold import FinHold
 from .send_gate import SendGate, send_budget
@@ -77,6 +78,24 @@ def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
         return _hazmat.Certificate(certificate_der), load_pem_private_key(pem)
     except Exception as exc:  # qh3's native loaders raise their own exception types
         raise EngineError(f"unusable server certificate or key: {exc}") from exc
+
+
+def _request_client_certificate(tls: Any) -> None:
+    tls.wt_client_auth = True  # the context is a client_auth.ClientAuthContext (see the hook)
+
+
+def _alpn_hook(config: EngineConfig) -> Callable[[Any], None] | None:
+    if config.is_client or not (config.alpn_certificates or config.client_auth_alpns):
+        return None
+    identities = alpn_identities(config, _load_identity)
+    auth = frozenset(config.client_auth_alpns)
+
+    def hook(tls: Any) -> None:
+        if auth:
+            client_auth.install(tls)  # before the ClientHello: the ALPN is chosen inside it
+        install_alpn_hook(tls, identities, auth, _request_client_certificate)
+
+    return hook
 
 
 def _configuration(config: EngineConfig) -> QuicConfiguration:
@@ -119,6 +138,7 @@ class Qh3Engine(AdapterBase):
             recv_budget=config.recv_budget,
             unread=reads,
             reset_secret=config.stateless_reset_secret,
+            alpn_hook=_alpn_hook(config),
         )
         super().__init__(config, quic, qh3_events, reads)
         # Stream data the core's congestion window cannot take yet (see send_gate).

@@ -59,10 +59,12 @@ class Qh3Connection(QuicConnection):
         recv_budget: int,
         unread: Any,
         reset_secret: bytes | None = None,
+        alpn_hook: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.wt_reset_secret = reset_secret
+        self.wt_alpn_hook = alpn_hook  # server: per-ALPN certificate, client authentication
         self.wt_max_streams = (max_streams_bidi, max_streams_uni)
         self.wt_recv_budget = recv_budget
         self.wt_unread = unread  # the adapter's ReadAccount: total unread bytes
@@ -267,6 +269,8 @@ class Qh3Connection(QuicConnection):
             (kind, serialize() if kind == ExtensionType.QUIC_TRANSPORT_PARAMETERS else value)
             for kind, value in bridge.tls.handshake_extensions
         ]
+        if self.wt_alpn_hook is not None:
+            self.wt_alpn_hook(bridge.tls)
         return bridge
 
     def _wt_derive_reset_tokens(self, bridge: Any, secret: bytes) -> None:

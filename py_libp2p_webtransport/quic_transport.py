@@ -1,0 +1,348 @@
+"""``QuicTransport``: py-libp2p's ``ITransport`` for ``/quic-v1`` (libp2p over QUIC, ALPN
+``libp2p``), on the same engines and pump as WebTransport.
+
+Usable alone or next to ``WebTransportTransport``. In one host the two share their sockets:
+listening on ``/udp/P/quic-v1`` and ``/udp/P/quic-v1/webtransport`` binds one UDP socket
+(``shared_endpoint.py`` demultiplexes by ALPN), and dials of either kind leave from the host's
+listening socket of their address family. Authentication is TLS alone (``libp2p_tls.py``): the
+certificate is made once per transport from the host key; both sides check the other's at the
+end of the QUIC handshake (``quic_conn.py``). Draft-29 ``/quic`` addresses are refused with a
+clear error. Knobs are ``WebTransportConfig``'s (engine, windows, timeouts, write limits).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+
+import trio
+from libp2p.abc import IListener, ITransport
+from libp2p.crypto.keys import PrivateKey
+from libp2p.custom_types import THandler
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from . import shared_endpoint
+from .config import WebTransportConfig
+from .endpoint import Endpoint, EndpointConnection, EndpointOptions
+from .engine.base import EngineConfig
+from .errors import (
+    AddressError,
+    DialError,
+    DialTimeout,
+    ListenError,
+    Unreachable,
+)
+from .handshake import resolve
+from .libp2p_tls import ALPN, make_certificate
+from .listener import _concrete_addresses, endpoint_options
+from .multiaddr import is_quic_multiaddr, parse_quic_multiaddr
+from .quic_conn import BAD_CERTIFICATE, QuicConnection, quic_multiaddr
+
+__all__ = ["BAD_CERTIFICATE", "QuicListener", "QuicTransport"]
+
+logger = logging.getLogger(__name__)
+
+
+class QuicTransport(ITransport):
+    """libp2p over QUIC v1 (``/quic-v1``): TLS 1.3 with the libp2p certificate, one libp2p
+    stream per bidirectional QUIC stream."""
+
+    provides_native_muxing: bool = True
+
+    def __init__(self, private_key: PrivateKey, config: WebTransportConfig | None = None) -> None:
+        from .transport import default_engine
+
+        self.private_key = private_key
+        self.config = config or WebTransportConfig()
+        self.local_peer = ID.from_pubkey(private_key.get_public_key())
+        self.engine_name = self.config.engine or default_engine()
+        self.certificate = make_certificate(private_key, self.config.clock())
+        self._nursery: trio.Nursery | None = None
+        self._own_scope: trio.CancelScope | None = None
+        self._own_nursery_lock = trio.Lock()
+        self._client_endpoints: dict[int, Endpoint] = {}
+        self._client_lock = trio.Lock()
+        self._listeners: list[QuicListener] = []
+        self._connections: set[QuicConnection] = set()
+        self._closed = False
+        self._swarm: Any = None
+
+    # --- TransportManager hooks ---------------------------------------------------------------
+
+    def listen_order(self) -> int:
+        """Before py-libp2p's own QUIC transport (1), after WebTransport (-1)."""
+        return 0
+
+    def protocols(self) -> list[str]:
+        return ["quic-v1", "quic"]
+
+    def can_dial(self, maddr: Multiaddr) -> bool:
+        """``/quic-v1`` addresses (and draft-29 ``/quic`` ones, to refuse them clearly)."""
+        return is_quic_multiaddr(maddr, draft29=True)
+
+    def can_listen(self, maddr: Multiaddr) -> bool:
+        return is_quic_multiaddr(maddr, draft29=True)
+
+    def set_background_nursery(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def set_swarm(self, swarm: Any) -> None:
+        self._swarm = swarm
+
+    def _check_private_network(self, error: type[DialError] | type[ListenError]) -> None:
+        if getattr(self._swarm, "psk", None) is not None:
+            raise error("QUIC cannot run in a private network (PSK); use TCP for pnet")
+
+    # --- engines and nurseries ----------------------------------------------------------------
+
+    def engine_config(self, *, is_client: bool) -> EngineConfig:
+        """A connection's QUIC configuration: ALPN ``libp2p``, our libp2p certificate on both
+        sides, and servers ask for the client's."""
+        base = self.config.engine_config(is_client=is_client)
+        return replace(
+            base,
+            alpn_protocols=(ALPN,),
+            certificate_der=self.certificate.der,
+            private_key_der=self.certificate.key_der,
+            client_auth_alpns=() if is_client else (ALPN,),
+            max_datagram_frame_size=0,  # no DATAGRAM frames in libp2p over QUIC
+        )
+
+    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
+        """The swarm's nursery, else one of our own (a system task, ended by ``close``)."""
+        if preferred is not None:
+            return preferred
+        if self._nursery is not None:
+            return self._nursery
+        async with self._own_nursery_lock:
+            if self._nursery is None:
+                ready = trio.Event()
+
+                async def own_nursery() -> None:
+                    with trio.CancelScope() as scope:
+                        self._own_scope = scope
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            ready.set()
+                            await trio.sleep_forever()
+
+                trio.lowlevel.spawn_system_task(own_nursery)
+                await ready.wait()
+        assert self._nursery is not None
+        return self._nursery
+
+    async def _endpoint_for(self, family: int) -> Endpoint:
+        """The host's listening socket of ``family``, else our own client socket."""
+        listening = shared_endpoint.dial_endpoint(self.local_peer, family)
+        if listening is not None:
+            return listening
+        async with self._client_lock:
+            endpoint = self._client_endpoints.get(family)
+            if endpoint is None:
+                host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+                try:
+                    endpoint = await Endpoint.bind(
+                        host, 0, EndpointOptions(engine=self.engine_name)
+                    )
+                except (OSError, ListenError) as error:
+                    raise Unreachable(f"cannot open a UDP socket: {error}") from error
+                (await self.get_nursery()).start_soon(endpoint.run)
+                self._client_endpoints[family] = endpoint
+            return endpoint
+
+    # --- listening and dialing ----------------------------------------------------------------
+
+    def create_listener(self, handler_function: THandler) -> QuicListener:
+        if self._closed:
+            raise ListenError("transport is closed")
+        listener = QuicListener(self, handler_function)
+        self._listeners.append(listener)
+        return listener
+
+    async def dial(self, maddr: Multiaddr) -> QuicConnection:
+        """Dial a ``/quic-v1`` address; returns a connection whose peer's certificate was
+        verified (and matched ``/p2p/`` when the address names the peer)."""
+        if self._closed:
+            raise DialError("transport is closed")
+        self._check_private_network(DialError)
+        try:
+            addr = parse_quic_multiaddr(maddr)
+        except AddressError as error:
+            raise DialError(str(error)) from error
+        started = time.monotonic()
+        conn: QuicConnection | None = None
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                sockaddr, family = await resolve(addr)  # type: ignore[arg-type]
+                endpoint = await self._endpoint_for(family)
+                ep_conn = endpoint.connect(
+                    sockaddr, self.engine_config(is_client=True), engine=self.engine_name
+                )
+                conn = QuicConnection(
+                    ep_conn,
+                    is_initiator=True,
+                    config=self.config,
+                    local_peer=self.local_peer,
+                    expected_peer=addr.peer_id,
+                )
+                await conn.authenticated.wait()
+        except trio.TooSlowError:
+            if conn is not None:
+                await conn.close()
+            raise DialTimeout(
+                f"no QUIC handshake with {addr.host}:{addr.port} within "
+                f"{self.config.connect_timeout} s"
+            ) from None
+        failure = conn.authentication_error
+        if failure is not None:
+            if type(failure) is DialError:  # the connection ended before it was authenticated
+                raise Unreachable(f"QUIC dial of {maddr} failed: {failure}") from failure
+            raise failure
+        self._connections = {c for c in self._connections if not c.is_closed}
+        self._connections.add(conn)
+        logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
+        return conn
+
+    # --- diagnostics and shutdown -------------------------------------------------------------
+
+    def endpoints(self) -> list[Endpoint]:
+        listening = [lst.endpoint for lst in self._listeners if lst.endpoint is not None]
+        return listening + list(self._client_endpoints.values())
+
+    def connections(self) -> list[QuicConnection]:
+        accepted = [conn for lst in self._listeners for conn in lst.connections]
+        return accepted + [conn for conn in self._connections if not conn.is_closed]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self._listeners:
+            await listener.close()
+        for conn in list(self._connections):
+            await conn.close()
+        endpoints = list(self._client_endpoints.values())
+        self._client_endpoints.clear()
+        for endpoint in endpoints:
+            endpoint.close()
+        if self._own_scope is not None:
+            with trio.move_on_after(1.0):
+                for endpoint in endpoints:
+                    await endpoint.wait_closed()
+            self._own_scope.cancel()
+
+
+class QuicListener(IListener):
+    """Serves ALPN ``libp2p`` on one UDP address (shared with WebTransport when the host
+    listens there too)."""
+
+    alpn = ALPN
+
+    def __init__(self, transport: QuicTransport, handler: THandler) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._shared: shared_endpoint.SharedEndpoint | None = None
+        self._nursery: trio.Nursery | None = None
+        self._connections: set[QuicConnection] = set()
+        self._pending = 0
+        self._closed = False
+        #: set by the swarm before ``listen`` (py-libp2p convention)
+        self.background_nursery: trio.Nursery | None = None
+
+    async def listen(self, maddr: Multiaddr) -> None:
+        """Bind (or share) ``/ip4|ip6/…/udp/PORT/quic-v1``."""
+        if self._shared is not None:
+            raise ListenError("this listener is already listening")
+        self._transport._check_private_network(ListenError)
+        try:
+            addr = parse_quic_multiaddr(maddr)
+        except AddressError as error:
+            raise ListenError(f"cannot listen on {maddr}: {error}") from error
+        if addr.peer_id is not None or addr.is_dns:
+            raise ListenError(f"cannot listen on {maddr}: an IP address without /p2p is needed")
+        nursery = await self._transport.get_nursery(self.background_nursery)
+        self._nursery = nursery
+        config = self._transport.config
+        try:
+            self._shared = await shared_endpoint.attach(
+                self._transport.local_peer,
+                addr.host,
+                addr.port,
+                self,
+                endpoint_options(config, self._transport.engine_name),
+                nursery,
+            )
+        except OSError as error:
+            raise ListenError(f"cannot bind {addr.host}:{addr.port}: {error}") from error
+        logger.info("QUIC listening on %s", ", ".join(map(str, self.get_addrs())))
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return None if self._shared is None else self._shared.endpoint
+
+    @property
+    def connections(self) -> list[QuicConnection]:
+        return [conn for conn in self._connections if not conn.is_closed]
+
+    def get_addrs(self) -> tuple[Multiaddr, ...]:
+        if self._shared is None or self._closed:
+            return ()
+        bound = self._shared.endpoint.local_address
+        return tuple(quic_multiaddr(address) for address in _concrete_addresses(bound))
+
+    # --- shared_endpoint.AlpnService ------------------------------------------------------------
+
+    def server_config(self) -> EngineConfig:
+        return self._transport.engine_config(is_client=False)
+
+    def on_connection(self, endpoint_conn: EndpointConnection) -> None:
+        """A connection negotiated ``libp2p`` (inside the pump; its events follow at once)."""
+        transport = self._transport
+        if self._closed or self._pending >= transport.config.max_pending_handshakes:
+            endpoint_conn.engine.close(0x2, "too many handshakes")  # CONNECTION_REFUSED
+            endpoint_conn.transmit_soon()
+            return
+        conn = QuicConnection(
+            endpoint_conn,
+            is_initiator=False,
+            config=transport.config,
+            local_peer=transport.local_peer,
+        )
+        self._pending += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._serve, conn)
+
+    async def _serve(self, conn: QuicConnection) -> None:
+        try:
+            await conn.authenticated.wait()
+        finally:
+            self._pending -= 1
+        if conn.authentication_error is not None or conn.is_closed:
+            logger.info(
+                "QUIC handshake from %s refused: %s",
+                conn.get_remote_address(),
+                conn.authentication_error,
+            )
+            return
+        self._connections = {c for c in self._connections if not c.is_closed}
+        self._connections.add(conn)
+        try:
+            await self._handler(conn)
+        finally:
+            self._connections.discard(conn)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for conn in list(self._connections):
+            await conn.close()
+        if self._shared is not None:
+            self._shared.detach(self)
+
+    def __repr__(self) -> str:
+        return f"<QuicListener {[str(a) for a in self.get_addrs()]}>"
