@@ -89,7 +89,9 @@ class WebTransportConnection(IRawConnection, IMuxedConn):
         self.session_rejected: SessionRejected | None = None
         self._established = False  # Noise done: the connection is usable by the swarm
         # trio times of each step (handshake_phases): start, QUIC done, CONNECT done, Noise done.
-        self._started_at = trio.current_time()
+        # A server connection is made once its ALPN is known: it started with the endpoint's.
+        started = endpoint_conn.started_at
+        self._started_at = trio.current_time() if started is None else started
         self._quic_at: float | None = None
         self._session_at: float | None = None
         self._established_at: float | None = None

@@ -130,3 +130,20 @@ class PreHandshakeAdmission:
     def claim(self, addr: Address) -> Reservation | None:
         """The reservation made for the connection from ``addr`` just accepted (or None)."""
         return self._pending.pop(addr, None)
+
+
+def configured_gate(config: Any, swarm: Any) -> Any:
+    """The connection gater a transport asks before each handshake: the configured one, else
+    the swarm's (``swarm.connection_gate``: py-libp2p's allow/deny lists), else None."""
+    if config.connection_gate is not None:
+        return config.connection_gate
+    return getattr(swarm, "connection_gate", None)
+
+
+def configured_resource_manager(config: Any, swarm: Any) -> Any:
+    """The resource manager a transport asks before each handshake: the configured one, else
+    the swarm's (``new_host(resource_manager=...)``, or py-libp2p's default), else None."""
+    if config.resource_manager is not None:
+        return config.resource_manager
+    # py-libp2p 0.8.1 keeps it private (set_resource_manager has no getter).
+    return getattr(swarm, "_resource_manager", None)

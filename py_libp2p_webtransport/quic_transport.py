@@ -29,6 +29,7 @@ from . import shared_endpoint
 from .config import WebTransportConfig
 from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .engine.base import EngineConfig
+from .engine.reset_token import derive_reset_secret
 from .errors import (
     AddressError,
     DialError,
@@ -36,6 +37,7 @@ from .errors import (
     ListenError,
     Unreachable,
 )
+from .gating import PreHandshakeAdmission, configured_gate, configured_resource_manager
 from .handshake import resolve
 from .libp2p_tls import ALPN, make_certificate
 from .listener import _concrete_addresses, endpoint_options
@@ -61,6 +63,11 @@ class QuicTransport(ITransport):
         self.local_peer = ID.from_pubkey(private_key.get_public_key())
         self.engine_name = self.config.engine or default_engine()
         self.certificate = make_certificate(private_key, self.config.clock())
+        #: The stateless reset secret, from the host key: the same as the WebTransport
+        #: transport's, so a shared socket resets alike whichever listener bound it.
+        self.reset_secret: bytes | None = (
+            derive_reset_secret(private_key.to_bytes()) if self.config.stateless_reset else None
+        )
         self._nursery: trio.Nursery | None = None
         self._own_scope: trio.CancelScope | None = None
         self._own_nursery_lock = trio.Lock()
@@ -93,6 +100,14 @@ class QuicTransport(ITransport):
     def set_swarm(self, swarm: Any) -> None:
         self._swarm = swarm
 
+    def connection_gate(self) -> Any:
+        """The connection gater asked before each handshake (``gating.configured_gate``)."""
+        return configured_gate(self.config, self._swarm)
+
+    def resource_manager(self) -> Any:
+        """The resource manager asked before each handshake (``gating``)."""
+        return configured_resource_manager(self.config, self._swarm)
+
     def _check_private_network(self, error: type[DialError] | type[ListenError]) -> None:
         if getattr(self._swarm, "psk", None) is not None:
             raise error("QUIC cannot run in a private network (PSK); use TCP for pnet")
@@ -102,7 +117,11 @@ class QuicTransport(ITransport):
     def engine_config(self, *, is_client: bool) -> EngineConfig:
         """A connection's QUIC configuration: ALPN ``libp2p``, our libp2p certificate on both
         sides, and servers ask for the client's."""
-        base = self.config.engine_config(is_client=is_client)
+        base = self.config.engine_config(
+            is_client=is_client,
+            # only listeners answer with stateless resets
+            stateless_reset_secret=None if is_client else self.reset_secret,
+        )
         return replace(
             base,
             alpn_protocols=(ALPN,),
@@ -273,7 +292,16 @@ class QuicListener(IListener):
                 addr.host,
                 addr.port,
                 self,
-                endpoint_options(config, self._transport.engine_name),
+                endpoint_options(
+                    config,
+                    self._transport.engine_name,
+                    # The same as the WebTransport listener's: the socket's Initials are
+                    # admitted (and its strays reset) alike whichever listener binds it.
+                    stateless_reset_secret=self._transport.reset_secret,
+                    address_verdict=PreHandshakeAdmission(
+                        self._transport.connection_gate, self._transport.resource_manager
+                    ).verdict,
+                ),
                 nursery,
             )
         except OSError as error:

@@ -40,6 +40,7 @@ from .engine import DEFAULT_ENGINE, available_engines
 from .engine.base import EngineConfig
 from .engine.reset_token import derive_reset_secret
 from .errors import DialError, ListenError, Unreachable, WebTransportError
+from .gating import configured_gate, configured_resource_manager
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
 from .live_connections import LiveConnections
@@ -116,19 +117,12 @@ class WebTransportTransport(ITransport):
         self._swarm = swarm
 
     def connection_gate(self) -> Any:
-        """The connection gater asked before each handshake (``gating.py``): the configured one,
-        else the swarm's (``swarm.connection_gate``: py-libp2p's allow/deny lists), else None."""
-        if self.config.connection_gate is not None:
-            return self.config.connection_gate
-        return getattr(self._swarm, "connection_gate", None)
+        """The connection gater asked before each handshake (``gating.configured_gate``)."""
+        return configured_gate(self.config, self._swarm)
 
     def resource_manager(self) -> Any:
-        """The resource manager asked before each handshake (``gating.py``): the configured one,
-        else the swarm's (``new_host(resource_manager=...)``, or py-libp2p's default), else None."""
-        if self.config.resource_manager is not None:
-            return self.config.resource_manager
-        # py-libp2p 0.8.1 keeps it private (set_resource_manager has no getter).
-        return getattr(self._swarm, "_resource_manager", None)
+        """The resource manager asked before each handshake (``gating``)."""
+        return configured_resource_manager(self.config, self._swarm)
 
     def check_private_network(self, error: type[WebTransportError]) -> None:
         """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""

@@ -104,9 +104,13 @@ class EndpointConnection:
         closed_event: ClosedEvent,
         *,
         handshake_deadline: float | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.engine = engine
         self.remote_address = remote_address
+        #: When the connection began (trio clock): the first Initial sent or accepted. The
+        #: glue's handler may come later (a server's, once the ALPN is known).
+        self.started_at = started_at
         self.handler: ConnectionHandler | None = None
         self.closed = False
         self.closed_event = closed_event

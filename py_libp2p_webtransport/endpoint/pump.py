@@ -205,8 +205,9 @@ class Endpoint:
             raise ValueError("connect() needs a client config (is_client=True)")
         remote = self._socket.normalize(addr)
         quic = create_engine(engine or self._options.engine, config)
-        conn = EndpointConnection(quic, remote, self._mark_dirty, trio.Event())
-        quic.connect(remote, trio.current_time())
+        now = trio.current_time()
+        conn = EndpointConnection(quic, remote, self._mark_dirty, trio.Event(), started_at=now)
+        quic.connect(remote, now)
         self._registry.add(conn, quic.host_connection_ids)
         self._mark_dirty(conn)
         return conn
@@ -463,9 +464,10 @@ class Endpoint:
             self.stats.engine_errors += 1
             self._log_once("accept_error", "cannot create a server connection: %r", exc)
             return None
-        deadline = trio.current_time() + self._options.handshake_timeout
+        now = trio.current_time()
+        deadline = now + self._options.handshake_timeout
         conn = EndpointConnection(
-            quic, addr, self._mark_dirty, trio.Event(), handshake_deadline=deadline
+            quic, addr, self._mark_dirty, trio.Event(), handshake_deadline=deadline, started_at=now
         )
         # The client addresses its Initials to its own pick (after a Retry: the Retry's) until
         # it learns ours.
