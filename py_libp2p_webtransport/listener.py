@@ -37,7 +37,6 @@ from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .gating import PreHandshakeAdmission, Reservation
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
-from .live_connections import LiveConnections
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -115,7 +114,7 @@ class WebTransportListener(IListener):
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._pending = 0
-        self._connections: LiveConnections[WebTransportConnection] = LiveConnections()
+        self._connections: set[WebTransportConnection] = set()
         self._closed = False
         self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
         self._admission: PreHandshakeAdmission | None = None  # gater and resource manager
@@ -195,7 +194,7 @@ class WebTransportListener(IListener):
     @property
     def connections(self) -> list[WebTransportConnection]:
         """The authenticated connections of this listener that are still open."""
-        return list(self._connections)
+        return [conn for conn in self._connections if not conn.is_closed]
 
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         """The bound address with ``/certhash/<current>/certhash/<next>``."""
@@ -321,8 +320,8 @@ class WebTransportListener(IListener):
             return
         if reservation is not None and reservation.memory:
             self._nursery.start_soon(_release_when_closed, conn, reservation)
-        # Connections that ended are forgotten as the set grows (the swarm's handler never
-        # returns for them).
+        # Forget connections that ended (the swarm's handler never returns for them).
+        self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
         try:
             # The swarm's handler runs for the life of the swarm: this task is its home.

@@ -43,7 +43,6 @@ from .errors import DialError, ListenError, Unreachable, WebTransportError
 from .gating import configured_gate, configured_resource_manager
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
-from .live_connections import LiveConnections
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -80,7 +79,7 @@ class WebTransportTransport(ITransport):
         self._client_endpoints: dict[int, Endpoint] = {}
         self._client_lock = trio.Lock()
         self._listeners: list[WebTransportListener] = []
-        self._connections: LiveConnections[WebTransportConnection] = LiveConnections()
+        self._connections: set[WebTransportConnection] = set()
         self._closed = False
         self.metrics: Metrics | None = None
         self._sampling = False  # the metrics' sampler of our connections is running
@@ -234,6 +233,7 @@ class WebTransportTransport(ITransport):
                 self.metrics.handshake_failed("outbound", error)
             raise
         conn = session.conn
+        self._connections = {c for c in self._connections if not c.is_closed}
         self._connections.add(conn)
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
@@ -248,7 +248,7 @@ class WebTransportTransport(ITransport):
     def connections(self) -> list[WebTransportConnection]:
         """The open authenticated connections, accepted then dialed."""
         accepted = [conn for lst in self._listeners for conn in lst.connections]
-        return accepted + list(self._connections)
+        return accepted + [conn for conn in self._connections if not conn.is_closed]
 
     # --- shutdown -----------------------------------------------------------------------------
 
