@@ -11,7 +11,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.transport.quic.transport import QUICTransport
 from libp2p.transport.tcp.tcp import TCP
 from multiaddr import Multiaddr
-from support.wt_helpers import LISTEN_V6, peer_info, read_to_end, wt_addrs, wt_host
+from support.wt_helpers import LISTEN_V6, peer_info, read_short_reply, wt_addrs, wt_host
 
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.conn import WebTransportConnection
@@ -32,7 +32,7 @@ async def _echo(client, peer_id, payload: bytes) -> bytes:  # type: ignore[no-un
     stream = await client.new_stream(peer_id, [ECHO_PROTOCOL])
     await stream.write(payload)
     await stream.close_write()  # type: ignore[attr-defined]
-    return await read_to_end(stream)
+    return await read_short_reply(stream)
 
 
 async def test_beside_tcp_and_quic(engine: str) -> None:
