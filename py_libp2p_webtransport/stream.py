@@ -70,7 +70,8 @@ _WRITE_OPEN = WriteState.OPEN
 
 
 class StreamHost(Protocol):
-    """What a stream needs from its connection (``WebTransportConnection`` implements it).
+    """What a stream needs from its connection (``muxed_conn.MuxedConnection`` implements it,
+    for WebTransport and QUIC connections alike).
 
     Calls are synchronous and never block; the host wakes the endpoint pump itself after a call
     that queued something, and ignores stream calls once the connection is gone.
@@ -109,7 +110,7 @@ class WebTransportStream(IMuxedStream):
     """A bidirectional WebTransport stream carrying one libp2p stream."""
 
     def __init__(self, conn: StreamHost, stream_id: int, *, is_initiator: bool):
-        # py-libp2p reads ``muxed_conn``; the host is the WebTransportConnection in production.
+        # py-libp2p reads ``muxed_conn``; the host is our MuxedConnection in production.
         self.muxed_conn = cast(IMuxedConn, conn)
         self._conn = conn
         self.stream_id = stream_id

@@ -58,6 +58,7 @@ IO_WITHOUT_LIBP2P = ["_udp", "_udp_py", "endpoint", "endpoint.udp_socket", "endp
 # The libp2p glue and everything on it: the floor must never load these.
 ABOVE_FLOOR = [
     "errors",
+    "muxed_conn",
     "conn",
     "stream",
     "handshake",
@@ -80,6 +81,7 @@ ABOVE_FLOOR = [
 # the trio-driven modules of this package.
 SANS_IO_GLUE = ["noise", "certs", "libp2p_tls", "multiaddr"]
 TRIO_DRIVEN = [
+    "muxed_conn",
     "conn",
     "stream",
     "handshake",
