@@ -55,7 +55,10 @@ def _extensions() -> list[Extension]:
 # wheel is built and lands in the package as py_libp2p_webtransport/demo_page/. Without npm the
 # wheel is built without it (NOT_BUILT.json says from where, so `serve --demo` can name the exact
 # command), unless REQUIRE_DEMO is set (wheels/build-local.sh): then that is an error.
+# PREBUILT_DEMO names a page folder built beforehand with npm (demo/ after `npm run build`), copied
+# as is: for builders without Node, such as cibuildwheel's containers (wheels/cibuildwheel.toml).
 REQUIRE_DEMO = bool(os.environ.get("PY_LIBP2P_WEBTRANSPORT_REQUIRE_DEMO"))
+PREBUILT_DEMO = os.environ.get("PY_LIBP2P_WEBTRANSPORT_PREBUILT_DEMO")
 DEMO = Path(__file__).resolve().parent / "demo"
 PAGE_FILES = ("demo.html", "dist/demo.js", "dist/video.webm")
 
@@ -63,6 +66,9 @@ PAGE_FILES = ("demo.html", "dist/demo.js", "dist/video.webm")
 def _build_demo_page(page: Path) -> None:
     shutil.rmtree(page, ignore_errors=True)
     page.mkdir(parents=True)
+    if PREBUILT_DEMO:
+        _copy_page(Path(PREBUILT_DEMO), page)
+        return
     npm = shutil.which("npm")
     if npm is None or not (DEMO / "package-lock.json").is_file():
         why = "npm not found" if npm is None else "no demo/ sources"
@@ -79,11 +85,15 @@ def _build_demo_page(page: Path) -> None:
         ci = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
         subprocess.run(ci, cwd=DEMO, check=True)
     subprocess.run([npm, "run", "--silent", "build"], cwd=DEMO, check=True)
+    _copy_page(DEMO, page)
+
+
+def _copy_page(built: Path, page: Path) -> None:
     for name in PAGE_FILES:
-        source = DEMO / name
+        source = built / name
         if not source.is_file():
             if REQUIRE_DEMO or name != "dist/video.webm":
-                raise SystemExit(f"error: the demo build did not make demo/{name}")
+                raise SystemExit(f"error: no {name} in the built demo page {built}")
             continue  # no ffmpeg: build.mjs said so; the page runs without the video
         (page / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, page / name)

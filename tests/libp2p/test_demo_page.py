@@ -85,6 +85,23 @@ def test_a_build_that_requires_the_page_fails_without_npm(tmp_path: Path) -> Non
     assert "cannot build the demo page: npm not found" in done.stderr
 
 
+def test_a_build_without_npm_copies_a_prebuilt_page(tmp_path: Path) -> None:
+    built = _built_page(tmp_path / "built")
+    (built / "dist" / "demo.js").write_text("// the bundle")
+    (built / "dist" / "video.webm").write_bytes(b"webm")
+    done = _build_py(tmp_path / "lib", PY_LIBP2P_WEBTRANSPORT_PREBUILT_DEMO=str(built))
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "lib" / "py_libp2p_webtransport" / "demo_page"
+    assert missing_page(page) is None
+    assert (page / "dist" / "demo.js").read_text() == "// the bundle"
+    assert (page / "dist" / "video.webm").read_bytes() == b"webm"
+    # A prebuilt folder that lacks the bundle is an error, never a wheel without a page.
+    (built / "dist" / "demo.js").unlink()
+    done = _build_py(tmp_path / "lib", PY_LIBP2P_WEBTRANSPORT_PREBUILT_DEMO=str(built))
+    assert done.returncode != 0
+    assert "no dist/demo.js in the built demo page" in done.stderr
+
+
 async def test_serve_demo_from_an_unbuilt_wheel_names_the_command(tmp_path: Path) -> None:
     (tmp_path / "src" / "demo").mkdir(parents=True)
     (tmp_path / "src" / "demo" / "package.json").write_text("{}")
