@@ -1,8 +1,10 @@
-"""Run ``py-libp2p-webtransport serve --demo`` as a person would (a subprocess) and click
-through its page in headless Chromium with demo/e2e.mjs (playwright-core)."""
+"""The demo in a browser: ``py-libp2p-webtransport serve --demo`` run as a person would (a
+subprocess) and its page clicked through in headless Chromium (demo/e2e.mjs, playwright-core);
+and the demo's video played from a served host in either browser (the use-case page)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,7 +14,12 @@ from typing import Any
 
 import pytest
 import trio
-from support.usecases_harness import DEMO_DIR
+from support.browser_harness import served_host
+from support.usecases_harness import DEMO_DIR, require_demo_bundle, run_usecases
+
+from py_libp2p_webtransport.apps.bitswap import running_bitswap
+from py_libp2p_webtransport.apps.ipld import BlockStore
+from py_libp2p_webtransport.apps.unixfs import import_file
 
 E2E = DEMO_DIR / "e2e.mjs"
 VIDEO = DEMO_DIR / "dist" / "video.webm"
@@ -100,3 +107,34 @@ def check_video(out: dict[str, Any]) -> None:
     assert video["verified"] == "true", video
     # The bar's max is the size the node announced; its value what Helia delivered.
     assert video["progress"][0] == video["progress"][1] > 0, video
+
+
+async def video_plays_to_the_end(engine: str, browser: str) -> dict[str, Any]:
+    """The demo's WebM (demo/dist/video.webm, made by ffmpeg at build time), imported as UnixFS
+    by a served host with Bitswap, streamed by the page's Helia into Media Source Extensions
+    (usecases.js ``heliaVideo``): frames decoded, played to the end, the bytes the node's."""
+    require_demo_bundle()
+    require_demo_video()
+    data = VIDEO.read_bytes()
+    store = BlockStore()
+    root = import_file(data, store)
+    async with served_host(engine) as served, running_bitswap(served.host, store):
+        steps = [
+            {"op": "startHelia"},
+            {"op": "dial", "addr": served.webtransport_addr},
+            {"op": "heliaVideo", "cid": str(root.cid), "timeoutMs": 40000},
+        ]
+        report = await run_usecases(steps, timeout=60, browser=browser)
+    video = report.ok_step("heliaVideo")  # fails with the page's isTypeSupported message if so
+    assert video["totalVideoFrames"] > 0, video
+    assert video["ended"] is True, video
+    assert video["currentTime"] == pytest.approx(video["duration"], abs=0.1), video
+    assert (video["bytes"], video["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (video["videoWidth"], video["videoHeight"]) == (640, 360), video
+    print(
+        f"\nvideo in {browser} ({engine}): {video['bytes'] / 2**20:.2f} MiB over Bitswap in "
+        f"{video['arrivedMs']:.0f} ms, playing after {video['bytesWhenPlaying']} bytes; "
+        f"{video['totalVideoFrames']} frames decoded ({video['droppedVideoFrames']} dropped), "
+        f"ended at {video['currentTime']:.2f} s"
+    )
+    return video
