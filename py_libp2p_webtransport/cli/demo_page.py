@@ -52,9 +52,9 @@ def missing_page(folder: Path) -> str | None:
         demo = source / "demo"
         return (
             f"this installation has no demo page: it was built from {source} without Node. "
-            f"Run {_build_in(demo)} {NEEDS}, then either reinstall from there "
-            f"(`pip install {shlex.quote(str(source))}` builds the page into the package) or "
-            f"start with `py-libp2p-webtransport serve --demo --demo-dir {shlex.quote(str(demo))}`"
+            f"Run {_build_in(demo)} {NEEDS} and start with `py-libp2p-webtransport serve --demo "
+            f"--demo-dir {shlex.quote(str(demo))}`, or, with Node on PATH, reinstall from there "
+            f"(`pip install {shlex.quote(str(source))}` builds the page into the package)"
         )
     return (
         f"no demo page in {folder} (this installation was built without Node): in a source "
