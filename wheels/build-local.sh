@@ -3,10 +3,13 @@
 #   - one platform wheel per CPython found (3.10-3.13 by default), each installed into a fresh venv
 #     that must report IMPLEMENTATION == "cython";
 #   - the pure-Python py3-none-any wheel (PY_LIBP2P_WEBTRANSPORT_NO_EXTENSIONS=1), which must report "python";
-#   - the sdist, which must carry the .pyx sources and build.
+#   - the sdist, which must carry the .pyx sources and the demo page's sources, and build.
+# Every wheel carries the demo page (py_libp2p_webtransport/demo_page/, built by setup.py from
+# demo/'s pinned npm packages): Node (npm) and ffmpeg are needed here, never to install a wheel.
 # Output goes to wheels/dist/ (git-ignored). Usage: bash wheels/build-local.sh [3.10 3.11 ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PY_LIBP2P_WEBTRANSPORT_REQUIRE_DEMO=1  # a wheel without the page fails its build
 REPO=$(pwd)
 OUT=wheels/dist
 WORK=$(mktemp -d)
@@ -34,6 +37,13 @@ check_wheel() {  # install a wheel into a fresh venv and print the implementatio
     got=$(cd "$WORK" && "$venv/bin/python" -c 'import py_libp2p_webtransport as p; print(p.IMPLEMENTATION)')
     echo "   $(basename "$wheel"): IMPLEMENTATION=$got"
     [ "$got" = "$expected" ] || { echo "expected $expected" >&2; return 1; }
+    # serve --demo finds the page inside the installed package (no checkout, no Node needed).
+    (cd "$WORK" && "$venv/bin/python" -c '
+from py_libp2p_webtransport.cli.demo_page import PACKAGED_PAGE, find_page, missing_page
+page = find_page(None)
+assert page == PACKAGED_PAGE and missing_page(page) is None, (page, missing_page(page))
+assert (page / "dist" / "video.webm").is_file(), "no video in the page"
+') || { echo "$(basename "$wheel") lacks the demo page" >&2; return 1; }
 }
 
 for v in "${versions[@]}"; do
@@ -65,6 +75,10 @@ listing=$(tar tzf "$sdist")  # (grep -q on a pipe would SIGPIPE tar under pipefa
 for pyx in _wire_c _mux_c _udp_c; do
     grep -q "csrc/$pyx.pyx" <<<"$listing" || { echo "sdist lacks csrc/$pyx.pyx" >&2; exit 1; }
 done
+for f in demo/package-lock.json demo/demo.html demo/build.mjs demo/src/demo.js; do
+    grep -q "/$f\$" <<<"$listing" || { echo "sdist lacks $f" >&2; exit 1; }
+done
+if grep -q '/demo/node_modules/' <<<"$listing"; then echo "sdist carries node_modules" >&2; exit 1; fi
 if grep -q 'csrc/.*\.c$' <<<"$listing"; then echo "sdist carries generated C" >&2; exit 1; fi
 cp "$sdist" "$OUT/"
 python3 -m pip wheel --quiet --no-deps -w "$WORK/from-sdist" "$sdist"

@@ -8,8 +8,9 @@ import { startBitswap } from './bitswap.js'
 import { fetchFile } from './fetch.js'
 import { KUBO_OPTIONS, catAll, startHelia } from './helia.js'
 import {
-  UPLOAD_PROTOCOL, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
+  UPLOAD_PROTOCOL, concat, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
 } from './node.js'
+import { VIDEO_TYPE, streamVideo, videoSupported } from './video.js'
 
 const steps = {
   async dial (state, step) {
@@ -109,6 +110,36 @@ const steps = {
     })
     const secs = (performance.now() - t0) / 1000
     return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs }
+  },
+
+  // The WebM at `cid`, streamed by unixfs.cat into Media Source Extensions and played to the end
+  // in a muted <video> (src/video.js). Fails at once, saying so, if MSE cannot play WebM VP8.
+  async heliaVideo (state, step) {
+    if (!videoSupported()) throw new Error(`MediaSource.isTypeSupported('${VIDEO_TYPE}') is false in this browser`)
+    const video = document.createElement('video')
+    video.muted = true
+    document.body.append(video)
+    const t0 = performance.now()
+    let arrivedMs = null
+    const result = await streamVideo(state.helia.fs, CID.parse(step.cid), video, {
+      signal: AbortSignal.timeout(step.timeoutMs ?? 60000),
+      onBytes: () => { arrivedMs = performance.now() - t0 }
+    })
+    const quality = video.getVideoPlaybackQuality()
+    return {
+      type: VIDEO_TYPE,
+      bytes: result.bytes,
+      sha256: await sha256Hex(concat(result.chunks, result.bytes)),
+      arrivedMs,
+      bytesWhenPlaying: result.bytesWhenPlaying,
+      totalVideoFrames: quality.totalVideoFrames,
+      droppedVideoFrames: quality.droppedVideoFrames,
+      ended: video.ended,
+      currentTime: video.currentTime,
+      duration: video.duration,
+      videoWidth: video.videoWidth,
+      videoHeight: video.videoHeight
+    }
   },
 
   // @helia/verified-fetch of ipfs://<cid>/<path> (over the same Helia): status, type and bytes.

@@ -1,19 +1,21 @@
 """``py-libp2p-webtransport serve --demo``: a web page on localhost that dials this node.
 
-Next to the node it serves, over plain HTTP on loopback, a page (``demo/``, built with
-``npm ci && npm run build``) that connects over WebTransport and shows the connection state, ping
-RTT, a gossip chat (the node answers every message) and a file fetch by CID with progress and
-throughput (plus an upload). The node serves a random file of ``--demo-file-mib`` MiB over our fetch
-protocol and, as UnixFS over Bitswap, to Helia on the page (with a small directory to list).
+Next to the node it serves, over plain HTTP on loopback, a page (built from ``demo/``; where it
+is found: ``demo_page.py``) that connects over WebTransport and shows the connection state, ping
+RTT, a gossip chat (the node answers every message), a file fetch by CID with progress and
+throughput, an upload, the DHT lookup and a video. The node serves a random file of
+``--demo-file-mib`` MiB over our fetch protocol and, as UnixFS over Bitswap, to Helia on the page
+(with a small directory to list), and the page's ``dist/video.webm`` as UnixFS too (the page
+streams it into Media Source Extensions).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,10 +30,10 @@ from ..apps.files import FileService
 from ..apps.gossip import publish_with_backpressure, running_pubsub
 from ..apps.ipld import BlockStore
 from ..apps.unixfs import import_directory, import_file
+from .demo_page import find_page, missing_page
 
 log = logging.getLogger(__name__)
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 CHAT_TOPIC = "py-libp2p-webtransport/demo-chat"
 MAX_REQUEST_HEAD = 8192
 # What the page lists with Helia (unixfs.ls); names are sorted as dag-pb sorts them.
@@ -53,25 +55,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--demo", action="store_true", help="also serve the demo web page over HTTP")
     g.add_argument("--demo-port", type=int, default=0, help="HTTP port on 127.0.0.1 (default any)")
     g.add_argument("--demo-file-mib", type=int, default=10, help="size of the demo file in MiB")
-    g.add_argument("--demo-dir", default=str(DEMO_DIR), help="the built demo/ folder")
-
-
-def bundle_missing(demo_dir: Path) -> str | None:
-    """How to build the page if its bundle is missing, else None.
-
-    In a source checkout ``demo/`` holds ``package.json``: the command builds it there. An
-    installed package has no ``demo/`` folder: the page is built in a source checkout and
-    passed with ``--demo-dir``.
-    """
-    if (demo_dir / "dist" / "demo.js").is_file() and (demo_dir / "demo.html").is_file():
-        return None
-    if (demo_dir / "package.json").is_file():
-        where = shlex.quote(str(demo_dir.resolve()))
-        return f"the demo page is not built: run `cd {where} && npm ci && npm run build` (Node 20+)"
-    return (
-        f"no demo page in {demo_dir} (an installed package does not carry it): in a source "
-        "checkout of py-libp2p-webtransport run `cd demo && npm ci && npm run build` (Node 20+), "
-        "then start with `py-libp2p-webtransport serve --demo --demo-dir <checkout>/demo`"
+    g.add_argument(
+        "--demo-dir",
+        default=None,
+        help="a built page folder (demo.html, dist/); default: the page in the package, else "
+        "the source checkout's demo/",
     )
 
 
@@ -122,11 +110,20 @@ async def _chat_responder(host: IHost, pubsub: object) -> None:
         await publish_with_backpressure(pubsub, CHAT_TOPIC, f"python node got: {text}".encode())
 
 
+def _import_video(path: Path, blocks: BlockStore) -> dict[str, object] | None:
+    """The page's WebM as UnixFS (Kubo's layout) for Helia, or None if the build made none."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    cid = import_file(data, blocks).cid
+    return {"cid": str(cid), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def check_demo(args: argparse.Namespace) -> None:
     """Before anything starts: with ``--demo`` but no built page, say how to build it and exit 2."""
     if not getattr(args, "demo", False):
         return
-    missing = bundle_missing(Path(args.demo_dir))
+    missing = missing_page(find_page(args.demo_dir))
     if missing is not None:
         print(f"error: {missing}", file=sys.stderr)
         raise SystemExit(2)
@@ -139,7 +136,7 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
         yield
         return
     check_demo(args)
-    demo_dir = Path(args.demo_dir)
+    demo_dir = find_page(args.demo_dir)
     files = FileService()
     for proto, handler in files.handlers().items():
         host.set_stream_handler(proto, handler)  # type: ignore[arg-type]
@@ -149,6 +146,7 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
     blocks = BlockStore()
     unixfs_file = import_file(data, blocks)
     unixfs_dir = import_directory(DEMO_DIRECTORY.items(), blocks)
+    video = _import_video(demo_dir / "dist" / "video.webm", blocks)
     peer = str(host.get_id())
     addrs = [str(a) for a in host.get_addrs() if "/webtransport/" in str(a)]
     addrs = [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs]
@@ -160,6 +158,7 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
             "file": {"cid": str(unixfs_file.cid), "bytes": entry.size, "sha256": entry.sha256},
             "dir": str(unixfs_dir.cid),
         },
+        "video": video,
     }
     async with (
         running_pubsub(host) as pubsub,
@@ -173,9 +172,14 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
         )
         port = listeners[0].socket.getsockname()[1]
         print(f"demo: open http://127.0.0.1:{port}/ in Chrome or Firefox")
+        print(f"demo: page from {demo_dir.resolve()}")
         print(f"demo: file {entry.cid} ({entry.size} bytes, sha256 {entry.sha256})")
         print(f"demo: the same file for Helia (UnixFS over Bitswap) {unixfs_file.cid}")
         print(f"demo: a directory for Helia {unixfs_dir.cid}")
+        if video is None:
+            print("demo: no dist/video.webm in the page folder: the page shows no video")
+        else:
+            print(f"demo: the video for Helia {video['cid']} ({video['bytes']} bytes)")
         sys.stdout.flush()
         try:
             yield
