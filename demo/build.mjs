@@ -1,8 +1,8 @@
-// Bundle the browser pages (npm run build): src/usecases.js (test plans) and src/demo.js (the
-// page `py-libp2p-webtransport serve --demo` serves) into dist/.
+// Bundle the browser pages (npm run build): src/usecases.js (test plans), src/dht.js (the DHT's
+// test plans) and src/demo.js (the page `py-libp2p-webtransport serve --demo` serves) into dist/.
 import { build } from 'esbuild'
 
-for (const name of ['usecases', 'demo']) {
+for (const name of ['usecases', 'demo', 'dht']) {
   await build({
     entryPoints: [`src/${name}.js`],
     bundle: true,
