@@ -41,18 +41,21 @@ async def browser_finds_providers_and_peers(engine: str, browser: str) -> dict[s
     """findPeer of A itself over the network (py-libp2p 0.8.1 answers it without an address;
     first, so A's answer is the only one) and of B; findProviders of a CID that B provides, then
     a dial of B at the address found and a Helia cat of the file from it. The lookups run a
-    second time, warm. Returns the timings (ms, and the cat's MB/s)."""
-    data = os.urandom(FILE_SIZE)
-    store = BlockStore()
-    root = import_file(data, store)
+    second time, warm; last, findProviders and cat of a CID that A provides. Returns the
+    timings (ms, and the cat's MB/s)."""
+    data, a_data = os.urandom(FILE_SIZE), os.urandom(1000)
+    store, a_store = BlockStore(), BlockStore()
+    root, a_root = import_file(data, store), import_file(a_data, a_store)
     async with (
         served_host(engine) as a,
         served_host(engine) as b,
-        running_dht(a.host),
+        running_dht(a.host) as dht_a,
         running_dht(b.host, bootstrap=[a.host.get_addrs()[0]]) as dht_b,
+        running_bitswap(a.host, a_store),
         running_bitswap(b.host, store) as bitswap_b,
     ):
         assert await dht_b.provide_cid(root.cid)  # A took the provider record
+        await dht_a.provide_cid(a_root.cid)  # A's own content: in A's provider store
         a_id, b_id = str(a.host.get_id()), str(b.host.get_id())
         lookups = [
             {"op": "findPeer", "peer": a_id, "useCache": False},
@@ -66,6 +69,8 @@ async def browser_finds_providers_and_peers(engine: str, browser: str) -> dict[s
             {"op": "dialFound", "peer": b_id},  # at the providers' record's addresses
             {"op": "heliaCat", "cid": str(root.cid)},
             *lookups,  # warm: the DHT is past its first self-query
+            {"op": "findProviders", "cid": str(a_root.cid)},
+            {"op": "heliaCat", "cid": str(a_root.cid)},
         ]
         report = await run_usecases(
             steps, browser=browser, bundle="dist/dht.js", debug=os.environ.get("WT_DEBUG", "")
@@ -82,6 +87,10 @@ async def browser_finds_providers_and_peers(engine: str, browser: str) -> dict[s
         cat = report.ok_step("heliaCat")
         assert cat["sha256"] == hashlib.sha256(data).hexdigest()
         assert bitswap_b.stats.blocks_sent == len(store)  # every block came from B
+        a_providers = report.ok_step("findProviders", 2)["providers"]
+        assert [p["id"] for p in a_providers] == [a_id], a_providers
+        assert_dialable_record(a_providers[0], a.host)
+        assert report.ok_step("heliaCat", 1)["sha256"] == hashlib.sha256(a_data).hexdigest()
     timings = {"routing_ms": dial["routingMs"] - dial["dialMs"], "cat_MBps": cat["MBps"]}
     for run, label in ((0, "cold"), (1, "warm")):
         timings[f"find_peer_a_{label}_ms"] = report.step("findPeer", 2 * run)["ms"]
