@@ -4,9 +4,14 @@ py-libp2p 0.8.1's ``KadDHT`` fills each peer of a response's ``closerPeers`` fro
 The host never puts its own addresses there, so when a FIND_NODE's key is the node itself (a
 browser's ``findPeer`` of the node it is connected to, or of a peer the node lists as closer) the
 node answers with its id and no address: a record nobody can dial. ``DHT`` keeps py-libp2p's DHT and
-changes only that: the node itself is listed with the host's current addresses
-(``host.get_addrs()``: certhashes included, so they follow certificate rotation), without the
-``/p2p/`` suffix, as go-libp2p sends them.
+changes two things:
+
+- the node itself is listed with the host's current addresses (``host.get_addrs()``:
+  certhashes included, so they follow certificate rotation), without the ``/p2p/`` suffix, as
+  go-libp2p sends them;
+- the end of a request stream is an end: py-libp2p's handler expects ``read`` to return ``b""``
+  when the asker closes, but streams (ours, as py-libp2p's muxers) raise ``StreamEOF``, so it
+  logged a warning and reset the stream after every request a browser made.
 
 ``tests/apps/test_dht.py`` keeps py-libp2p's answer visible (a strict xfail).
 
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetStream
 from libp2p.kad_dht import DHTMode, KadDHT
 from libp2p.kad_dht.pb.kademlia_pb2 import Message
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import InvalidAddrError, PeerInfo, info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
@@ -45,6 +51,23 @@ def own_addrs(host: IHost) -> list[Multiaddr]:
     return out
 
 
+class _EndReadsEmpty:
+    """A stream whose ``read`` returns ``b""`` at the peer's FIN instead of raising
+    ``StreamEOF`` (what py-libp2p's DHT handler takes for the end of a stream)."""
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def read(self, n: int | None = None) -> bytes:
+        try:
+            return await self._stream.read(n)
+        except StreamEOF:
+            return b""
+
+
 class DHT(KadDHT):
     """py-libp2p's ``KadDHT``, listing the node with its addresses (see the module docstring)."""
 
@@ -60,6 +83,9 @@ class DHT(KadDHT):
             if peer.id == mine:  # the peerstore has nothing (or something stale) for us
                 del peer.addrs[:]
                 peer.addrs.extend(addr.to_bytes() for addr in own_addrs(self.host))
+
+    async def handle_stream(self, stream: INetStream) -> None:
+        await super().handle_stream(cast(INetStream, _EndReadsEmpty(stream)))
 
     async def provide_cid(self, cid: CID) -> bool:
         """Announce that this node provides ``cid`` (keyed by its multihash, as Kubo and
