@@ -2,35 +2,13 @@
 // @libp2p/kad-dht in client mode, connected only to the Python node over WebTransport, runs the
 // plan's steps (dial, findProviders, findPeer, dialFound, heliaCat) and POSTs one JSON report to
 // /result. Each lookup step reports how long it took.
-import { noise } from '@chainsafe/libp2p-noise'
-import { identify } from '@libp2p/identify'
-import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { enable } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ping } from '@libp2p/ping'
-import { webTransport } from '@libp2p/webtransport'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
+import { createDhtNode } from './dht-node.js'
 import { catAll, startHelia } from './helia.js'
 import { errorText, sha256Hex, waitFor } from './node.js'
-
-export async function createDhtNode () {
-  return createLibp2p({
-    transports: [webTransport()],
-    connectionEncrypters: [noise()],
-    // The nodes are on loopback, which js-libp2p refuses to dial by default.
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      // Client mode: a browser cannot be dialed, so it only asks. The default mapper drops
-      // private (here: loopback) addresses, and with them every peer of a test on one machine;
-      // real deployments announce public addresses and keep the default.
-      dht: kadDHT({ clientMode: true, peerInfoMapper: passthroughMapper })
-    }
-  })
-}
 
 const peerText = (peer) => ({ id: peer.id.toString(), multiaddrs: peer.multiaddrs.map(String) })
 
