@@ -7,6 +7,7 @@ mode): it sends FIND_NODE / GET_PROVIDERS to node A and dials what the answer sa
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
-from support.wt_helpers import LISTEN_V4, packaged_host, peer_info
+from support.wt_helpers import LISTEN_V4, packaged_host, peer_info, transport_of
 
 from py_libp2p_webtransport.apps.bitswap import running_bitswap
 from py_libp2p_webtransport.apps.dht import DHT, PROTOCOL, own_addrs, running_dht
@@ -155,6 +156,33 @@ async def test_find_node_for_the_node_gives_its_current_webtransport_address(eng
             assert parsed.certhashes and parsed.peer_id is None
         # Someone who knows only the answer reaches A with it.
         await dials(stranger, a.get_id(), addrs)
+
+
+async def test_the_node_lists_itself_with_the_certhashes_of_now(engine: str) -> None:
+    """After a certificate rotation, A's answer carries the new pair (its peerstore's copy of
+    its own addresses, if it had one, would not)."""
+
+    class Clock:
+        now = time.time()
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    async with (
+        packaged_host(engine, clock=clock, listen=(LISTEN_V4,)) as a,
+        packaged_host(engine, listen=(LISTEN_V4,)) as client,
+        running_dht(a),
+    ):
+        await client.connect(peer_info(a))
+        manager = transport_of(a).cert_manager
+        before = manager.advertised_certhashes()
+        clock.now = manager.next_rotation + 1
+        after = manager.advertised_certhashes()
+        assert after != before
+        answer = await ask(client, a.get_id(), find_node(a.get_id()))
+    (addr,) = [x for x in listed(answer)[a.get_id()] if "/webtransport" in str(x)]
+    assert list(parse_webtransport_multiaddr(addr).certhashes) == after
 
 
 async def test_find_node_for_a_peer_the_node_knows_gives_its_address(engine: str) -> None:
