@@ -3,7 +3,9 @@
 A browser running ``@libp2p/kad-dht`` in client mode and connected to this node finds, through
 it, the providers of a CID and the addresses of the peers the node knows. ``--dht-bootstrap
 ADDR`` (repeatable, implies ``--dht``) joins the DHT of the peers at ``ADDR`` (with ``/p2p/``).
-A bootstrap peer that cannot be reached is logged and skipped: the node serves anyway.
+The joins run before ``serve`` prints its addresses, so a node that says it is up is in the DHT;
+a bootstrap peer that cannot be reached is logged and skipped (after the dial timeout, 5 s by
+default): the node serves anyway.
 """
 
 from __future__ import annotations
