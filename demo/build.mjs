@@ -1,12 +1,13 @@
-// Bundle the browser pages (npm run build): src/usecases.js (test plans) and src/demo.js (the
-// page `py-libp2p-webtransport serve --demo` serves) into dist/, and make the demo's short video,
-// dist/video.webm (ffmpeg's testsrc, VP8: what Chromium and Firefox play through Media Source
-// Extensions without proprietary codecs). Without ffmpeg the pages still build; the video is
-// left out with a warning (the demo page then says so, and the video test asks for ffmpeg).
+// Bundle the browser pages (npm run build): src/usecases.js (test plans), src/dht.js (the DHT's
+// test plans) and src/demo.js (the page `py-libp2p-webtransport serve --demo` serves) into dist/,
+// and make the demo's short video, dist/video.webm (ffmpeg's testsrc, VP8: what Chromium and
+// Firefox play through Media Source Extensions without proprietary codecs). Without ffmpeg the
+// pages still build; the video is left out with a warning (the demo page then says so, and the
+// video test asks for ffmpeg).
 import { spawnSync } from 'node:child_process'
 import { build } from 'esbuild'
 
-for (const name of ['usecases', 'demo']) {
+for (const name of ['usecases', 'demo', 'dht']) {
   await build({
     entryPoints: [`src/${name}.js`],
     bundle: true,

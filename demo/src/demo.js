@@ -1,11 +1,11 @@
 // The page `py-libp2p-webtransport serve --demo` serves: it reads the node's addresses from
 // /config.json, dials over WebTransport and shows connection state, ping RTT, a gossip chat, a
 // verified file fetch by CID with progress and throughput (our fetch protocol, and Helia over
-// Bitswap with a directory listing), an upload, the DHT lookup (src/dht.js) and a video played
+// Bitswap with a directory listing), an upload, the DHT lookup (src/dht-section.js) and a video played
 // while it arrives (src/video.js).
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
-import { setupDht } from './dht.js'
+import { setupDht } from './dht-section.js'
 import { fetchFile } from './fetch.js'
 import { catAll, startHelia } from './helia.js'
 import {

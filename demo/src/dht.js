@@ -1,15 +1,125 @@
-// The demo page's DHT section (issue 15 item 4): a placeholder until the DHT lookup lands.
-//
-// HOOK for the DHT lookup: replace this module's body (keep the export). `setupDht` gets the
-// page's running pieces once the node is connected and fills <section id="dht"> of demo.html
-// (elements with ids starting `dht-`): a button that runs a lookup against the Python node,
-// live progress and timing in #dht-result, and `data-ok="true"|"false"` on #dht-result when
-// done (the click-through, demo/e2e.mjs, waits for that attribute when the section is enabled).
-export const DHT_AVAILABLE = false
+// The DHT test page (run.mjs --page demo --bundle dist/dht.js): a js-libp2p node with
+// @libp2p/kad-dht in client mode, connected only to the Python node over WebTransport, runs the
+// plan's steps (dial, findProviders, findPeer, dialFound, heliaCat) and POSTs one JSON report to
+// /result. Each lookup step reports how long it took.
+import { enable } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { createDhtNode } from './dht-node.js'
+import { catAll, startHelia } from './helia.js'
+import { errorText, sha256Hex, waitFor } from './node.js'
 
-// ctx: { node, peer, helia, fs, config } (config is the node's /config.json; its `dht` entry,
-// if the node sends one, is for this section).
-export function setupDht (ctx) {
-  const $ = (id) => document.getElementById(id)
-  $('dht-result').textContent = 'not in this build yet (the DHT lookup fills this section in)'
+const peerText = (peer) => ({ id: peer.id.toString(), multiaddrs: peer.multiaddrs.map(String) })
+
+const steps = {
+  // Dial the Python node; wait (bounded) until the DHT has it in its routing table (identify
+  // tells it that the node speaks /ipfs/kad/1.0.0).
+  async dial (state, step) {
+    const t0 = performance.now()
+    const conn = await state.node.dial(multiaddr(step.addr), { signal: AbortSignal.timeout(step.timeoutMs ?? 10000) })
+    const dialMs = performance.now() - t0
+    const dht = state.node.services.dht
+    if (!await waitFor(() => dht.routingTable.size > 0, step.routingTimeoutMs ?? 10000)) {
+      throw new Error('the node never entered the DHT routing table')
+    }
+    return { dialMs, routingMs: performance.now() - t0, remotePeer: conn.remotePeer.toString() }
+  },
+
+  // The providers of `cid` through libp2p's content routing (the DHT): the time to the first
+  // one and to the end of the query.
+  async findProviders (state, step) {
+    const t0 = performance.now()
+    const providers = []
+    let firstMs = null
+    for await (const peer of state.node.contentRouting.findProviders(CID.parse(step.cid), {
+      signal: AbortSignal.timeout(step.timeoutMs ?? 20000)
+    })) {
+      firstMs ??= performance.now() - t0
+      if (!providers.some(p => p.id === peer.id.toString())) providers.push(peerText(peer))
+    }
+    state.found = providers
+    return { providers, firstMs, totalMs: performance.now() - t0 }
+  },
+
+  // findPeer of `peer` through libp2p's peer routing (the DHT). `useCache: false` skips the
+  // peer store, so even a connected peer is looked up over the network.
+  async findPeer (state, step) {
+    const t0 = performance.now()
+    const peer = await state.node.peerRouting.findPeer(peerIdFromString(step.peer), {
+      useCache: step.useCache ?? true, signal: AbortSignal.timeout(step.timeoutMs ?? 20000)
+    })
+    state.found = [peerText(peer)]
+    return { peer: peerText(peer), ms: performance.now() - t0 }
+  },
+
+  // Dial the peer `peer` the last lookup found, at the addresses it returned (nothing else).
+  async dialFound (state, step) {
+    const found = (state.found ?? []).find(p => p.id === step.peer)
+    if (found == null) throw new Error(`${step.peer} was not found by the last lookup`)
+    const conn = await state.node.dial(found.multiaddrs.map(a => multiaddr(a)), {
+      signal: AbortSignal.timeout(step.timeoutMs ?? 10000)
+    })
+    return { remotePeer: conn.remotePeer.toString(), remoteAddr: conn.remoteAddr.toString() }
+  },
+
+  // Helia (@helia/unixfs over @helia/bitswap) on this node; start it before dialing peers to
+  // fetch from (Bitswap learns who speaks it from identify at connect time).
+  async startHelia (state, step) {
+    state.helia = await startHelia(state.node)
+    return {}
+  },
+
+  // unixfs.cat of `cid` from the connected peers over Bitswap.
+  async heliaCat (state, step) {
+    const t0 = performance.now()
+    const data = await catAll(state.helia.fs, CID.parse(step.cid), { signal: AbortSignal.timeout(step.timeoutMs ?? 30000) })
+    const secs = (performance.now() - t0) / 1000
+    return { bytes: data.length, sha256: await sha256Hex(data), MBps: data.length / 1e6 / secs }
+  },
+
+  // The peers this node is connected to (to show which one a fetch came from).
+  async connections (state, step) {
+    return { peers: state.node.getPeers().map(String) }
+  }
 }
+
+async function run (plan) {
+  const report = { userAgent: navigator.userAgent, steps: [] }
+  const state = {}
+  if (plan.debug) enable(plan.debug) // js-libp2p debug namespaces, e.g. "libp2p:kad-dht*"
+  try {
+    state.node = await createDhtNode()
+  } catch (err) {
+    report.error = `createLibp2p: ${errorText(err)}`
+    return report
+  }
+  for (const step of plan.steps) {
+    const t0 = performance.now()
+    try {
+      const result = await steps[step.op](state, step)
+      report.steps.push({ op: step.op, ok: true, ms: performance.now() - t0, ...result })
+    } catch (err) {
+      report.steps.push({ op: step.op, ok: false, ms: performance.now() - t0, error: errorText(err) })
+      if (!step.continueOnError) break
+    }
+  }
+  if (state.helia != null) {
+    try { await state.helia.helia.stop() } catch (err) { report.heliaStopError = errorText(err) }
+  }
+  try { await state.node.stop() } catch (err) { report.stopError = errorText(err) }
+  return report
+}
+
+async function main () {
+  const plan = JSON.parse(atob(decodeURIComponent(location.hash.slice(1))))
+  let report
+  try {
+    report = await run(plan)
+  } catch (err) {
+    report = { error: errorText(err), steps: [] }
+  }
+  await fetch('/result', { method: 'POST', body: JSON.stringify(report), headers: { 'content-type': 'application/json' } })
+}
+
+main()

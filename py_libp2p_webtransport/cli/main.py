@@ -23,6 +23,7 @@ import trio
 from ..endpoint.retry import RETRY_MODES
 from .demo import add_demo_arguments
 from .deploy import UsageError, add_deployment_arguments
+from .dht import add_dht_arguments
 from .perf import add_perf_parser
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ async def serve(args: argparse.Namespace) -> int:
     from ..host import new_host, webtransport_of
     from . import deploy
     from .demo import check_demo, running_demo
+    from .dht import running_dht_from_args
     from .stats import dump_on_sigusr1, print_stats
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
@@ -97,6 +99,7 @@ async def serve(args: argparse.Namespace) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
             host.run(listen_addrs=listen),
+            running_dht_from_args(host, args),  # --dht, --dht-bootstrap
             running_demo(host, args),
             trio.open_nursery() as views,
         ):
@@ -168,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_deployment_arguments(s)  # --key-file, --listen, --announce, --print-certhashes (deploy.py)
     add_demo_arguments(s)  # ``serve --demo`` (demo.py)
+    add_dht_arguments(s)  # ``serve --dht`` (dht.py)
     add_perf_parser(sub)  # ``perf MULTIADDR``: the /perf/1.0.0 client (cli/perf.py)
     return parser
 

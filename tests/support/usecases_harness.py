@@ -18,13 +18,13 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 USECASES_BUNDLE = DEMO_DIR / "dist" / "usecases.js"
 
 
-def require_demo_bundle() -> None:
+def require_demo_bundle(bundle: str = "dist/usecases.js") -> None:
     """Skip (fail under CI) when demo/ is not installed and built."""
     missing = None
     if not (DEMO_DIR / "node_modules").is_dir():
         missing = "demo/node_modules is missing (cd demo && npm ci)"
-    elif not USECASES_BUNDLE.is_file():
-        missing = "demo/dist/usecases.js is missing (cd demo && npm run build)"
+    elif not (DEMO_DIR / bundle).is_file():
+        missing = f"demo/{bundle} is missing (cd demo && npm run build)"
     if missing is None:
         return
     if os.environ.get("CI"):
@@ -33,18 +33,23 @@ def require_demo_bundle() -> None:
 
 
 async def run_usecases(
-    steps: list[dict[str, Any]], timeout: float = 120, debug: str = "", browser: str = "chromium"
+    steps: list[dict[str, Any]],
+    timeout: float = 120,
+    debug: str = "",
+    browser: str = "chromium",
+    bundle: str = "dist/usecases.js",
 ) -> BrowserReport:
     """Run a plan of use-case steps in a fresh headless ``browser`` (chromium or firefox);
     bounded by ``timeout``.
 
-    ``debug`` names js-libp2p debug namespaces whose lines go into the report's logs.
+    ``debug`` names js-libp2p debug namespaces whose lines go into the report's logs;
+    ``bundle`` is the page's script under demo/ (``dist/dht.js``: the DHT's steps).
     """
     require_browser(browser)
-    require_demo_bundle()
+    require_demo_bundle(bundle)
     cmd = [
         "node", str(RUNNER), "--browser", browser, "--page", str(DEMO_DIR),
-        "--bundle", "dist/usecases.js", "--plan", json.dumps({"steps": steps, "debug": debug}),
+        "--bundle", bundle, "--plan", json.dumps({"steps": steps, "debug": debug}),
         "--timeout", str(timeout),
     ]  # fmt: skip
     with trio.fail_after(timeout + 30):
