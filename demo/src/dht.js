@@ -2,13 +2,13 @@
 // @libp2p/kad-dht in client mode, connected only to the Python node over WebTransport, runs the
 // plan's steps (dial, findProviders, findPeer, dialFound, heliaCat) and POSTs one JSON report to
 // /result. Each lookup step reports how long it took.
-import { enable } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { createDhtNode } from './dht-node.js'
 import { catAll, startHelia } from './helia.js'
-import { errorText, sha256Hex, waitFor } from './node.js'
+import { sha256Hex, waitFor } from './node.js'
+import { runPlanFromUrl } from './plan.js'
 
 const peerText = (peer) => ({ id: peer.id.toString(), multiaddrs: peer.multiaddrs.map(String) })
 
@@ -84,42 +84,4 @@ const steps = {
   }
 }
 
-async function run (plan) {
-  const report = { userAgent: navigator.userAgent, steps: [] }
-  const state = {}
-  if (plan.debug) enable(plan.debug) // js-libp2p debug namespaces, e.g. "libp2p:kad-dht*"
-  try {
-    state.node = await createDhtNode()
-  } catch (err) {
-    report.error = `createLibp2p: ${errorText(err)}`
-    return report
-  }
-  for (const step of plan.steps) {
-    const t0 = performance.now()
-    try {
-      const result = await steps[step.op](state, step)
-      report.steps.push({ op: step.op, ok: true, ms: performance.now() - t0, ...result })
-    } catch (err) {
-      report.steps.push({ op: step.op, ok: false, ms: performance.now() - t0, error: errorText(err) })
-      if (!step.continueOnError) break
-    }
-  }
-  if (state.helia != null) {
-    try { await state.helia.helia.stop() } catch (err) { report.heliaStopError = errorText(err) }
-  }
-  try { await state.node.stop() } catch (err) { report.stopError = errorText(err) }
-  return report
-}
-
-async function main () {
-  const plan = JSON.parse(atob(decodeURIComponent(location.hash.slice(1))))
-  let report
-  try {
-    report = await run(plan)
-  } catch (err) {
-    report = { error: errorText(err), steps: [] }
-  }
-  await fetch('/result', { method: 'POST', body: JSON.stringify(report), headers: { 'content-type': 'application/json' } })
-}
-
-main()
+runPlanFromUrl(steps, createDhtNode)

@@ -1,6 +1,5 @@
 // The use-case test page: run.mjs --page demo opens index.html#<base64 JSON plan>; the page runs
 // the plan's steps in order (dial, gossip, upload, fetch) and POSTs one JSON report to /result.
-import { enable } from '@libp2p/logger'
 import { createVerifiedFetchWithHelia } from '@helia/verified-fetch'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
@@ -11,6 +10,7 @@ import {
   UPLOAD_PROTOCOL, concat, createNode, errorText, randomBytes, readAll, sendAll, sha256Hex, sleep, waitFor
 } from './node.js'
 import { VIDEO_TYPE, streamVideo, videoSupported } from './video.js'
+import { runPlanFromUrl } from './plan.js'
 
 const steps = {
   async dial (state, step) {
@@ -193,43 +193,4 @@ const steps = {
   }
 }
 
-async function run (plan) {
-  const report = { userAgent: navigator.userAgent, steps: [] }
-  const state = {}
-  // plan.debug: js-libp2p debug namespaces to print on the console (e.g. "helia:bitswap*").
-  if (plan.debug) enable(plan.debug)
-  try {
-    state.node = await createNode()
-  } catch (err) {
-    report.error = `createLibp2p: ${errorText(err)}`
-    return report
-  }
-  for (const step of plan.steps) {
-    const t0 = performance.now()
-    try {
-      const result = await steps[step.op](state, step)
-      report.steps.push({ op: step.op, ok: true, ms: performance.now() - t0, ...result })
-    } catch (err) {
-      report.steps.push({ op: step.op, ok: false, ms: performance.now() - t0, error: errorText(err) })
-      if (!step.continueOnError) break
-    }
-  }
-  if (state.helia != null) {
-    try { await state.helia.helia.stop() } catch (err) { report.heliaStopError = errorText(err) }
-  }
-  try { await state.node.stop() } catch (err) { report.stopError = errorText(err) }
-  return report
-}
-
-async function main () {
-  const plan = JSON.parse(atob(decodeURIComponent(location.hash.slice(1))))
-  let report
-  try {
-    report = await run(plan)
-  } catch (err) {
-    report = { error: errorText(err), steps: [] }
-  }
-  await fetch('/result', { method: 'POST', body: JSON.stringify(report), headers: { 'content-type': 'application/json' } })
-}
-
-main()
+runPlanFromUrl(steps, createNode)
