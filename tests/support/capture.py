@@ -33,7 +33,8 @@ def require_tools() -> None:
 
 @asynccontextmanager
 async def loopback_capture(port: int, path: Path) -> AsyncIterator[None]:
-    """Capture UDP to or from ``port`` on ``lo`` into ``path`` while the body runs."""
+    """Capture UDP to or from ``port`` on ``lo`` into ``path`` while the body runs (every packet
+    the body sent or received is in the file afterwards)."""
     iface = "lo"
     proc = subprocess.Popen(
         ["dumpcap", "-i", iface, "-f", f"udp port {port}", "-w", str(path)],
@@ -44,6 +45,7 @@ async def loopback_capture(port: int, path: Path) -> AsyncIterator[None]:
     try:
         await _until_capturing(proc, iface, port)
         yield
+        await _until_written(path, port)
     finally:
         proc.terminate()  # our own child, by its pid
         await trio.to_thread.run_sync(proc.wait)
@@ -81,6 +83,20 @@ async def _until_capturing(proc: subprocess.Popen[bytes], iface: str, port: int)
         skip_or_fail(
             f"dumpcap cannot capture on {iface}: {output.decode(errors='replace').strip()}"
         )
+
+
+async def _until_written(path: Path, port: int) -> None:
+    """Return once every packet sent so far is in the file. dumpcap writes packets as the kernel
+    hands them over, in blocks (a quarter second or more behind on a loaded machine), and what it
+    has not written when it is terminated is lost: once a capture ended right after the client's
+    CONNECT, without the server's answer. Loopback captures a datagram when it is sent, in order,
+    so a marker sent now follows every packet of the body: once it is in the file, so are they
+    (the endpoint drops the marker as malformed)."""
+    marker = b"end-of-capture " + os.urandom(16)
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        await sock.sendto(marker, ("127.0.0.1", port))
+    while marker not in await trio.Path(path).read_bytes():
+        await trio.sleep(0.02)
 
 
 async def tshark_fields(capture: Path, display_filter: str, field: str, *options: str) -> list[str]:
