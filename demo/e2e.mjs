@@ -2,7 +2,7 @@
 // Click through the demo page in headless Chromium and save a screenshot; prints one JSON line.
 //
 //   node e2e.mjs --url http://127.0.0.1:PORT/ --screenshot out.png [--timeout 90]
-//                [--sections chat,fetch,helia,upload,video]   (default: all of them)
+//                [--sections chat,fetch,helia,upload,dht,video]   (default: all of them)
 import { parseArgs } from 'node:util'
 import { chromium } from 'playwright-core'
 
@@ -12,7 +12,7 @@ const { values: args } = parseArgs({
     screenshot: { type: 'string' },
     message: { type: 'string', default: 'hello from the browser test' },
     timeout: { type: 'string', default: '90' },
-    sections: { type: 'string', default: 'chat,fetch,helia,upload,video' },
+    sections: { type: 'string', default: 'chat,fetch,helia,upload,dht,video' },
     'chromium-path': { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' }
   }
 })
@@ -88,7 +88,19 @@ try {
       progress: await page.$eval('#upload-progress', p => [p.value, p.max])
     }
   }
-  out.dht = await page.textContent('#dht-result')
+  if (sections.has('dht')) {
+    await step('dht', async () => {
+      await page.click('#dht-lookup')
+      await page.waitForSelector('#dht-result[data-ok]')
+    })
+  }
+  out.dht = {
+    ok: await page.getAttribute('#dht-result', 'data-ok'),
+    text: await page.textContent('#dht-result'),
+    found: JSON.parse(await page.getAttribute('#dht-result', 'data-found') ?? 'null'),
+    log: await page.textContent('#dht-log'),
+    progress: await page.$eval('#dht-progress', p => [p.value, p.max])
+  }
   if (sections.has('video')) {
     // Ask first whether the browser can play WebM VP8 through MSE at all (a build without
     // the codec fails here, clearly, instead of timing out waiting for frames).

@@ -5,7 +5,7 @@
 // while it arrives (src/video.js).
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
-import { setupDht } from './dht-section.js'
+import { dhtServices, setupDht } from './dht-section.js'
 import { fetchFile } from './fetch.js'
 import { catAll, startHelia } from './helia.js'
 import {
@@ -227,9 +227,9 @@ async function main () {
   $('file-cid').textContent = `${config.file.cid} (${(config.file.bytes / MiB).toFixed(1)} MiB)`
   $('helia-cid').textContent = config.helia.file.cid
   $('helia-dir').textContent = config.helia.dir
-  const node = await createNode()
+  const node = await createNode({ services: dhtServices(config) }) // kad-dht when the node runs a DHT
   // Helia starts before the dial: Bitswap learns the node's protocols from identify.
-  const { helia, fs } = await startHelia(node)
+  const { fs } = await startHelia(node)
   const pubsub = node.services.pubsub
   pubsub.subscribe(config.topic)
 
@@ -267,7 +267,7 @@ async function main () {
   setupFetch(node, peer, config.file)
   setupHelia(fs, config.helia)
   setupUpload(node, peer)
-  setupDht({ node, peer, helia, fs, config })
+  setupDht({ node, peer, config })
   setupVideo(fs, config.video)
 }
 

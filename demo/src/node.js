@@ -1,5 +1,6 @@
 // The browser node shared by the test page and the demo page: WebTransport only, Noise,
-// identify (gossipsub learns the server's protocols from it), ping and gossipsub.
+// identify (gossipsub learns the server's protocols from it), ping, gossipsub and any `services`
+// a page adds (the demo page: kad-dht, src/dht-section.js).
 import { noise } from '@chainsafe/libp2p-noise'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -11,7 +12,7 @@ export const UPLOAD_PROTOCOL = '/py-libp2p-webtransport/upload/1.0.0'
 export const FETCH_PROTOCOL = '/py-libp2p-webtransport/fetch/1.0.0'
 const CHUNK = 64 * 1024
 
-export async function createNode () {
+export async function createNode ({ services = {} } = {}) {
   return createLibp2p({
     transports: [webTransport()],
     connectionEncrypters: [noise()],
@@ -20,7 +21,8 @@ export async function createNode () {
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: false })
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: false }),
+      ...services
     }
   })
 }

@@ -6,7 +6,9 @@ RTT, a gossip chat (the node answers every message), a file fetch by CID with pr
 throughput, an upload, the DHT lookup and a video. The node serves a random file of
 ``--demo-file-mib`` MiB over our fetch protocol and, as UnixFS over Bitswap, to Helia on the page
 (with a small directory to list), and the page's ``dist/video.webm`` as UnixFS too (the page
-streams it into Media Source Extensions).
+streams it into Media Source Extensions). With the DHT (``serve --demo`` runs it unless
+``--no-dht``: ``cli/dht.py``) the node provides the file's and the directory's UnixFS CIDs, and
+``/config.json``'s ``dht`` entry tells the page what to look up (``null`` without the DHT).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.abc import IHost
@@ -31,6 +34,9 @@ from ..apps.gossip import publish_with_backpressure, running_pubsub
 from ..apps.ipld import BlockStore
 from ..apps.unixfs import import_directory, import_file
 from .demo_page import find_page, missing_page
+
+if TYPE_CHECKING:
+    from ..apps.dht import DHT
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +136,11 @@ def check_demo(args: argparse.Namespace) -> None:
 
 
 @asynccontextmanager
-async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[None]:
-    """Serve the demo next to a running ``host`` when ``args.demo`` is set (else do nothing)."""
+async def running_demo(
+    host: IHost, args: argparse.Namespace, dht: DHT | None = None
+) -> AsyncIterator[None]:
+    """Serve the demo next to a running ``host`` when ``args.demo`` is set (else do nothing);
+    with ``dht``, provide the demo's content through it for the page's DHT lookup."""
     if not getattr(args, "demo", False):
         yield
         return
@@ -148,6 +157,7 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
     unixfs_dir = import_directory(DEMO_DIRECTORY.items(), blocks)
     video = _import_video(demo_dir / "dist" / "video.webm", blocks)
     peer = str(host.get_id())
+    provided = {"file": str(unixfs_file.cid), "directory": str(unixfs_dir.cid)}
     addrs = [str(a) for a in host.get_addrs() if "/webtransport/" in str(a)]
     addrs = [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs]
     config: dict[str, object] = {
@@ -159,7 +169,13 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
             "dir": str(unixfs_dir.cid),
         },
         "video": video,
+        # What the page's DHT section looks up: the providers of these CIDs (this node) and
+        # the node itself.
+        "dht": None if dht is None else {"peer": peer, "cids": provided},
     }
+    if dht is not None:
+        for cid in (unixfs_file.cid, unixfs_dir.cid):
+            await dht.provide_cid(cid)  # in our provider store, and sent to any peers we joined
     async with (
         running_pubsub(host) as pubsub,
         running_bitswap(host, blocks),
@@ -176,6 +192,10 @@ async def running_demo(host: IHost, args: argparse.Namespace) -> AsyncIterator[N
         print(f"demo: file {entry.cid} ({entry.size} bytes, sha256 {entry.sha256})")
         print(f"demo: the same file for Helia (UnixFS over Bitswap) {unixfs_file.cid}")
         print(f"demo: a directory for Helia {unixfs_dir.cid}")
+        if dht is None:
+            print("demo: no DHT (--no-dht): the page's DHT section has nothing to look up")
+        else:
+            print(f"demo: dht provider of {unixfs_file.cid} and {unixfs_dir.cid}: {peer}")
         if video is None:
             print("demo: no dist/video.webm in the page folder: the page shows no video")
         else:

@@ -68,10 +68,11 @@ async def serve(args: argparse.Namespace) -> int:
     from ..host import new_host, webtransport_of
     from . import deploy
     from .demo import check_demo, running_demo
-    from .dht import running_dht_from_args
+    from .dht import dht_wanted, running_dht_from_args
     from .stats import dump_on_sigusr1, print_stats
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
+    dht_wanted(args)  # --no-dht with --dht-bootstrap: UsageError before anything starts
     if args.print_certhashes:
         deploy.print_certhashes(args)
         return 0
@@ -99,8 +100,8 @@ async def serve(args: argparse.Namespace) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
             host.run(listen_addrs=listen),
-            running_dht_from_args(host, args),  # --dht, --dht-bootstrap
-            running_demo(host, args),
+            running_dht_from_args(host, args) as dht,  # --dht, --dht-bootstrap, --demo
+            running_demo(host, args, dht),
             trio.open_nursery() as views,
         ):
             await views.start(dump_on_sigusr1, transport)

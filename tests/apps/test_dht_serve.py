@@ -1,5 +1,6 @@
 """``py-libp2p-webtransport serve --dht`` as real processes: node 2 joins node 1 with
-``--dht-bootstrap``; a client connected only to node 1 finds both nodes' addresses through it."""
+``--dht-bootstrap``; a client connected only to node 1 finds both nodes' addresses through it.
+And when ``serve`` runs the DHT (``--dht``/``--no-dht``, on with ``--demo``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from multiaddr import Multiaddr
 from support.wt_helpers import wt_host
 from test_dht import ask, find_node, listed
 
-from py_libp2p_webtransport.cli.main import build_parser
+from py_libp2p_webtransport.cli.dht import dht_wanted
+from py_libp2p_webtransport.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30  # seconds for a node to start (imports, key, listen) and answer
@@ -100,3 +102,26 @@ def test_dht_bootstrap_refuses_an_address_it_cannot_join(
         build_parser().parse_args(["serve", "--dht-bootstrap", value])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+PEER = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWLnkvVjXAhc1ysDnaPPEiFcvh5ke2cGA6ohpTaNhkfpVG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        ([], False),
+        (["--dht"], True),
+        (["--dht-bootstrap", PEER], True),
+        (["--demo"], True),  # the demo page's DHT section looks up through it
+        (["--demo", "--no-dht"], False),
+        (["--dht", "--no-dht"], False),  # the last one given wins, as argparse does
+    ],
+)
+def test_serve_runs_the_dht_when_asked_and_for_the_demo(argv: list[str], wanted: bool) -> None:
+    assert dht_wanted(build_parser().parse_args(["serve", *argv])) is wanted
+
+
+def test_no_dht_with_dht_bootstrap_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--ephemeral", "--no-dht", "--dht-bootstrap", PEER]) == 2
+    assert "--no-dht and --dht-bootstrap contradict each other" in capsys.readouterr().err

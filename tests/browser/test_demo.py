@@ -1,8 +1,9 @@
 """``py-libp2p-webtransport serve --demo`` as a person would run it after ``pip install``: a wheel
 built from this tree, installed in a fresh venv with no Node on PATH, the CLI in a subprocess,
 the page opened in headless Chromium and clicked through (demo/e2e.mjs): chat, fetch, Helia fetch
-and listing, upload, video. See ``test_demo_from_an_installed_wheel`` for what is real and what is
-shortened. The video on both engines and browsers: test_video.py, test_video_firefox.py.
+and listing, upload, the DHT lookup, video. See ``test_demo_from_an_installed_wheel`` for what is
+real and what is shortened. The video on both engines and browsers: test_video.py,
+test_video_firefox.py. Quick ones from the checkout: the DHT section, and the page without the DHT.
 
 The screenshot is kept at artifacts/demo.png (git-ignored) and its path printed.
 """
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.demo_harness import check_video, click_through, require_demo_video
+from support.demo_harness import check_dht, check_video, click_through, require_demo_video
 from support.usecases_harness import DEMO_DIR, require_demo_bundle
 
 from py_libp2p_webtransport.cli.demo import DEMO_DIRECTORY
@@ -29,6 +30,30 @@ BROWSER = "chromium"
 ROOT = DEMO_DIR.parent
 ARTIFACTS = ROOT / "artifacts"
 SERVE = ["serve", "--demo", "--ephemeral"]  # --ephemeral: never the user's persistent identity
+FROM_CHECKOUT = [sys.executable, "-m", "py_libp2p_webtransport.cli", *SERVE]  # serves demo/
+
+
+async def test_demo_finds_the_node_through_its_dht(tmp_path: Path) -> None:
+    """``serve --demo`` runs the DHT and provides its content: the page's DHT section (kad-dht
+    on the page's one node) finds the node as provider and the node itself, over the network."""
+    require_demo_bundle("dist/demo.js")
+    shot = tmp_path / "demo.png"
+    printed, out = await click_through(FROM_CHECKOUT, cwd=ROOT, sections="dht", screenshot=shot)
+    check_dht(printed, out)
+    print(f"demo DHT section: {out['dht']['text']}")
+
+
+async def test_demo_without_the_dht_says_so_and_works(tmp_path: Path) -> None:
+    """``serve --demo --no-dht``: the page still connects and chats; its DHT section says why
+    there is nothing to look up, and no lookup runs."""
+    require_demo_bundle("dist/demo.js")
+    serve = [*FROM_CHECKOUT, "--no-dht"]
+    shot = tmp_path / "demo.png"
+    printed, out = await click_through(serve, cwd=ROOT, sections="chat", screenshot=shot)
+    assert printed["no"].startswith("DHT (--no-dht)"), printed
+    assert "python node got: hello from the browser test" in out["chat"]
+    assert "the node runs no DHT (it was started with --no-dht)" in out["dht"]["text"], out["dht"]
+    assert out["dht"]["ok"] is None and out["dht"]["found"] is None, out["dht"]
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +119,9 @@ async def test_demo_from_an_installed_wheel(installed_wheel: Path, tmp_path: Pat
     assert out["helia"]["names"] == sorted({name.split("/")[0] for name in DEMO_DIRECTORY})
     assert out["upload"]["verified"] == "true", (out["upload"], out["logs"][-30:])
     assert out["upload"]["progress"][0] == out["upload"]["progress"][1] == 10 * 1024 * 1024
+    check_dht(printed, out)
     check_video(out)
     assert shot.stat().st_size > 0
     print(f"demo screenshot: {shot.relative_to(ROOT)}")
-    for name in ("fetch", "helia", "upload", "video"):
+    for name in ("fetch", "helia", "upload", "dht", "video"):
         print(f"demo {name}: {out[name]['text']}")
-    print(f"demo DHT section: {out['dht']}")

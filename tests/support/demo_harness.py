@@ -1,5 +1,6 @@
 """The demo in a browser: ``py-libp2p-webtransport serve --demo`` run as a person would (a
-subprocess) and its page clicked through in headless Chromium (demo/e2e.mjs, playwright-core);
+subprocess) and its page clicked through in headless Chromium (demo/e2e.mjs, playwright-core),
+with what its sections must show (``check_dht``, ``check_video``);
 and the demo's video played from a served host in either browser (the use-case page)."""
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ async def click_through(
     *,
     cwd: Path,
     env: Mapping[str, str] | None = None,
-    sections: str = "chat,fetch,helia,upload,video",
+    sections: str = "chat,fetch,helia,upload,dht,video",
     screenshot: Path,
     timeout: float = 120,
 ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -91,6 +92,22 @@ async def click_through(
     )
     assert out["state"] == "connected"
     return printed, out
+
+
+def check_dht(printed: dict[str, str], out: dict[str, Any]) -> None:
+    """The page's DHT section: through the node's Kademlia, the node is the one provider of the
+    file's and the directory's UnixFS CIDs (the ones it printed for Helia), and findPeer over the
+    network gave the node's WebTransport addresses, certhashes included."""
+    dht = out["dht"]
+    assert dht["ok"] == "true", (dht, out["logs"][-30:])
+    provided, _, peer = printed["dht"].removeprefix("provider of ").rpartition(": ")
+    assert provided.split(" and ") == [printed["the"].split()[-1], printed["a"].split()[-1]]
+    assert dht["found"]["providers"] == {"file": [peer], "directory": [peer]}, dht
+    assert dht["found"]["peer"]["id"] == peer, dht
+    webtransport = [a for a in dht["found"]["peer"]["multiaddrs"] if "/webtransport" in a]
+    assert webtransport and all("/certhash/" in a for a in webtransport), dht
+    assert "GET_PROVIDERS sent to" in dht["log"] and "FIND_NODE sent to" in dht["log"], dht
+    assert dht["progress"] == [3, 3], dht  # two findProviders and the findPeer
 
 
 def check_video(out: dict[str, Any]) -> None:
