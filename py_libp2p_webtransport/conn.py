@@ -75,10 +75,7 @@ class WebTransportConnection(MuxedConnection):
         self.quic_connected = trio.Event()
         self.session_ready = trio.Event()  # established, rejected or failed
         self.session_rejected: SessionRejected | None = None
-        # trio times of each step (handshake_phases): start, QUIC done, CONNECT done, Noise done.
-        # A server connection is made once its ALPN is known: it started with the endpoint's.
-        started = endpoint_conn.started_at
-        self._started_at = trio.current_time() if started is None else started
+        # trio times of each step after the start (handshake_phases): QUIC, CONNECT, Noise done.
         self._quic_at: float | None = None
         self._session_at: float | None = None
         self._established_at: float | None = None  # Noise done: usable by the swarm

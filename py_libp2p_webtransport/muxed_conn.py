@@ -81,6 +81,10 @@ class MuxedConnection(IRawConnection, IMuxedConn):
         self.remote_public_key: PublicKey | None = None
         self.event_started = trio.Event()
         self._established = False  # the peer is authenticated: the swarm may use us
+        # Start of the handshake (``handshake_phases``): a server connection is made once its
+        # ALPN is known, so it starts with the endpoint connection's first packet.
+        started = endpoint_conn.started_at
+        self._started_at = trio.current_time() if started is None else started
         # Prometheus hooks (``WebTransportConfig.metrics``); only WebTransport connections
         # set it so far.
         self._metrics: Metrics | None = None

@@ -75,7 +75,6 @@ class QuicConnection(MuxedConnection):
         # stream that is over for us.
         self._highest_peer_stream = -1
         self._unseen_peer_streams: set[int] = set()
-        self._started_at = trio.current_time()
         self._established_at: float | None = None
 
     # --- endpoint ConnectionHandler -------------------------------------------------------------

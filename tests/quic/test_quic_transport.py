@@ -129,6 +129,12 @@ async def test_one_port_serves_webtransport_and_quic(engine: str) -> None:
                 ]
                 kinds = sorted(type(c).__name__ for c in server_conns)
                 assert kinds == ["QuicConnection", "WebTransportConnection"]
+                for conn in server_conns:
+                    # Made once the ALPN is known, a server connection's handshake still starts
+                    # at the endpoint's first packet (it read ~0 for QUIC before).
+                    assert conn._ep_conn.started_at is not None
+                    assert conn._started_at == conn._ep_conn.started_at
+                    assert conn.handshake_phases()["quic"] > 0
 
 
 async def test_dials_leave_from_the_listening_socket(engine: str) -> None:
