@@ -15,6 +15,7 @@ unauthenticated peer ever reaches the swarm.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -89,6 +90,7 @@ class QuicConnection(IRawConnection, IMuxedConn):
         self._closed = False
         self._close_reason: str | None = None
         self.closed_event = trio.Event()
+        self._close_callbacks: list[Callable[[], None]] = []  # on_close
         self._progress: trio.Event | None = None
         self._resource_scope: Any = None
         self._started_at = trio.current_time()
@@ -220,6 +222,9 @@ class QuicConnection(IRawConnection, IMuxedConn):
         self._release_resource_scope()
         self._signal_progress()
         self.closed_event.set()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def _release_resource_scope(self) -> None:
         scope, self._resource_scope = self._resource_scope, None
@@ -313,6 +318,14 @@ class QuicConnection(IRawConnection, IMuxedConn):
     def is_established(self) -> bool:
         """True once the peer's certificate was verified and until the connection closes."""
         return self._established and not self._closed
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (which must not raise) once when the connection ends; at once if
+        it has. Listeners and transports forget the connection this way."""
+        if self._closed:
+            callback()
+        else:
+            self._close_callbacks.append(callback)
 
     @property
     def is_closed(self) -> bool:
