@@ -166,7 +166,7 @@ class Qh3Engine(AdapterBase):
             self._note_peer_reset(batch)
         self._note_close_on_receive()
         if self._keepalive is not None and self._handshake_done:
-            self._keepalive_at = now + self._keepalive
+            self._arm_keepalive(now)
 
     def _note_peer_reset(self, batch: list[bytes]) -> None:
         """qh3's core recognises a stateless reset itself but reports it as a plain close (code
