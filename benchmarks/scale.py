@@ -10,7 +10,9 @@ One server process per case, started afresh: ``ours-{qh3,aioquic}`` is the real
 ``py-libp2p-webtransport serve`` node (TCP + WebTransport, identify, ping, with ``--metrics`` so
 its handshake phases can be read); ``ours-{qh3,aioquic}-transport`` is our transport alone, a
 listener that keeps every connection and nothing else (the transport's own memory, no
-py-libp2p host); ``libp2p-tcp`` is a py-libp2p host on TCP (Noise + Yamux). Both hosts get
+py-libp2p host); ``ours-{qh3,aioquic}-quic`` and ``-quic-transport`` are the same over
+``/quic-v1`` (our ``QuicTransport``: libp2p TLS, no CONNECT, no Noise; the ``serve`` node listens
+on both on one port); ``libp2p-tcp`` is a py-libp2p host on TCP (Noise + Yamux). Both hosts get
 ``--max-connections`` room for every connection (py-libp2p keeps 256 inbound by default).
 The client is one more process, a lightweight dialer: no py-libp2p host, just our
 endpoint and handshake (``handshake.dial_session``; TCP: py-libp2p's TCP transport and
@@ -66,6 +68,10 @@ CASES = (
     "ours-aioquic",
     "ours-qh3-transport",
     "ours-aioquic-transport",
+    "ours-qh3-quic",
+    "ours-aioquic-quic",
+    "ours-qh3-quic-transport",
+    "ours-aioquic-quic-transport",
     "libp2p-tcp",
 )
 DEFAULT_CASES = ("ours-qh3", "ours-qh3-transport", "libp2p-tcp")
@@ -127,16 +133,18 @@ def percentile(values: list[float], fraction: float) -> float | None:
 # --- servers --------------------------------------------------------------------------------------
 
 
-async def bare_server(engine: str) -> None:
-    """``_transport_server``: our transport alone, keeping every connection; prints its address."""
+async def bare_server(engine: str, quic: bool = False) -> None:
+    """``_transport_server``: our transport alone (WebTransport, or ``/quic-v1`` with ``quic``),
+    keeping every connection; prints its address."""
     import trio
     from libp2p.crypto.ed25519 import create_new_key_pair
     from multiaddr import Multiaddr
 
-    from py_libp2p_webtransport import WebTransportConfig, WebTransportTransport
+    from py_libp2p_webtransport import QuicTransport, WebTransportConfig, WebTransportTransport
 
     key = create_new_key_pair()
-    transport = WebTransportTransport(key.private_key, WebTransportConfig(engine=engine))
+    cls = QuicTransport if quic else WebTransportTransport
+    transport = cls(key.private_key, WebTransportConfig(engine=engine))
     kept = []
 
     async def keep(conn: Any) -> None:
@@ -145,7 +153,8 @@ async def bare_server(engine: str) -> None:
     listener = transport.create_listener(keep)
     async with trio.open_nursery() as nursery:
         transport.set_background_nursery(nursery)
-        await listener.listen(Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1/webtransport"))
+        listen = "/ip4/127.0.0.1/udp/0/quic-v1" + ("" if quic else "/webtransport")
+        await listener.listen(Multiaddr(listen))
         from libp2p.peer.id import ID
 
         peer = ID.from_pubkey(key.public_key)
@@ -191,6 +200,8 @@ class Server:
             cmd = [sys.executable, os.path.abspath(__file__), "_tcp_server", str(limit)]
         elif case.endswith("-transport"):
             cmd = [sys.executable, os.path.abspath(__file__), "_transport_server", engine]
+            if "-quic" in case:
+                cmd.append("--quic")
         else:
             cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--engine", engine]
             # --ephemeral: a throwaway identity, no key file written
@@ -230,7 +241,8 @@ class Server:
                 if "unavailable" in info:
                     raise RuntimeError(info["unavailable"])
                 return info["addr"], int(info["pid"])
-            if "/webtransport/" in line and "127.0.0.1" in line:
+            if "127.0.0.1" in line and ("/webtransport/" in line) != ("-quic" in self.case):
+                # serve prints its WebTransport address, then the QUIC one (same port)
                 self._read_metrics_url()
                 return line, self.proc.pid
         raise RuntimeError(f"{self.case} server printed no address in 60 s")
@@ -303,13 +315,15 @@ class Server:
 
 
 class Dialer:
-    """Connections without a py-libp2p host: ours over WebTransport, or TCP + Noise + Yamux."""
+    """Connections without a py-libp2p host: ours over WebTransport or ``/quic-v1``, or TCP +
+    Noise + Yamux."""
 
     def __init__(self, case: str, addr: str, sources: int) -> None:
         self.case = case
         self.addr = addr
         self.sources = sources
         self.tcp = case == "libp2p-tcp"
+        self.quic = "-quic" in case
         self.engine = "aioquic" if "aioquic" in case else "qh3"
         self.conns: list[Any] = []
 
@@ -328,13 +342,19 @@ class Dialer:
             return
         from py_libp2p_webtransport import WebTransportConfig
         from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
-        from py_libp2p_webtransport.multiaddr import parse_webtransport_multiaddr
+        from py_libp2p_webtransport.multiaddr import (
+            parse_quic_multiaddr,
+            parse_webtransport_multiaddr,
+        )
 
         self.config = WebTransportConfig(engine=self.engine)
-        self.target = parse_webtransport_multiaddr(Multiaddr(self.addr))
-        self.engine_config = self.config.engine_config(
-            is_client=True, server_name=self.target.sni, certificate=None
-        )
+        if self.quic:
+            self.target = parse_quic_multiaddr(Multiaddr(self.addr))
+        else:
+            self.target = parse_webtransport_multiaddr(Multiaddr(self.addr))
+            self.engine_config = self.config.engine_config(
+                is_client=True, server_name=self.target.sni, certificate=None
+            )
         self.endpoints = []
         for i in range(self.sources):
             options = EndpointOptions(engine=self.engine)
@@ -348,7 +368,12 @@ class Dialer:
         from libp2p.crypto.ed25519 import create_new_key_pair
 
         key = create_new_key_pair()
-        conn = await (self._dial_tcp(key) if self.tcp else self._dial_ours(key))
+        if self.tcp:
+            conn = await self._dial_tcp(key)
+        elif self.quic:
+            conn = await self._dial_quic(key)
+        else:
+            conn = await self._dial_ours(key)
         self.nursery.start_soon(_decline_streams, conn)
         return conn
 
@@ -369,6 +394,30 @@ class Dialer:
             engine=self.engine,
         )
         return session.conn
+
+    async def _dial_quic(self, key: Any) -> Any:
+        """``QuicTransport.dial``'s steps, from one of our source endpoints."""
+        from libp2p.peer.id import ID
+
+        from py_libp2p_webtransport import QuicTransport
+        from py_libp2p_webtransport.quic_conn import QuicConnection
+
+        # The client's libp2p certificate is made from its (fresh) key, as a host's would be.
+        engine_config = QuicTransport(key.private_key, self.config).engine_config(is_client=True)
+        ep_conn = next(self._next_endpoint).connect(
+            (self.target.host, self.target.port), engine_config, engine=self.engine
+        )
+        conn = QuicConnection(
+            ep_conn,
+            is_initiator=True,
+            config=self.config,
+            local_peer=ID.from_pubkey(key.public_key),
+            expected_peer=self.target.peer_id,
+        )
+        await conn.authenticated.wait()
+        if conn.authentication_error is not None:
+            raise conn.authentication_error
+        return conn
 
     async def _dial_tcp(self, key: Any) -> Any:
         from libp2p import create_yamux_muxer_option
@@ -726,6 +775,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     client.add_argument("--server-pid", type=int, required=True)
     server = sub.add_parser("_transport_server", help="(internal) our transport alone")
     server.add_argument("engine", choices=("qh3", "aioquic"))
+    server.add_argument("--quic", action="store_true", help="/quic-v1 instead of WebTransport")
     tcp = sub.add_parser("_tcp_server", help="(internal) a py-libp2p host on TCP")
     tcp.add_argument("limit", type=int)
     for p in (parser, client):
@@ -762,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "_transport_server":
         import trio
 
-        trio.run(bare_server, args.engine)
+        trio.run(bare_server, args.engine, args.quic)
         return 0
     if args.command == "_tcp_server":
         import trio

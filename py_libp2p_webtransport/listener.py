@@ -37,6 +37,7 @@ from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .gating import PreHandshakeAdmission, Reservation
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
+from .transport_base import ListenerBase
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -101,21 +102,18 @@ def endpoint_options(
     )
 
 
-class WebTransportListener(IListener):
+class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
     """Listens on one UDP address for WebTransport sessions (ALPN ``h3``)."""
 
     alpn = "h3"
 
     def __init__(self, transport: ListenerOwner, handler: THandler) -> None:
+        super().__init__(handler)
         self._transport = transport
-        self._handler = handler
         self._endpoint: Endpoint | None = None
         self._shared: shared_endpoint.SharedEndpoint | None = None
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
-        self._pending = 0
-        self._connections: set[WebTransportConnection] = set()
-        self._closed = False
         self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
         self._admission: PreHandshakeAdmission | None = None  # gater and resource manager
         #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
@@ -191,11 +189,6 @@ class WebTransportListener(IListener):
         """The UDP endpoint once listening (for diagnostics: ``stats``, ``connections``)."""
         return self._endpoint
 
-    @property
-    def connections(self) -> list[WebTransportConnection]:
-        """The authenticated connections of this listener that are still open."""
-        return [conn for conn in self._connections if not conn.is_closed]
-
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         """The bound address with ``/certhash/<current>/certhash/<next>``."""
         if self._endpoint is None or self._closed:
@@ -223,9 +216,7 @@ class WebTransportListener(IListener):
         self._closed = True
         self._transport.cert_manager.unsubscribe(self._on_rotation)
         # Sessions first (close capsules go out while the pump still runs), then the socket.
-        async with trio.open_nursery() as nursery:
-            for conn in list(self._connections):
-                nursery.start_soon(_close_quietly, conn)
+        await self._close_connections()
         if self._shared is not None:
             self._shared.detach(self)  # the socket closes with the last ALPN on it
         if self._cancel_scope is not None:
@@ -271,7 +262,7 @@ class WebTransportListener(IListener):
         reservation = None
         if self._admission is not None:
             reservation = self._admission.claim(endpoint_conn.remote_address)
-        if self._closed or self._pending >= transport.config.max_pending_handshakes:
+        if self._busy(transport.config.max_pending_handshakes):
             if reservation is not None:
                 reservation.release()
             logger.warning("WebTransport listener busy: refusing a new connection")
@@ -319,26 +310,12 @@ class WebTransportListener(IListener):
         if session is None or conn.is_closed:
             return
         if reservation is not None and reservation.memory:
-            self._nursery.start_soon(_release_when_closed, conn, reservation)
-        # Forget connections that ended (the swarm's handler never returns for them).
-        self._connections = {c for c in self._connections if not c.is_closed}
-        self._connections.add(conn)
-        try:
-            # The swarm's handler runs for the life of the swarm: this task is its home.
-            await self._handler(conn)
-        finally:
-            self._connections.discard(conn)
+            # The connection's receive memory goes back to the resource manager when it ends.
+            conn.on_close(reservation.release_memory)
+        await self._serve(conn)  # the handler, until the connection closes
 
     def __repr__(self) -> str:
         return f"<WebTransportListener {[str(a) for a in self.get_addrs()]}>"
-
-
-async def _release_when_closed(conn: WebTransportConnection, reservation: Reservation) -> None:
-    """The connection's receive memory goes back to the resource manager when it ends."""
-    try:
-        await conn.closed_event.wait()
-    finally:
-        reservation.release_memory()
 
 
 def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:
@@ -357,10 +334,3 @@ def _concrete_addresses(bound: tuple[Any, ...]) -> list[tuple[str, int]]:
         if ip and not ipaddress.ip_address(ip).is_link_local and (ip, port) not in out:
             out.append((ip, port))
     return out or [(host, port)]
-
-
-async def _close_quietly(conn: WebTransportConnection) -> None:
-    try:
-        await conn.close()
-    except Exception:  # keep closing the others
-        logger.debug("closing %r failed", conn, exc_info=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
@@ -97,6 +98,7 @@ class MuxedConnection(IRawConnection, IMuxedConn):
         self._closed = False
         self._close_reason: str | None = None
         self.closed_event = trio.Event()
+        self._close_callbacks: list[Callable[[], None]] = []  # on_close
         # Set after every pump turn, then dropped; created only by a task about to wait.
         self._progress: trio.Event | None = None
         self._resource_scope: Any = None
@@ -236,6 +238,9 @@ class MuxedConnection(IRawConnection, IMuxedConn):
         self._release_resource_scope()
         self._signal_progress()
         self.closed_event.set()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def _release_resource_scope(self) -> None:
         scope, self._resource_scope = self._resource_scope, None
@@ -286,6 +291,14 @@ class MuxedConnection(IRawConnection, IMuxedConn):
     def is_established(self) -> bool:
         """True once the peer is authenticated and until the connection closes."""
         return self._established and not self._closed
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (which must not raise) once when the connection ends; at once if
+        it has. Listeners and transports forget the connection this way."""
+        if self._closed:
+            callback()
+        else:
+            self._close_callbacks.append(callback)
 
     @property
     def is_closed(self) -> bool:

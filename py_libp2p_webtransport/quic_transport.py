@@ -13,23 +13,19 @@ clear error. Knobs are ``WebTransportConfig``'s (engine, windows, timeouts, writ
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from dataclasses import replace
-from typing import Any
 
 import trio
 from libp2p.abc import IListener, ITransport
 from libp2p.crypto.keys import PrivateKey
 from libp2p.custom_types import THandler
-from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from . import shared_endpoint
 from .config import WebTransportConfig
-from .endpoint import Endpoint, EndpointConnection, EndpointOptions
+from .endpoint import Endpoint, EndpointConnection
 from .engine.base import EngineConfig
-from .engine.reset_token import derive_reset_secret
 from .errors import (
     AddressError,
     DialError,
@@ -37,46 +33,29 @@ from .errors import (
     ListenError,
     Unreachable,
 )
-from .gating import PreHandshakeAdmission, configured_gate, configured_resource_manager
+from .gating import PreHandshakeAdmission
 from .handshake import resolve
 from .libp2p_tls import ALPN, make_certificate
 from .listener import _concrete_addresses, endpoint_options
 from .multiaddr import is_quic_multiaddr, parse_quic_multiaddr
 from .quic_conn import BAD_CERTIFICATE, QuicConnection, quic_multiaddr
+from .transport_base import ListenerBase, TransportBase
 
 __all__ = ["BAD_CERTIFICATE", "QuicListener", "QuicTransport"]
 
 logger = logging.getLogger(__name__)
 
 
-class QuicTransport(ITransport):
+class QuicTransport(TransportBase[QuicConnection], ITransport):
     """libp2p over QUIC v1 (``/quic-v1``): TLS 1.3 with the libp2p certificate, one libp2p
     stream per bidirectional QUIC stream."""
 
     provides_native_muxing: bool = True
 
     def __init__(self, private_key: PrivateKey, config: WebTransportConfig | None = None) -> None:
-        from .transport import default_engine
-
-        self.private_key = private_key
-        self.config = config or WebTransportConfig()
-        self.local_peer = ID.from_pubkey(private_key.get_public_key())
-        self.engine_name = self.config.engine or default_engine()
+        super().__init__(private_key, config)
         self.certificate = make_certificate(private_key, self.config.clock())
-        #: The stateless reset secret, from the host key: the same as the WebTransport
-        #: transport's, so a shared socket resets alike whichever listener bound it.
-        self.reset_secret: bytes | None = (
-            derive_reset_secret(private_key.to_bytes()) if self.config.stateless_reset else None
-        )
-        self._nursery: trio.Nursery | None = None
-        self._own_scope: trio.CancelScope | None = None
-        self._own_nursery_lock = trio.Lock()
-        self._client_endpoints: dict[int, Endpoint] = {}
-        self._client_lock = trio.Lock()
         self._listeners: list[QuicListener] = []
-        self._connections: set[QuicConnection] = set()
-        self._closed = False
-        self._swarm: Any = None
 
     # --- TransportManager hooks ---------------------------------------------------------------
 
@@ -93,20 +72,6 @@ class QuicTransport(ITransport):
 
     def can_listen(self, maddr: Multiaddr) -> bool:
         return is_quic_multiaddr(maddr, draft29=True)
-
-    def set_background_nursery(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-
-    def set_swarm(self, swarm: Any) -> None:
-        self._swarm = swarm
-
-    def connection_gate(self) -> Any:
-        """The connection gater asked before each handshake (``gating.configured_gate``)."""
-        return configured_gate(self.config, self._swarm)
-
-    def resource_manager(self) -> Any:
-        """The resource manager asked before each handshake (``gating``)."""
-        return configured_resource_manager(self.config, self._swarm)
 
     def _check_private_network(self, error: type[DialError] | type[ListenError]) -> None:
         if getattr(self._swarm, "psk", None) is not None:
@@ -130,48 +95,6 @@ class QuicTransport(ITransport):
             client_auth_alpns=() if is_client else (ALPN,),
             max_datagram_frame_size=0,  # no DATAGRAM frames in libp2p over QUIC
         )
-
-    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
-        """The swarm's nursery, else one of our own (a system task, ended by ``close``)."""
-        if preferred is not None:
-            return preferred
-        if self._nursery is not None:
-            return self._nursery
-        async with self._own_nursery_lock:
-            if self._nursery is None:
-                ready = trio.Event()
-
-                async def own_nursery() -> None:
-                    with trio.CancelScope() as scope:
-                        self._own_scope = scope
-                        async with trio.open_nursery() as nursery:
-                            self._nursery = nursery
-                            ready.set()
-                            await trio.sleep_forever()
-
-                trio.lowlevel.spawn_system_task(own_nursery)
-                await ready.wait()
-        assert self._nursery is not None
-        return self._nursery
-
-    async def _endpoint_for(self, family: int) -> Endpoint:
-        """The host's listening socket of ``family``, else our own client socket."""
-        listening = shared_endpoint.dial_endpoint(self.local_peer, family)
-        if listening is not None:
-            return listening
-        async with self._client_lock:
-            endpoint = self._client_endpoints.get(family)
-            if endpoint is None:
-                host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-                try:
-                    endpoint = await Endpoint.bind(
-                        host, 0, EndpointOptions(engine=self.engine_name)
-                    )
-                except (OSError, ListenError) as error:
-                    raise Unreachable(f"cannot open a UDP socket: {error}") from error
-                (await self.get_nursery()).start_soon(endpoint.run)
-                self._client_endpoints[family] = endpoint
-            return endpoint
 
     # --- listening and dialing ----------------------------------------------------------------
 
@@ -197,7 +120,7 @@ class QuicTransport(ITransport):
         try:
             with trio.fail_after(self.config.connect_timeout):
                 sockaddr, family = await resolve(addr)  # type: ignore[arg-type]
-                endpoint = await self._endpoint_for(family)
+                endpoint = await self._client_endpoint(family)
                 ep_conn = endpoint.connect(
                     sockaddr, self.engine_config(is_client=True), engine=self.engine_name
                 )
@@ -221,54 +144,22 @@ class QuicTransport(ITransport):
             if type(failure) is DialError:  # the connection ended before it was authenticated
                 raise Unreachable(f"QUIC dial of {maddr} failed: {failure}") from failure
             raise failure
-        self._connections = {c for c in self._connections if not c.is_closed}
-        self._connections.add(conn)
+        self._connections.add(conn)  # until it closes
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
 
-    # --- diagnostics and shutdown -------------------------------------------------------------
 
-    def endpoints(self) -> list[Endpoint]:
-        listening = [lst.endpoint for lst in self._listeners if lst.endpoint is not None]
-        return listening + list(self._client_endpoints.values())
-
-    def connections(self) -> list[QuicConnection]:
-        accepted = [conn for lst in self._listeners for conn in lst.connections]
-        return accepted + [conn for conn in self._connections if not conn.is_closed]
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for listener in self._listeners:
-            await listener.close()
-        for conn in list(self._connections):
-            await conn.close()
-        endpoints = list(self._client_endpoints.values())
-        self._client_endpoints.clear()
-        for endpoint in endpoints:
-            endpoint.close()
-        if self._own_scope is not None:
-            with trio.move_on_after(1.0):
-                for endpoint in endpoints:
-                    await endpoint.wait_closed()
-            self._own_scope.cancel()
-
-
-class QuicListener(IListener):
+class QuicListener(ListenerBase[QuicConnection], IListener):
     """Serves ALPN ``libp2p`` on one UDP address (shared with WebTransport when the host
     listens there too)."""
 
     alpn = ALPN
 
     def __init__(self, transport: QuicTransport, handler: THandler) -> None:
+        super().__init__(handler)
         self._transport = transport
-        self._handler = handler
         self._shared: shared_endpoint.SharedEndpoint | None = None
         self._nursery: trio.Nursery | None = None
-        self._connections: set[QuicConnection] = set()
-        self._pending = 0
-        self._closed = False
         #: set by the swarm before ``listen`` (py-libp2p convention)
         self.background_nursery: trio.Nursery | None = None
 
@@ -312,10 +203,6 @@ class QuicListener(IListener):
     def endpoint(self) -> Endpoint | None:
         return None if self._shared is None else self._shared.endpoint
 
-    @property
-    def connections(self) -> list[QuicConnection]:
-        return [conn for conn in self._connections if not conn.is_closed]
-
     def get_addrs(self) -> tuple[Multiaddr, ...]:
         if self._shared is None or self._closed:
             return ()
@@ -330,7 +217,7 @@ class QuicListener(IListener):
     def on_connection(self, endpoint_conn: EndpointConnection) -> None:
         """A connection negotiated ``libp2p`` (inside the pump; its events follow at once)."""
         transport = self._transport
-        if self._closed or self._pending >= transport.config.max_pending_handshakes:
+        if self._busy(transport.config.max_pending_handshakes):
             endpoint_conn.engine.close(0x2, "too many handshakes")  # CONNECTION_REFUSED
             endpoint_conn.transmit_soon()
             return
@@ -342,9 +229,9 @@ class QuicListener(IListener):
         )
         self._pending += 1
         assert self._nursery is not None
-        self._nursery.start_soon(self._serve, conn)
+        self._nursery.start_soon(self._accept, conn)
 
-    async def _serve(self, conn: QuicConnection) -> None:
+    async def _accept(self, conn: QuicConnection) -> None:
         try:
             await conn.authenticated.wait()
         finally:
@@ -356,19 +243,13 @@ class QuicListener(IListener):
                 conn.authentication_error,
             )
             return
-        self._connections = {c for c in self._connections if not c.is_closed}
-        self._connections.add(conn)
-        try:
-            await self._handler(conn)
-        finally:
-            self._connections.discard(conn)
+        await self._serve(conn)  # the handler, until the connection closes
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for conn in list(self._connections):
-            await conn.close()
+        await self._close_connections()
         if self._shared is not None:
             self._shared.detach(self)
 

@@ -9,8 +9,9 @@ Register it explicitly (py-libp2p has no transport registry)::
 ``listen_order()`` is below the QUIC transport's, so py-libp2p's QUIC transport (whose address
 check also matches ``/quic-v1/webtransport``) never claims our addresses in the same host.
 
-The transport holds the configuration, the engine choice, the certificates, one shared client
-endpoint per address family and the background nursery; the dial itself (QUIC, certhash pin,
+The transport holds the certificates and the metrics; what it shares with ``QuicTransport``
+(configuration, engine choice, client endpoints, nursery, the open connections, shutdown) is
+``transport_base.TransportBase``. The dial itself (QUIC, certhash pin,
 CONNECT, Noise) is ``handshake.dial_session``. Every failure raises a typed
 :class:`~py_libp2p_webtransport.errors.DialError` within ``connect_timeout`` +
 ``handshake_timeout``.
@@ -19,30 +20,25 @@ CONNECT, Noise) is ``handshake.dial_session``. Every failure raises a typed
 from __future__ import annotations
 
 import logging
-import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.abc import ITransport
 from libp2p.crypto.keys import PrivateKey
 from libp2p.custom_types import THandler
-from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from . import multiaddr as wt_multiaddr
-from . import shared_endpoint
 from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
-from .endpoint import Endpoint, EndpointOptions
-from .engine import DEFAULT_ENGINE, available_engines
+from .endpoint import Endpoint
 from .engine.base import EngineConfig
-from .engine.reset_token import derive_reset_secret
-from .errors import DialError, ListenError, Unreachable, WebTransportError
-from .gating import configured_gate, configured_resource_manager
+from .errors import DialError, ListenError, WebTransportError
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
+from .transport_base import TransportBase, default_engine
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -55,32 +51,17 @@ logger = logging.getLogger(__name__)
 _authority = authority
 
 
-class WebTransportTransport(ITransport):
+class WebTransportTransport(TransportBase[WebTransportConnection], ITransport):
     """libp2p transport over WebTransport (HTTP/3 over QUIC) with certhash-pinned certs."""
 
     provides_native_muxing: bool = True
 
     def __init__(self, private_key: PrivateKey, config: WebTransportConfig | None = None) -> None:
-        self.private_key = private_key
-        self.config = config or WebTransportConfig()
-        self.local_peer = ID.from_pubkey(private_key.get_public_key())
-        self.engine_name = self.config.engine or default_engine()
+        super().__init__(private_key, config)
         self.cert_manager: CertManager = self.config.cert_manager or CertManager(
             private_key, clock=self.config.clock
         )
-        #: The stateless reset secret, from the host key (None: ``config.stateless_reset`` off).
-        self.reset_secret: bytes | None = (
-            derive_reset_secret(private_key.to_bytes()) if self.config.stateless_reset else None
-        )
-        self._nursery: trio.Nursery | None = None
-        self._own_nursery_lock = trio.Lock()
-        self._own_scope: trio.CancelScope | None = None  # our own system task, if we made one
-        self._swarm: Any = None
-        self._client_endpoints: dict[int, Endpoint] = {}
-        self._client_lock = trio.Lock()
         self._listeners: list[WebTransportListener] = []
-        self._connections: set[WebTransportConnection] = set()
-        self._closed = False
         self.metrics: Metrics | None = None
         self._sampling = False  # the metrics' sampler of our connections is running
         if self.config.metrics:
@@ -107,22 +88,6 @@ class WebTransportTransport(ITransport):
         """True for WebTransport addresses (``listen`` rejects one carrying a certhash)."""
         return wt_multiaddr.is_webtransport_multiaddr(maddr)
 
-    def set_background_nursery(self, nursery: trio.Nursery) -> None:
-        """The swarm's nursery: endpoint pumps and connection tasks run there."""
-        self._nursery = nursery
-
-    def set_swarm(self, swarm: Any) -> None:
-        """Keep the swarm to refuse private networks (a PSK cannot wrap a muxed connection)."""
-        self._swarm = swarm
-
-    def connection_gate(self) -> Any:
-        """The connection gater asked before each handshake (``gating.configured_gate``)."""
-        return configured_gate(self.config, self._swarm)
-
-    def resource_manager(self) -> Any:
-        """The resource manager asked before each handshake (``gating``)."""
-        return configured_resource_manager(self.config, self._swarm)
-
     def check_private_network(self, error: type[WebTransportError]) -> None:
         """Raise ``error`` in a private network (a PSK cannot wrap a muxed connection)."""
         if getattr(self._swarm, "psk", None) is not None:
@@ -143,51 +108,6 @@ class WebTransportTransport(ITransport):
             certificate=self.cert_manager.current(),
             stateless_reset_secret=self.reset_secret,
         )
-
-    async def get_nursery(self, preferred: trio.Nursery | None = None) -> trio.Nursery:
-        """A nursery for background tasks: the swarm's, else one of our own (system task)."""
-        if preferred is not None:
-            return preferred
-        if self._nursery is not None:
-            return self._nursery
-        async with self._own_nursery_lock:
-            if self._nursery is None:
-                ready = trio.Event()
-
-                async def own_nursery() -> None:
-                    with trio.CancelScope() as scope:
-                        self._own_scope = scope
-                        async with trio.open_nursery() as nursery:
-                            self._nursery = nursery
-                            ready.set()
-                            await trio.sleep_forever()
-
-                trio.lowlevel.spawn_system_task(own_nursery)
-                await ready.wait()
-        assert self._nursery is not None
-        return self._nursery
-
-    async def _client_endpoint(self, family: int) -> Endpoint:
-        """The host's listening endpoint of ``family`` when it listens (so the peer observes
-        our listen port), else one shared client UDP endpoint per address family."""
-        listening = shared_endpoint.dial_endpoint(self.local_peer, family)
-        if listening is not None:
-            return listening
-        async with self._client_lock:
-            endpoint = self._client_endpoints.get(family)
-            if endpoint is None:
-                host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-                try:
-                    endpoint = await Endpoint.bind(
-                        host, 0, EndpointOptions(engine=self.engine_name)
-                    )
-                except (OSError, ListenError) as error:
-                    raise Unreachable(f"cannot open a UDP socket: {error}") from error
-                nursery = await self.get_nursery()
-                nursery.start_soon(endpoint.run)
-                self._client_endpoints[family] = endpoint
-                self.watch_endpoint(endpoint, nursery)
-            return endpoint
 
     def watch_endpoint(self, endpoint: Endpoint, nursery: trio.Nursery) -> None:
         """Metrics on: export ``endpoint``'s counters, and sample connections in ``nursery``."""
@@ -233,51 +153,6 @@ class WebTransportTransport(ITransport):
                 self.metrics.handshake_failed("outbound", error)
             raise
         conn = session.conn
-        self._connections = {c for c in self._connections if not c.is_closed}
-        self._connections.add(conn)
+        self._connections.add(conn)  # until it closes
         logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
-
-    # --- diagnostics (serve --stats, SIGUSR1) ------------------------------------------------
-
-    def endpoints(self) -> list[Endpoint]:
-        """Every UDP endpoint: the listeners', then the client ones."""
-        listening = [lst.endpoint for lst in self._listeners if lst.endpoint is not None]
-        return listening + list(self._client_endpoints.values())
-
-    def connections(self) -> list[WebTransportConnection]:
-        """The open authenticated connections, accepted then dialed."""
-        accepted = [conn for lst in self._listeners for conn in lst.connections]
-        return accepted + [conn for conn in self._connections if not conn.is_closed]
-
-    # --- shutdown -----------------------------------------------------------------------------
-
-    async def close(self) -> None:
-        """Close listeners, connections and the client endpoints."""
-        if self._closed:
-            return
-        self._closed = True
-        for listener in self._listeners:
-            await listener.close()
-        async with trio.open_nursery() as nursery:
-            for conn in list(self._connections):
-                nursery.start_soon(conn.close)
-        endpoints = list(self._client_endpoints.values())
-        self._client_endpoints.clear()
-        for endpoint in endpoints:
-            endpoint.close()
-        if self._own_scope is not None:
-            # Our own system task (no swarm gave us a nursery) ends with us, once the client
-            # endpoints have sent their close frames; otherwise each transport leaks one task.
-            with trio.move_on_after(1.0):
-                for endpoint in endpoints:
-                    await endpoint.wait_closed()
-            self._own_scope.cancel()
-
-
-def default_engine() -> str:
-    """The package's default engine if installed, else the first installed one."""
-    installed = available_engines()
-    if DEFAULT_ENGINE in installed or not installed:
-        return DEFAULT_ENGINE  # an uninstalled default fails later with a clear EngineError
-    return installed[0]

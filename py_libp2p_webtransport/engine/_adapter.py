@@ -8,6 +8,7 @@ is ``quic_config.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -62,6 +63,18 @@ def install_alpn_hook(
             stock(alpn)
 
     tls.alpn_cb = on_alpn
+
+
+#: The longest a keepalive PING waits past its interval (see ``keepalive_slot``).
+KEEPALIVE_SLOT = 1.0
+
+
+def keepalive_slot(interval: float) -> float:
+    """Keepalive deadlines are rounded up to a multiple of this (a tenth of the interval, at
+    most ``KEEPALIVE_SLOT``), so that the PINGs of many idle connections fall due together and
+    go out in one pump turn and one ``sendmmsg``, and their ACKs come back together: with 5,000
+    idle connections a PING each every 15 s was ~330 separate wakeups a second."""
+    return min(KEEPALIVE_SLOT, interval / 10)
 
 
 class ReadAccount:
@@ -141,6 +154,7 @@ class AdapterBase:
         # Keepalive: a PING when nothing arrived for this long (see EngineConfig).
         interval = config.keepalive_interval
         self._keepalive = None if interval is None else min(interval, config.idle_timeout / 2)
+        self._keepalive_slot = 1.0 if self._keepalive is None else keepalive_slot(self._keepalive)
         self._keepalive_at: float | None = None  # armed by datagrams after the handshake
         self._handshake_done = False
         self._ping_uid = 0
@@ -169,7 +183,7 @@ class AdapterBase:
         self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
         if self._keepalive is not None and self._handshake_done:
-            self._keepalive_at = now + self._keepalive
+            self._arm_keepalive(now)
 
     def receive_datagrams(self, datagrams: Iterable[bytes], addr: Address, now: float) -> None:
         """Feed many UDP payloads from one address (one call per socket wakeup)."""
@@ -179,7 +193,14 @@ class AdapterBase:
             self._quic.receive_datagram(data, addr, now)
         self._note_close_on_receive()
         if self._keepalive is not None and self._handshake_done:
-            self._keepalive_at = now + self._keepalive
+            self._arm_keepalive(now)
+
+    def _arm_keepalive(self, now: float) -> None:
+        """The next PING, ``keepalive`` after ``now`` rounded up to the slot (see
+        ``keepalive_slot``)."""
+        assert self._keepalive is not None
+        slot = self._keepalive_slot
+        self._keepalive_at = math.ceil((now + self._keepalive) / slot) * slot
 
     def handle_timer(self, now: float) -> None:
         """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks, and the

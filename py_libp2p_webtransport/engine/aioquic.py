@@ -35,7 +35,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_der_priv
 from .._errors import EngineError
 from ._adapter import AdapterBase, install_alpn_hook, require_private_api
 from .base import EngineConfig, EngineStats
-from .quic_config import alpn_identities, check_config, quic_configuration
+from .quic_config import (
+    alpn_identities,
+    cached_configurations,
+    cached_identities,
+    check_config,
+    quic_configuration,
+)
 from .reset_token import RESET_REASON, is_stateless_reset, reset_token
 
 
@@ -180,6 +186,7 @@ _PATCHED = (
 )
 
 
+@cached_identities
 def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
     """aioquic takes ``cryptography`` objects for the server's certificate and key."""
     try:
@@ -205,6 +212,7 @@ def _alpn_hook(config: EngineConfig) -> Callable[[Any], None] | None:
     return hook
 
 
+@cached_configurations
 def _configuration(config: EngineConfig) -> QuicConfiguration:
     quic_config: QuicConfiguration = quic_configuration(
         QuicConfiguration, config, load_identity=_load_identity, logger_module=quic_logger

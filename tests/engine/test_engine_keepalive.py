@@ -6,6 +6,7 @@ from __future__ import annotations
 from support.enginepair import EnginePair, ServerCertificate
 
 from py_libp2p_webtransport.engine import ConnectionTerminated, EngineConfig
+from py_libp2p_webtransport.engine._adapter import keepalive_slot
 
 IDLE = 2.0
 
@@ -53,3 +54,33 @@ def test_without_keepalive_the_idle_pair_ends(
     pair = idle_pair(engine_pair, cert, keepalive=None)
     run_idle(pair, 20 * IDLE)
     assert pair.client.of_type(ConnectionTerminated)
+
+
+def test_keepalives_fall_due_on_shared_slots(
+    engine_pair: tuple[str, str], cert: ServerCertificate
+) -> None:
+    """A PING is due one interval after the last datagram received, rounded up to the slot (a
+    tenth of the interval here): connections that went idle a few ms apart ping together."""
+    interval = IDLE / 2
+    slot = keepalive_slot(interval)
+    assert slot == interval / 10
+    dues = []
+    for start in (1000.0, 1000.013, 1000.031):
+        pair = EnginePair(
+            *engine_pair,
+            cert,
+            client_config=EngineConfig(
+                is_client=True, idle_timeout=IDLE, keepalive_interval=interval
+            ),
+            server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=None),
+        )
+        pair.now = start
+        pair.handshake()
+        pair.settle(horizon=slot)  # handshake ACKs are done; only the keepalive is left
+        quiet_since = pair.now
+        due = pair.client.engine.get_timer()
+        assert due is not None
+        assert quiet_since - 0.05 + interval <= due <= quiet_since + interval + slot
+        assert abs(due / slot - round(due / slot)) < 1e-6  # on a slot boundary
+        dues.append(due)
+    assert dues[0] == dues[1] == dues[2]

@@ -49,3 +49,37 @@ def test_server_identity_is_loaded_by_the_library(engine: str, cert: ServerCerti
     )
     with pytest.raises(EngineError, match="unusable server certificate or key"):
         build(engine, broken_pem)
+
+
+def test_configurations_and_identities_are_built_once_per_config(
+    engine: str, cert: ServerCertificate, tmp_path: Any
+) -> None:
+    """Every connection of a listener has the same EngineConfig: the library's configuration
+    and the loaded identity are reused, a new certificate (a rotation) gets its own, and a
+    qlog configuration (whose writer is its own) is built afresh."""
+    from support.enginepair import make_certificate
+
+    module = importlib.import_module(ADAPTER_MODULES[engine])
+    server = EngineConfig(
+        is_client=False, certificate_der=cert.certificate_der, private_key_der=cert.private_key_der
+    )
+    first = build(engine, server)
+    assert build(engine, server) is first
+    # An equal config made separately (as each accept makes one) shares it too.
+    assert build(engine, EngineConfig(**vars(server))) is first
+    assert module._load_identity(cert.certificate_der, cert.private_key_der) == (
+        first.certificate,
+        first.private_key,
+    )
+    rotated = make_certificate()
+    other = build(
+        engine,
+        EngineConfig(
+            is_client=False,
+            certificate_der=rotated.certificate_der,
+            private_key_der=rotated.private_key_der,
+        ),
+    )
+    assert other is not first and other.certificate is not first.certificate
+    qlog = EngineConfig(**{**vars(server), "qlog_dir": str(tmp_path)})
+    assert build(engine, qlog) is not build(engine, qlog)

@@ -8,6 +8,7 @@ works, and that each of its two halves is necessary.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 
@@ -32,6 +33,8 @@ def chromium_like_client(dcid_length: int = 8):  # type: ignore[no-untyped-def]
     def make(config: EngineConfig) -> QuicEngine:
         engine = create_engine("aioquic", config)
         quic = engine._quic  # type: ignore[attr-defined]
+        # A copy: configurations are shared by every engine made from the same EngineConfig.
+        quic._configuration = copy.copy(quic._configuration)
         quic._configuration.connection_id_length = 0
         quic._host_cids[0].cid = quic.host_cid = b""
         quic._local_initial_source_connection_id = b""

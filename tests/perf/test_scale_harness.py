@@ -18,7 +18,7 @@ SCALE = ROOT / "benchmarks" / "scale.py"
 @pytest.mark.slow
 def test_a_small_run_holds_every_connection_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    cases = "ours-qh3,ours-aioquic-transport,libp2p-tcp"
+    cases = "ours-qh3,ours-aioquic-transport,ours-qh3-quic,ours-aioquic-quic-transport,libp2p-tcp"
     args = ["--conns", "30", "--burst", "10", "--idle-seconds", "1", "--pings", "20"]
     done = subprocess.run(
         [sys.executable, str(SCALE), *args, "--cases", cases, "--json", str(out)],
@@ -50,7 +50,7 @@ def test_a_small_run_holds_every_connection_and_reports_every_figure(tmp_path: P
         for line in done.stdout.splitlines()
         if line.startswith("| ours") or line.startswith("| libp2p")
     ]
-    assert len(rows) == 3
+    assert len(rows) == 5
 
 
 def test_unknown_case_is_an_argument_error() -> None:

@@ -20,14 +20,14 @@ def server_connections(host: IHost) -> list[WebTransportConnection]:
     transport = transport_of(host)
     conns: list[WebTransportConnection] = []
     for listener in transport._listeners:
-        conns.extend(c for c in listener._connections if not c.is_closed)
+        conns.extend(listener.connections)
     return conns
 
 
 def all_connections(host: IHost) -> list[WebTransportConnection]:
     """Every live connection of ``host``'s transport (dialed and accepted)."""
     transport = transport_of(host)
-    found = {c for c in transport._connections if not c.is_closed}
+    found = set(transport._connections.snapshot())
     found.update(server_connections(host))
     return list(found)
 

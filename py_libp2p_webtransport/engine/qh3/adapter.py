@@ -54,7 +54,13 @@ from qh3.tls import load_pem_private_key
 from ..._errors import EngineError, StreamLimitReached
 from .._adapter import AdapterBase, ReadAccount, install_alpn_hook, require_private_api
 from ..base import Address, ConnectionTerminated, EngineConfig, EngineStats
-from ..quic_config import alpn_identities, check_config, quic_configuration
+from ..quic_config import (
+    alpn_identities,
+    cached_configurations,
+    cached_identities,
+    check_config,
+    quic_configuration,
+)
 from ..reset_token import RESET_REASON, is_stateless_reset
 from . import client_auth
 from .connection import PATCHED, Qh3Connection
@@ -70,6 +76,7 @@ _NEXT_STREAM_IDS = (
 )
 
 
+@cached_identities
 def _load_identity(certificate_der: bytes, key_der: bytes) -> tuple[Any, Any]:
     """qh3 takes its own native certificate and key objects (the key through PEM)."""
     try:
@@ -98,6 +105,7 @@ def _alpn_hook(config: EngineConfig) -> Callable[[Any], None] | None:
     return hook
 
 
+@cached_configurations
 def _configuration(config: EngineConfig) -> QuicConfiguration:
     quic_config: QuicConfiguration = quic_configuration(
         QuicConfiguration, config, load_identity=_load_identity, logger_module=quic_logger
@@ -158,7 +166,7 @@ class Qh3Engine(AdapterBase):
             self._note_peer_reset(batch)
         self._note_close_on_receive()
         if self._keepalive is not None and self._handshake_done:
-            self._keepalive_at = now + self._keepalive
+            self._arm_keepalive(now)
 
     def _note_peer_reset(self, batch: list[bytes]) -> None:
         """qh3's core recognises a stateless reset itself but reports it as a plain close (code
