@@ -8,7 +8,8 @@ changes two things:
 
 - the node itself is listed with the host's current addresses (``host.get_addrs()``:
   certhashes included, so they follow certificate rotation), without the ``/p2p/`` suffix, as
-  go-libp2p sends them;
+  go-libp2p sends them; as a closer peer and as a provider of what it provides (py-libp2p's
+  provider record keeps the addresses of the moment it was made);
 - the end of a request stream is an end: py-libp2p's handler expects ``read`` to return ``b""``
   when the asker closes, but streams (ours, as py-libp2p's muxers) raise ``StreamEOF``, so it
   logged a warning and reset the stream after every request a browser made.
@@ -77,9 +78,13 @@ class DHT(KadDHT):
         exclude_peer_id: ID | None = None,
     ) -> None:
         super()._add_closer_peers_to_response(response, closest_peers, exclude_peer_id)
+        # Every answer passes here last (GET_PROVIDERS fills its providers before): the node
+        # itself, as a closer peer or as a provider, gets the host's addresses of now. The
+        # peerstore has none for us, and a provider record keeps the addresses of the moment
+        # ``provide`` ran (stale certhashes after a rotation).
         mine = self.local_peer_id.to_bytes()
-        for peer in response.closerPeers:
-            if peer.id == mine:  # the peerstore has nothing (or something stale) for us
+        for peer in (*response.closerPeers, *response.providerPeers):
+            if peer.id == mine:
                 del peer.addrs[:]
                 peer.addrs.extend(addr.to_bytes() for addr in own_addrs(self.host))
 

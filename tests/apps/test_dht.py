@@ -185,6 +185,42 @@ async def test_the_node_lists_itself_with_the_certhashes_of_now(engine: str) -> 
     assert list(parse_webtransport_multiaddr(addr).certhashes) == after
 
 
+async def test_the_node_provides_with_the_certhashes_of_now(engine: str) -> None:
+    """A provides a CID, then its certificates rotate: GET_PROVIDERS lists A with the new pair
+    (py-libp2p's provider record holds the addresses of the moment A provided)."""
+
+    class Clock:
+        now = time.time()
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    root = import_file(b"provided before a rotation", BlockStore())
+    async with (
+        packaged_host(engine, clock=clock, listen=(LISTEN_V4,)) as a,
+        packaged_host(engine, listen=(LISTEN_V4,)) as client,
+        running_dht(a) as dht_a,
+    ):
+        await dht_a.provide_cid(root.cid)
+        await client.connect(peer_info(a))
+        manager = transport_of(a).cert_manager
+        before = manager.advertised_certhashes()
+        clock.now = manager.next_rotation + 1
+        after = manager.advertised_certhashes()
+        assert after != before
+        message = Message()
+        message.type = Message.MessageType.GET_PROVIDERS
+        message.key = root.cid.multihash
+        answer = await ask(client, a.get_id(), message)
+        addrs_now = own_addrs(a)
+    providers = {ID(p.id): [Multiaddr(x) for x in p.addrs] for p in answer.providerPeers}
+    assert list(providers) == [a.get_id()]
+    assert providers[a.get_id()] == addrs_now
+    (addr,) = [x for x in providers[a.get_id()] if "/webtransport" in str(x)]
+    assert list(parse_webtransport_multiaddr(addr).certhashes) == after
+
+
 async def test_find_node_for_a_peer_the_node_knows_gives_its_address(engine: str) -> None:
     async with (
         two_nodes(engine) as (a, b, _),
