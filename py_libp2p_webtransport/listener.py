@@ -32,12 +32,11 @@ from .config import WebTransportConfig
 from .conn import WebTransportConnection, transport_multiaddr
 from .constants import H3ErrorCode
 from .endpoint import Endpoint, EndpointConnection, EndpointOptions
-from .endpoint.admission import AddressVerdict
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
-from .gating import PreHandshakeAdmission, Reservation
+from .gating import Reservation
 from .handshake import HANDSHAKE_STREAM_LINGER, accept_session
-from .transport_base import ListenerBase
+from .transport_base import ListenerBase, pre_handshake_admission
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -87,10 +86,9 @@ def endpoint_options(
     engine: str,
     *,
     stateless_reset_secret: bytes | None = None,
-    address_verdict: AddressVerdict | None = None,
 ) -> EndpointOptions:
-    """The options of a listening endpoint (admission, Retry, stateless resets); the server
-    configuration is set by ``shared_endpoint`` from every ALPN it serves."""
+    """The options of a listening endpoint (Retry, stateless resets); the server configuration
+    and the admission verdict are set by ``shared_endpoint`` for every ALPN it serves."""
     return EndpointOptions(
         engine=engine,
         server_config=EngineConfig(is_client=False),
@@ -98,7 +96,6 @@ def endpoint_options(
         retry=config.retry,
         retry_threshold=config.retry_threshold,
         stateless_reset_secret=stateless_reset_secret,
-        address_verdict=address_verdict,
     )
 
 
@@ -115,7 +112,6 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._addrs_cache: tuple[tuple[Any, tuple[bytes, ...]], tuple[Multiaddr, ...]] | None = None
-        self._admission: PreHandshakeAdmission | None = None  # gater and resource manager
         #: set by the swarm before ``listen`` (py-libp2p convention); used for handler tasks
         self.background_nursery: trio.Nursery | None = None
 
@@ -128,14 +124,6 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
         self._transport.check_private_network(ListenError)
         host, port = self._parse_listen_addr(maddr)
         config = self._transport.engine_config(is_client=False)
-        window = self._transport.config.max_data
-        if self._transport.engine_name == "qh3":
-            window = config.recv_budget  # what qh3 holds unread at most (aioquic: the window)
-        self._admission = PreHandshakeAdmission(
-            self._transport.connection_gate,
-            self._transport.resource_manager,
-            window if self._transport.config.reserve_window_memory else 0,
-        )
         nursery = await self._transport.get_nursery(self.background_nursery)
         try:
             # One socket per address for the whole host: a QuicListener on the same address
@@ -150,9 +138,9 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
                     self._transport.engine_name,
                     # Both apply to every ALPN of the socket when this listener binds it.
                     stateless_reset_secret=config.stateless_reset_secret,
-                    address_verdict=self._admission.verdict,
                 ),
                 nursery,
+                pre_handshake_admission(self._transport),
             )
         except OSError as error:
             raise ListenError(f"cannot bind {host}:{port}: {error}") from error
@@ -259,9 +247,7 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
     def on_connection(self, endpoint_conn: EndpointConnection) -> None:
         """A QUIC connection negotiated ``h3`` (called synchronously by the endpoint pump)."""
         transport = self._transport
-        reservation = None
-        if self._admission is not None:
-            reservation = self._admission.claim(endpoint_conn.remote_address)
+        reservation = self._claim(self._shared, endpoint_conn)
         if self._busy(transport.config.max_pending_handshakes):
             if reservation is not None:
                 reservation.release()
@@ -302,16 +288,9 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
             return
         finally:
             self._pending -= 1
-            if reservation is not None:
-                # The swarm's add_conn takes a slot of its own, with the peer id.
-                reservation.release_connection()
-                if session is None or conn.is_closed:
-                    reservation.release_memory()
+            self._settle(reservation, conn, accepted=session is not None)
         if session is None or conn.is_closed:
             return
-        if reservation is not None and reservation.memory:
-            # The connection's receive memory goes back to the resource manager when it ends.
-            conn.on_close(reservation.release_memory)
         await self._serve(conn)  # the handler, until the connection closes
 
     def __repr__(self) -> str:

@@ -33,13 +33,13 @@ from .errors import (
     ListenError,
     Unreachable,
 )
-from .gating import PreHandshakeAdmission
+from .gating import Reservation
 from .handshake import resolve
 from .libp2p_tls import ALPN, make_certificate
 from .listener import _concrete_addresses, endpoint_options
 from .multiaddr import is_quic_multiaddr, parse_quic_multiaddr
 from .quic_conn import BAD_CERTIFICATE, QuicConnection, quic_multiaddr
-from .transport_base import ListenerBase, TransportBase
+from .transport_base import ListenerBase, TransportBase, pre_handshake_admission
 
 __all__ = ["BAD_CERTIFICATE", "QuicListener", "QuicTransport"]
 
@@ -189,11 +189,9 @@ class QuicListener(ListenerBase[QuicConnection], IListener):
                     # The same as the WebTransport listener's: the socket's Initials are
                     # admitted (and its strays reset) alike whichever listener binds it.
                     stateless_reset_secret=self._transport.reset_secret,
-                    address_verdict=PreHandshakeAdmission(
-                        self._transport.connection_gate, self._transport.resource_manager
-                    ).verdict,
                 ),
                 nursery,
+                pre_handshake_admission(self._transport),
             )
         except OSError as error:
             raise ListenError(f"cannot bind {addr.host}:{addr.port}: {error}") from error
@@ -217,7 +215,10 @@ class QuicListener(ListenerBase[QuicConnection], IListener):
     def on_connection(self, endpoint_conn: EndpointConnection) -> None:
         """A connection negotiated ``libp2p`` (inside the pump; its events follow at once)."""
         transport = self._transport
+        reservation = self._claim(self._shared, endpoint_conn)
         if self._busy(transport.config.max_pending_handshakes):
+            if reservation is not None:
+                reservation.release()
             endpoint_conn.engine.close(0x2, "too many handshakes")  # CONNECTION_REFUSED
             endpoint_conn.transmit_soon()
             return
@@ -229,13 +230,14 @@ class QuicListener(ListenerBase[QuicConnection], IListener):
         )
         self._pending += 1
         assert self._nursery is not None
-        self._nursery.start_soon(self._accept, conn)
+        self._nursery.start_soon(self._accept, conn, reservation)
 
-    async def _accept(self, conn: QuicConnection) -> None:
+    async def _accept(self, conn: QuicConnection, reservation: Reservation | None) -> None:
         try:
             await conn.authenticated.wait()
         finally:
             self._pending -= 1
+            self._settle(reservation, conn, accepted=conn.authentication_error is None)
         if conn.authentication_error is not None or conn.is_closed:
             logger.info(
                 "QUIC handshake from %s refused: %s",

@@ -29,6 +29,7 @@ from libp2p.peer.id import ID
 from .endpoint import Endpoint, EndpointConnection, EndpointOptions
 from .engine.base import ConnectionTerminated, EngineConfig, HandshakeCompleted
 from .errors import ListenError
+from .gating import PreHandshakeAdmission, Reservation
 
 __all__ = ["AlpnService", "SharedEndpoint", "attach", "dial_endpoint", "shared_endpoints"]
 
@@ -62,6 +63,13 @@ class SharedEndpoint:
         self.endpoint = endpoint
         self.requested_port = requested_port
         self.services: dict[str, AlpnService] = {}
+        #: The admission whose verdict the socket asks (the binding listener's): every
+        #: listener of the socket claims its connections' reservations here.
+        self.admission: PreHandshakeAdmission | None = None
+
+    def claim(self, addr: Any) -> Reservation | None:
+        """The admission's reservation for the connection from ``addr`` (None if none)."""
+        return None if self.admission is None else self.admission.claim(addr)
 
     def refresh(self) -> None:
         """Rebuild the server configuration (after an attach, a detach or a rotation)."""
@@ -148,14 +156,16 @@ async def attach(
     service: AlpnService,
     options: EndpointOptions,
     nursery: trio.Nursery,
+    admission: PreHandshakeAdmission | None = None,
 ) -> SharedEndpoint:
     """The host's endpoint for ``host:port`` with ``service`` attached; binds (and starts the
-    pump in ``nursery``) when no listener of this host is there yet. Port 0: the host's
-    endpoint on ``host`` port 0 that does not serve this ALPN yet, if any."""
+    pump in ``nursery``) when no listener of this host is there yet, with ``options`` and
+    ``admission``'s verdict. Port 0: the host's endpoint on ``host`` port 0 that does not serve
+    this ALPN yet, if any."""
     # A host listens on its addresses concurrently: one attach at a time, so the second
     # listener of an address finds the first one's endpoint.
     async with _ATTACH_LOCK:
-        return await _attach(peer.to_base58(), host, port, service, options, nursery)
+        return await _attach(peer.to_base58(), host, port, service, options, nursery, admission)
 
 
 async def _attach(
@@ -165,6 +175,7 @@ async def _attach(
     service: AlpnService,
     options: EndpointOptions,
     nursery: trio.Nursery,
+    admission: PreHandshakeAdmission | None,
 ) -> SharedEndpoint:
     shared: SharedEndpoint | None = None
     if port == 0:
@@ -182,10 +193,13 @@ async def _attach(
         raise ListenError(f"{host}:{port} already serves ALPN {service.alpn!r} for this host")
     if shared is None:
         made: list[SharedEndpoint] = []
+        if admission is not None:
+            options = replace(options, address_verdict=admission.verdict)
         endpoint = await Endpoint.bind(
             host, port, options, on_connection=lambda conn: made[0].on_connection(conn)
         )
         shared = SharedEndpoint((peer_key, host, int(endpoint.local_address[1])), endpoint, port)
+        shared.admission = admission
         made.append(shared)
         _REGISTRY[shared.key] = shared
         nursery.start_soon(_run, shared)

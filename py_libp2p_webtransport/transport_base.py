@@ -27,7 +27,12 @@ from .endpoint import Endpoint, EndpointOptions
 from .engine import DEFAULT_ENGINE, available_engines
 from .engine.reset_token import derive_reset_secret
 from .errors import ListenError, Unreachable
-from .gating import configured_gate, configured_resource_manager
+from .gating import (
+    PreHandshakeAdmission,
+    Reservation,
+    configured_gate,
+    configured_resource_manager,
+)
 
 __all__ = [
     "ClosableConnection",
@@ -238,6 +243,25 @@ class ListenerBase(Generic[C]):
         """The authenticated connections of this listener that are still open."""
         return self._connections.snapshot()
 
+    @staticmethod
+    def _claim(shared: Any, endpoint_conn: Any) -> Reservation | None:
+        """The reservation the socket's admission made for this new connection: whichever
+        listener bound the socket decided, every listener of it claims (None: no admission)."""
+        return None if shared is None else shared.claim(endpoint_conn.remote_address)
+
+    @staticmethod
+    def _settle(reservation: Reservation | None, conn: Any, *, accepted: bool) -> None:
+        """The handshake ended: its connection slot goes back (the swarm's ``add_conn`` takes
+        one of its own, with the peer id); the receive memory stays with an accepted connection
+        until it closes."""
+        if reservation is None:
+            return
+        reservation.release_connection()
+        if accepted:
+            conn.on_close(reservation.release_memory)  # at once if it already closed
+        else:
+            reservation.release_memory()
+
     def _busy(self, max_pending: int) -> bool:
         """True when a new connection must be refused (closed, or too many handshakes)."""
         return self._closed or self._pending >= max_pending
@@ -258,6 +282,18 @@ class ListenerBase(Generic[C]):
 
     async def _close_connections(self) -> None:
         await self._connections.close_all()
+
+
+def pre_handshake_admission(transport: Any) -> PreHandshakeAdmission:
+    """The admission a listener of ``transport`` gives the socket it binds: the gater and the
+    resource manager, and the receive window's memory when ``reserve_window_memory`` is on."""
+    window = 0
+    if transport.config.reserve_window_memory:
+        window = transport.config.max_data
+        if transport.engine_name == "qh3":
+            # what qh3 holds unread at most (aioquic: the window)
+            window = transport.engine_config(is_client=False).recv_budget
+    return PreHandshakeAdmission(transport.connection_gate, transport.resource_manager, window)
 
 
 def default_engine() -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 from libp2p.network.config import ConnectionConfig
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.rcmgr import ResourceLimits, new_resource_manager
 from support.endpoint_helpers import wait_until
 from support.wt_helpers import LISTEN_V4, packaged_host, peer_info, transport_of, wt_host
@@ -189,3 +190,29 @@ async def test_a_client_over_the_half_open_bound_is_refused_not_left_to_time_out
             assert stats.dropped_half_open >= 1 and stats.refusals_sent >= 1
             assert stats.connections_accepted == 1  # no state for the refused client
             sock.close()
+
+
+@pytest.mark.parametrize("client_kind", ["webtransport", "quic"])
+async def test_every_alpn_takes_its_reservation_whichever_listener_bound_the_socket(
+    engine: str, client_kind: str
+) -> None:
+    """One socket, both ALPNs, one connection slot: a client of either kind takes the slot its
+    admission reserved (released at the hand-over, where the swarm takes its own). The host
+    listens on both addresses concurrently, so either listener may bind the socket; only the
+    one that bound it claimed reservations, so the other's connections left theirs holding a
+    second slot until the next Initial, and the swarm refused them."""
+    manager = rcmgr(max_connections=1)
+    listen = (LISTEN_V4, "/ip4/127.0.0.1/udp/0/quic-v1")
+    with trio.fail_after(60):
+        async with packaged_host(engine, listen=listen, resource_manager=manager) as server:
+            (addr,) = [
+                a
+                for a in server.get_addrs()
+                if ("/webtransport" in str(a)) == (client_kind == "webtransport")
+            ]
+            for _ in range(2):  # the slot comes back once the first client is gone
+                async with packaged_host(engine, listen=()) as client:
+                    await client.connect(PeerInfo(server.get_id(), [addr]))
+                    await wait_until(lambda: len(server.get_connected_peers()) == 1, "accepted")
+                    assert manager.get_stats()["connections"] == 1  # the swarm's, not ours too
+                await wait_until(lambda: manager.get_stats()["connections"] == 0, "released", 10)
