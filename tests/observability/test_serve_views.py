@@ -66,14 +66,18 @@ async def test_serve_metrics_stats_and_sigusr1(engine: str) -> None:
                 await stream.close_write()
                 assert await read_to_end(stream) == payload
                 # The live line sees the connection, then SIGUSR1 dumps it.
-                await err.until(r"^conns in=1 out=0 streams=\d+ \| in [\d.]+ MB/s out [\d.]+ MB/s")
+                await err.until(
+                    r"^conns in=1 out=0 webtransport=1 quic=0 streams=\d+ \| "
+                    r"in [\d.]+ MB/s out [\d.]+ MB/s"
+                )
                 proc.send_signal(signal.SIGUSR1)
                 dump = await err.until(r"<WebTransportConnection server peer=(\S+) remote=")
                 assert dump.group(1) == str(client.get_id())
                 assert "rtt=" in await err.next()  # the QUIC figures under it
                 samples = await scrape(url)
-            assert value(samples, f"{P}_connections_opened_total", direction="inbound") == 1
-            assert value(samples, f"{P}_connections_open", direction="inbound") == 1
+            wt = {"transport": "webtransport", "direction": "inbound"}
+            assert value(samples, f"{P}_connections_opened_total", **wt) == 1
+            assert value(samples, f"{P}_connections_open", **wt) == 1
             assert value(samples, f"{P}_udp_received_bytes_total") >= len(payload)
             assert value(samples, f"{P}_udp_sent_bytes_total") >= len(payload)
             # prometheus_client's default registry (its GC collector is there): py-libp2p's.
