@@ -208,3 +208,30 @@ def _sent(endpoint: weakref.ref[Endpoint]) -> int:
     live = endpoint()
     assert live is not None
     return live.stats.bytes_sent
+
+
+async def test_the_sampler_runs_for_quic_dials_from_a_shared_socket(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose QUIC transport only dials, from the socket its WebTransport listener bound,
+    still samples its QUIC connections (the server's metrics are off: the samples are the
+    dialer's)."""
+    monkeypatch.setattr(metrics_module, "SAMPLE_INTERVAL", 0.05)
+    quic = {"transport": "quic"}
+
+    def rtt_samples() -> float:
+        return REGISTRY.get_sample_value(f"{P}_rtt_seconds_count", quic) or 0.0
+
+    with trio.fail_after(30):
+        async with (
+            quic_host(engine) as server,
+            quic_host(engine, (WT_V4,), webtransport=True, metrics=True) as client,
+        ):
+            assert quic_of(client).endpoints() == []  # no QUIC listener, no client socket
+            start = rtt_samples()
+            await client.connect(PeerInfo(server.get_id(), quic_addrs(server)))
+            (conn,) = quic_of(client).connections()
+            while rtt_samples() < start + 2:  # one connection, two samples
+                await trio.sleep(0.05)
+            assert not conn.is_closed
+            assert quic_of(client).endpoints() == []  # it dialed from the shared socket
