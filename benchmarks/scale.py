@@ -293,10 +293,11 @@ class Server:
                 continue
             name, value = line.rsplit(" ", 1)
             phase = name.split('phase="', 1)[1].split('"', 1)[0]
+            # One series per transport label (webtransport, quic): their sum is the mean's.
             if name.split("{", 1)[0].endswith("_sum"):
-                sums[phase] = float(value)
+                sums[phase] = sums.get(phase, 0.0) + float(value)
             elif name.split("{", 1)[0].endswith("_count"):
-                counts[phase] = float(value)
+                counts[phase] = counts.get(phase, 0.0) + float(value)
         return {p: sums[p] / counts[p] * 1e3 for p in sums if counts.get(p)}
 
     def stop(self) -> None:

@@ -49,6 +49,7 @@ class WebTransportConnection(MuxedConnection):
     """A libp2p connection over one WebTransport session (both roles)."""
 
     PROTOCOL = "WebTransport"
+    TRANSPORT_LABEL = "webtransport"
     STREAM_OVER_ERRORS = (LocalProtocolError,)
 
     def __init__(
@@ -66,19 +67,15 @@ class WebTransportConnection(MuxedConnection):
             endpoint_conn.engine, is_client=is_initiator, config=config.session_config()
         )
         self.session_id: int | None = None
-        if config.metrics:
-            from .metrics import Metrics  # loaded only when asked for
-
-            self._metrics = Metrics.get()
 
         # Progress of the handshake, waited on by the transport (client) or listener (server).
         self.quic_connected = trio.Event()
         self.session_ready = trio.Event()  # established, rejected or failed
         self.session_rejected: SessionRejected | None = None
-        # trio times of each step after the start (handshake_phases): QUIC, CONNECT, Noise done.
+        # trio times of each step after the start (handshake_phases): QUIC, CONNECT, Noise done
+        # (``_established_at``: usable by the swarm).
         self._quic_at: float | None = None
         self._session_at: float | None = None
-        self._established_at: float | None = None  # Noise done: usable by the swarm
 
         self._h3.initialize(trio.current_time())
         endpoint_conn.transmit_soon()
@@ -150,7 +147,7 @@ class WebTransportConnection(MuxedConnection):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
                     if self._metrics is not None:
-                        self._metrics.stream_reset(local=False)
+                        self._metrics.stream_reset(self.TRANSPORT_LABEL, local=False)
                     stream.on_reset(event.error_code)
             elif isinstance(event, sev.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
@@ -213,14 +210,11 @@ class WebTransportConnection(MuxedConnection):
             self._h3.close_connection(H3ErrorCode.H3_NO_ERROR, "session closed")
 
     def _connection_lost(self, reason: str, kind: str = "lost") -> None:
-        """The connection ended; ``kind`` (local, remote, lost) is the metrics' reason label."""
-        metrics = self._metrics
-        if self._close_reason is None and metrics is not None and self._established_at is not None:
-            metrics.connection_closed(self, kind)
-            metrics.streams_closed(len(self._streams))
+        """The connection ended; ``kind`` (local, remote: the peer closed the session, lost) is
+        the metrics' reason label."""
         self.session_ready.set()
         self.quic_connected.set()
-        super()._connection_lost(reason)
+        super()._connection_lost(reason, kind)
 
     # --- the session carries the streams (MuxedConnection's stream host calls) -----------------
 
@@ -255,11 +249,7 @@ class WebTransportConnection(MuxedConnection):
         """Called by the transport/listener when the Noise handshake authenticated ``peer_id``."""
         self.peer_id = peer_id
         self.remote_public_key = public_key
-        self._established = not self._closed
-        if self._established:
-            self._established_at = trio.current_time()
-            if self._metrics is not None:
-                self._metrics.connection_established(self)
+        self._set_established()
 
     def handshake_phases(self) -> dict[str, float]:
         """Seconds each step of the handshake took: ``quic``, ``connect``, ``noise`` (the
@@ -283,10 +273,8 @@ class WebTransportConnection(MuxedConnection):
             stream_id = self._h3.open_stream(self.session_id, bidirectional=True)
         except LocalProtocolError as error:
             raise MuxedConnUnavailable(f"cannot open a stream: {error}") from error
-        stream = self._add_stream(stream_id, is_initiator=True)
+        stream = self._opened_stream(stream_id)
         self._ep_conn.transmit_soon()
-        if self._metrics is not None:
-            self._metrics.stream_opened(initiator=True)
         return stream
 
     async def close(self) -> None:

@@ -284,7 +284,7 @@ class WebTransportListener(ListenerBase[WebTransportConnection], IListener):
                 "WebTransport handshake from %s failed: %s", conn.get_remote_address(), error
             )
             if transport.metrics is not None:
-                transport.metrics.handshake_failed("inbound", error)
+                transport.metrics.handshake_failed("webtransport", "inbound", error)
             return
         finally:
             self._pending -= 1

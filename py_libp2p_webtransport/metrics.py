@@ -11,11 +11,16 @@ Two kinds of figures:
 * events the glue sees once per connection or stream (opened, established, closed, reset, a
   failed handshake, a certificate rotation) update ordinary counters and histograms.
 
+Every figure about a connection or a stream carries a ``transport`` label: ``webtransport``
+(``/quic-v1/webtransport``, ``conn.py``) or ``quic`` (``/quic-v1``, ``quic_conn.py``). Figures of
+the UDP sockets (``EndpointStats``) have none: one socket serves both.
+
 Per-connection QUIC figures (RTT, congestion window, losses, paused reception) belong to the
 engines, which only the trio thread may touch; the scrape runs in the HTTP server's thread. So
 ``sample()`` (run every ``SAMPLE_INTERVAL`` seconds by each transport, in trio) copies them into
 plain numbers the collector reads, and RTT and window go into histograms, never one series per
-connection. Labels are bounded: direction, phase, reason, side; never a peer id or address.
+connection. Labels are bounded: transport, direction, phase, reason, side; never a peer id or
+address.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -35,8 +40,8 @@ from .endpoint.connection import EndpointStats
 
 if TYPE_CHECKING:
     from .certs import CertManager
-    from .conn import WebTransportConnection
     from .endpoint import Endpoint
+    from .muxed_conn import MuxedConnection
 
 PREFIX = "py_libp2p_webtransport"
 #: Seconds between two samples of the live connections' QUIC figures.
@@ -45,6 +50,8 @@ SAMPLE_INTERVAL = 5.0
 _HANDSHAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RTT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _CWND_BUCKETS = tuple(float(1452 * 2**k) for k in range(1, 14))  # 2 packets .. 8192 packets
+#: The ``transport`` label's values (``MuxedConnection.TRANSPORT_LABEL``).
+TRANSPORTS = ("webtransport", "quic")
 
 # EndpointStats field -> (metric suffix, help); the dropped_* fields become one metric by reason.
 _ENDPOINT_COUNTERS = {
@@ -88,41 +95,49 @@ class Metrics:
     def __init__(self, registry: Any = REGISTRY) -> None:
         p = PREFIX
         self.connections_opened = Counter(
-            f"{p}_connections_opened", "Authenticated connections", ["direction"], registry=registry
+            f"{p}_connections_opened",
+            "Authenticated connections",
+            ["transport", "direction"],
+            registry=registry,
         )
         self.connections_closed = Counter(
             f"{p}_connections_closed",
             "Authenticated connections that ended, by reason (local, remote, lost)",
-            ["direction", "reason"],
+            ["transport", "direction", "reason"],
             registry=registry,
         )
         self.connections_open = Gauge(
             f"{p}_connections_open",
             "Authenticated connections open",
-            ["direction"],
+            ["transport", "direction"],
             registry=registry,
         )
         self.handshake_seconds = Histogram(
             f"{p}_handshake_duration_seconds",
             "Handshake time per phase: quic (TLS), connect (HTTP/3 CONNECT), noise",
-            ["direction", "phase"],
+            ["transport", "direction", "phase"],
             buckets=_HANDSHAKE_BUCKETS,
             registry=registry,
         )
         self.handshake_failures = Counter(
             f"{p}_handshake_failures",
             "Failed handshakes by error type (DialTimeout, CerthashMismatch, ...)",
-            ["direction", "reason"],
+            ["transport", "direction", "reason"],
             registry=registry,
         )
         self.streams_opened = Counter(
-            f"{p}_streams_opened", "Streams opened", ["direction"], registry=registry
+            f"{p}_streams_opened",
+            "Streams opened",
+            ["transport", "direction"],
+            registry=registry,
         )
-        self.streams_open = Gauge(f"{p}_streams_open", "Streams open", registry=registry)
+        self.streams_open = Gauge(
+            f"{p}_streams_open", "Streams open", ["transport"], registry=registry
+        )
         self.streams_reset = Counter(
             f"{p}_streams_reset",
             "Streams reset, by the side that reset",
-            ["side"],
+            ["transport", "side"],
             registry=registry,
         )
         self.certificate_rotations = Counter(
@@ -133,37 +148,49 @@ class Metrics:
         self.rtt_seconds = Histogram(
             f"{p}_rtt_seconds",
             f"Smoothed RTT of the open connections, sampled every {SAMPLE_INTERVAL:g} s",
+            ["transport"],
             buckets=_RTT_BUCKETS,
             registry=registry,
         )
         self.cwnd_bytes = Histogram(
             f"{p}_congestion_window_bytes",
             f"Congestion window of the open connections, sampled every {SAMPLE_INTERVAL:g} s",
+            ["transport"],
             buckets=_CWND_BUCKETS,
             registry=registry,
         )
-        # Label children bound once: the per-stream calls below are one method call each.
-        self._streams_in = self.streams_opened.labels("inbound")
-        self._streams_out = self.streams_opened.labels("outbound")
-        self._resets_local = self.streams_reset.labels("local")
-        self._resets_remote = self.streams_reset.labels("remote")
+        # Label children bound once: the per-stream calls below are a lookup and a call.
+        self._streams_opened = {
+            (t, initiator): self.streams_opened.labels(t, "outbound" if initiator else "inbound")
+            for t in TRANSPORTS
+            for initiator in (True, False)
+        }
+        self._streams_open = {t: self.streams_open.labels(t) for t in TRANSPORTS}
+        self._resets = {
+            (t, local): self.streams_reset.labels(t, "local" if local else "remote")
+            for t in TRANSPORTS
+            for local in (True, False)
+        }
         self._lock = threading.Lock()  # registrations (trio thread) vs scrapes (HTTP thread)
         self._endpoints: weakref.WeakSet[Endpoint] = weakref.WeakSet()
         self._endpoint_totals = dict.fromkeys((f.name for f in fields(EndpointStats)), 0)
         self._cert_managers: weakref.WeakSet[CertManager] = weakref.WeakSet()
-        self._connections: weakref.WeakSet[WebTransportConnection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[MuxedConnection] = weakref.WeakSet()
         # Per live connection (id): its figures at the last sample; the totals of closed
         # connections. Live plus closed = the counters.
-        self._live: dict[int, tuple[int, int, bool]] = {}  # + receive paused
-        self._closed_lost = 0
+        self._live: dict[int, _Figures] = {}
+        self._closed_lost = dict.fromkeys(TRANSPORTS, 0)
         self._closed_stalls = 0
         registry.register(_Collector(self))
 
     # --- registrations (trio thread) ----------------------------------------------------------
 
     def watch_endpoint(self, endpoint: Endpoint) -> None:
-        """Export ``endpoint.stats``; they stay counted once the endpoint is gone."""
+        """Export ``endpoint.stats``; they stay counted once the endpoint is gone. Once per
+        endpoint, however many transports use it (a shared socket)."""
         with self._lock:
+            if endpoint in self._endpoints:
+                return
             self._endpoints.add(endpoint)
         weakref.finalize(endpoint, self._retire_endpoint, endpoint.stats)
 
@@ -182,64 +209,63 @@ class Metrics:
 
     # --- events (trio thread) -----------------------------------------------------------------
 
-    def connection_established(self, conn: WebTransportConnection) -> None:
-        direction = _direction(conn)
-        self.connections_opened.labels(direction).inc()
-        self.connections_open.labels(direction).inc()
+    def connection_established(self, conn: MuxedConnection) -> None:
+        transport, direction = conn.TRANSPORT_LABEL, _direction(conn)
+        self.connections_opened.labels(transport, direction).inc()
+        self.connections_open.labels(transport, direction).inc()
         for phase, seconds in conn.handshake_phases().items():
-            self.handshake_seconds.labels(direction, phase).observe(seconds)
+            self.handshake_seconds.labels(transport, direction, phase).observe(seconds)
         with self._lock:
             self._connections.add(conn)
 
-    def connection_closed(self, conn: WebTransportConnection, reason: str) -> None:
+    def connection_closed(self, conn: MuxedConnection, reason: str) -> None:
         """``conn`` ended (called once, only for connections that were established)."""
-        direction = _direction(conn)
-        self.connections_closed.labels(direction, reason).inc()
-        self.connections_open.labels(direction).dec()
-        stats = conn.session.stats()
+        transport, direction = conn.TRANSPORT_LABEL, _direction(conn)
+        self.connections_closed.labels(transport, direction, reason).inc()
+        self.connections_open.labels(transport, direction).dec()
+        lost = conn.quic_stats().packets_lost
         with self._lock:
             self._connections.discard(conn)
             self._live.pop(id(conn), None)
-            self._closed_lost += stats.packets_lost
+            self._closed_lost[transport] += lost
             self._closed_stalls += conn.stalls_broken
 
-    def stream_opened(self, *, initiator: bool) -> None:
-        (self._streams_out if initiator else self._streams_in).inc()
-        self.streams_open.inc()
+    def stream_opened(self, transport: str, *, initiator: bool) -> None:
+        self._streams_opened[transport, initiator].inc()
+        self._streams_open[transport].inc()
 
-    def streams_closed(self, n: int) -> None:
+    def streams_closed(self, transport: str, n: int) -> None:
         """``n`` streams ended (forgotten by their connection, or lost with it)."""
         if n:
-            self.streams_open.dec(n)
+            self._streams_open[transport].dec(n)
 
-    def stream_reset(self, *, local: bool) -> None:
-        (self._resets_local if local else self._resets_remote).inc()
+    def stream_reset(self, transport: str, *, local: bool) -> None:
+        self._resets[transport, local].inc()
 
-    def handshake_failed(self, direction: str, error: BaseException) -> None:
-        self.handshake_failures.labels(direction, type(error).__name__).inc()
+    def handshake_failed(self, transport: str, direction: str, error: BaseException) -> None:
+        self.handshake_failures.labels(transport, direction, type(error).__name__).inc()
 
     def certificate_rotated(self) -> None:
         self.certificate_rotations.inc()
 
-    async def sample_forever(
-        self, connections: Callable[[], Iterable[WebTransportConnection]]
-    ) -> None:
+    async def sample_forever(self, connections: Callable[[], Iterable[MuxedConnection]]) -> None:
         """Every ``SAMPLE_INTERVAL`` seconds, ``sample`` what ``connections()`` returns (a
         transport's open connections; each transport runs one of these in its nursery)."""
         while True:
             await trio.sleep(SAMPLE_INTERVAL)
             self.sample(connections())
 
-    def sample(self, connections: Iterable[WebTransportConnection]) -> None:
+    def sample(self, connections: Iterable[MuxedConnection]) -> None:
         """Copy these connections' QUIC figures for the collector (trio thread only)."""
         for conn in connections:
             if conn.is_closed:
                 continue
-            session = conn.session
-            stats = session.stats()
-            self.rtt_seconds.observe(stats.rtt)
-            self.cwnd_bytes.observe(stats.cwnd)
-            figures = (stats.packets_lost, conn.stalls_broken, session.receive_paused)
+            transport = conn.TRANSPORT_LABEL
+            stats = conn.quic_stats()
+            self.rtt_seconds.labels(transport).observe(stats.rtt)
+            self.cwnd_bytes.labels(transport).observe(stats.cwnd)
+            paused = conn.receive_paused
+            figures = _Figures(transport, stats.packets_lost, conn.stalls_broken, paused)
             with self._lock:
                 # Only while established and open: at close they move to the totals.
                 if conn in self._connections:
@@ -254,9 +280,13 @@ class Metrics:
             for endpoint in endpoints:
                 for name, value in endpoint.stats.as_dict().items():
                     totals[name] += value
-            lost = self._closed_lost + sum(v[0] for v in self._live.values())
-            stalls = self._closed_stalls + sum(v[1] for v in self._live.values())
-            paused = sum(v[2] for v in self._live.values())
+            lost = dict(self._closed_lost)
+            paused = dict.fromkeys(TRANSPORTS, 0)
+            stalls = self._closed_stalls
+            for live in self._live.values():
+                lost[live.transport] += live.lost
+                paused[live.transport] += live.paused
+                stalls += live.stalls
             managers = list(self._cert_managers)
         p = PREFIX
         for field, (suffix, help_text) in _ENDPOINT_COUNTERS.items():
@@ -269,19 +299,35 @@ class Metrics:
         for reason in _DROP_REASONS:
             drops.add_metric([reason], totals[f"dropped_{reason}"])
         yield drops
-        yield _counter(f"{p}_packets_lost", "QUIC packets declared lost", lost)
-        yield _counter(f"{p}_stalls_broken", "Streams aborted by the stall breaker", stalls)
-        yield GaugeMetricFamily(
+        lost_family = CounterMetricFamily(
+            f"{p}_packets_lost", "QUIC packets declared lost", labels=["transport"]
+        )
+        paused_family = GaugeMetricFamily(
             f"{p}_receive_paused_connections",
             "Connections whose reception is paused by unread data (last sample)",
-            value=paused,
+            labels=["transport"],
         )
+        for transport in TRANSPORTS:
+            lost_family.add_metric([transport], lost[transport])
+            paused_family.add_metric([transport], paused[transport])
+        yield lost_family
+        yield _counter(f"{p}_stalls_broken", "Streams aborted by the stall breaker", stalls)
+        yield paused_family
         if managers:
             yield GaugeMetricFamily(
                 f"{p}_certificate_next_rotation_seconds",
                 "Seconds until the next certificate rotation",
                 value=min(m.seconds_until_rotation() for m in managers),
             )
+
+
+class _Figures(NamedTuple):
+    """A live connection's figures at its last sample."""
+
+    transport: str
+    lost: int
+    stalls: int
+    paused: bool
 
 
 class _Collector(Collector):
@@ -296,5 +342,5 @@ def _counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, help_text, value=value)
 
 
-def _direction(conn: WebTransportConnection) -> str:
+def _direction(conn: MuxedConnection) -> str:
     return "outbound" if conn.is_initiator else "inbound"

@@ -6,7 +6,8 @@ endpoint, one ``IRawConnection`` + ``IMuxedConn`` for py-libp2p's swarm, and the
 of their ``WebTransportStream`` objects. This base holds that common part: the stream table and
 the accept queue, the stream host calls (with the rule that they do nothing once the connection
 is gone), the wake-ups after each pump turn, the end of the connection (streams told, accept
-queue closed, resource scope released) and py-libp2p's small interface members.
+queue closed, resource scope released), the metrics hooks (``WebTransportConfig.metrics``,
+labelled with ``TRANSPORT_LABEL``) and py-libp2p's small interface members.
 
 A subclass says how a stream operation reaches the wire (``_queue_stream_data`` and the other
 abstract methods: through the session or straight to the engine), handles the endpoint's engine
@@ -34,6 +35,7 @@ from .stream import WebTransportStream
 
 if TYPE_CHECKING:
     from .endpoint import EndpointConnection
+    from .engine.base import EngineStats
     from .metrics import Metrics
 
 __all__ = ["MuxedConnection", "host_port", "udp_multiaddr"]
@@ -61,6 +63,8 @@ class MuxedConnection(IRawConnection, IMuxedConn):
 
     #: The protocol's name in messages ("WebTransport", "QUIC").
     PROTOCOL: ClassVar[str]
+    #: The ``transport`` label of its metrics (``metrics.TRANSPORTS``).
+    TRANSPORT_LABEL: ClassVar[str]
     #: What ``_queue_stream_data``, ``_send_reset`` and ``_send_stop`` raise for a stream that
     #: is already over below us (a peer reset or stop, the session's end).
     STREAM_OVER_ERRORS: ClassVar[tuple[type[Exception], ...]]
@@ -86,9 +90,14 @@ class MuxedConnection(IRawConnection, IMuxedConn):
         # ALPN is known, so it starts with the endpoint connection's first packet.
         started = endpoint_conn.started_at
         self._started_at = trio.current_time() if started is None else started
-        # Prometheus hooks (``WebTransportConfig.metrics``); only WebTransport connections
-        # set it so far.
+        self._established_at: float | None = None  # authenticated (``_set_established``)
+        # Prometheus hooks (``WebTransportConfig.metrics``): None when off, and every hook is
+        # one ``is not None`` test.
         self._metrics: Metrics | None = None
+        if config.metrics:
+            from .metrics import Metrics  # loaded only when asked for
+
+            self._metrics = Metrics.get()
 
         self._streams: dict[int, WebTransportStream] = {}
         self._blocked_writers: set[WebTransportStream] = set()
@@ -174,7 +183,7 @@ class MuxedConnection(IRawConnection, IMuxedConn):
                 logger.debug("%r: reset of stream %d failed", self, stream_id, exc_info=True)
             self._ep_conn.transmit_soon()
             if self._metrics is not None:
-                self._metrics.stream_reset(local=True)
+                self._metrics.stream_reset(self.TRANSPORT_LABEL, local=True)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
         """STOP_SENDING on a stream (nothing once the connection is gone)."""
@@ -200,7 +209,7 @@ class MuxedConnection(IRawConnection, IMuxedConn):
         if stream is not None:
             self._blocked_writers.discard(stream)
             if self._metrics is not None:
-                self._metrics.streams_closed(1)
+                self._metrics.streams_closed(self.TRANSPORT_LABEL, 1)
 
     # --- streams, pump turns and the end of the connection ---------------------------------------
 
@@ -221,11 +230,32 @@ class MuxedConnection(IRawConnection, IMuxedConn):
             del self._streams[stream_id]
             return None
         if self._metrics is not None:
-            self._metrics.stream_opened(initiator=False)
+            self._metrics.stream_opened(self.TRANSPORT_LABEL, initiator=False)
         return stream
 
-    def _connection_lost(self, reason: str) -> None:
-        """The connection ended (the first reason is kept): every stream and waiter hears of it."""
+    def _opened_stream(self, stream_id: int) -> WebTransportStream:
+        """A stream we opened (its id taken below us): tracked and counted."""
+        stream = self._add_stream(stream_id, is_initiator=True)
+        if self._metrics is not None:
+            self._metrics.stream_opened(self.TRANSPORT_LABEL, initiator=True)
+        return stream
+
+    def _set_established(self) -> None:
+        """The peer is authenticated: the swarm may use us (and the metrics count us)."""
+        self._established = not self._closed
+        if self._established:
+            self._established_at = trio.current_time()
+            if self._metrics is not None:
+                self._metrics.connection_established(self)
+
+    def _connection_lost(self, reason: str, kind: str = "lost") -> None:
+        """The connection ended (the first reason is kept): every stream and waiter hears of it.
+        ``kind`` is the metrics' reason label: local (we closed), remote (the peer closed),
+        lost (neither: idle timeout, stateless reset, engine error)."""
+        metrics = self._metrics
+        if self._close_reason is None and metrics is not None and self._established_at is not None:
+            metrics.connection_closed(self, kind)
+            metrics.streams_closed(self.TRANSPORT_LABEL, len(self._streams))
         if self._close_reason is None:
             self._close_reason = reason
         self._closed = True
@@ -279,6 +309,31 @@ class MuxedConnection(IRawConnection, IMuxedConn):
     def stream_count(self) -> int:
         """Streams the connection still dispatches to (open in at least one direction)."""
         return len(self._streams)
+
+    # --- diagnostics (metrics' sampler, describe) -----------------------------------------------
+
+    def quic_stats(self) -> EngineStats:
+        """The QUIC connection's figures now (RTT, congestion window, bytes, losses), from its
+        engine (trio thread only)."""
+        return self._ep_conn.engine.stats()
+
+    @property
+    def receive_paused(self) -> bool:
+        """True while unread bytes hold the engine's reception back (qh3 only)."""
+        return self._ep_conn.engine.receive_paused
+
+    @property
+    def stalls_broken(self) -> int:
+        """Streams the stall breaker aborted (WebTransport's session layer has one)."""
+        return 0
+
+    @abstractmethod
+    def handshake_phases(self) -> dict[str, float]:
+        """Seconds each handshake phase took (``quic``, then the subclass's), once done."""
+
+    @abstractmethod
+    def describe(self, max_streams: int = 30) -> str:
+        """The connection's state and QUIC figures, then one line per stream (SIGUSR1)."""
 
     # --- IMuxedConn -----------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class QuicConnection(MuxedConnection):
     """A libp2p connection over one QUIC connection (both roles)."""
 
     PROTOCOL = "QUIC"
+    TRANSPORT_LABEL = "quic"
     STREAM_OVER_ERRORS = (EngineError,)
 
     def __init__(
@@ -75,7 +76,6 @@ class QuicConnection(MuxedConnection):
         # stream that is over for us.
         self._highest_peer_stream = -1
         self._unseen_peer_streams: set[int] = set()
-        self._established_at: float | None = None
 
     # --- endpoint ConnectionHandler -------------------------------------------------------------
 
@@ -93,13 +93,19 @@ class QuicConnection(MuxedConnection):
             elif isinstance(event, engine_events.StreamReset):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
+                    if self._metrics is not None:
+                        self._metrics.stream_reset(self.TRANSPORT_LABEL, local=False)
                     stream.on_reset(event.error_code)
             elif isinstance(event, engine_events.StopSendingReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
                     stream.on_stop_sending(event.error_code)
             elif isinstance(event, engine_events.ConnectionTerminated):
-                self._connection_lost(f"connection closed ({event.reason or event.error_code})")
+                # remote: the peer's CONNECTION_CLOSE; else an idle timeout, a reset, an error.
+                self._connection_lost(
+                    f"connection closed ({event.reason or event.error_code})",
+                    "remote" if event.remote else "lost",
+                )
         self._wake_writers()
 
     def get_timer(self) -> float | None:
@@ -120,12 +126,11 @@ class QuicConnection(MuxedConnection):
             self.authentication_error = error
             self._engine.close(BAD_CERTIFICATE, "libp2p certificate refused")
             self._ep_conn.transmit_soon()
-            self._connection_lost(f"peer certificate refused: {error}")
+            self._connection_lost(f"peer certificate refused: {error}", "local")
             return
         self.peer_id = peer.peer_id
         self.remote_public_key = peer.public_key
-        self._established = True
-        self._established_at = trio.current_time()
+        self._set_established()
         self.authenticated.set()
 
     def _on_data(self, event: engine_events.StreamDataReceived) -> None:
@@ -176,12 +181,12 @@ class QuicConnection(MuxedConnection):
         except Exception:  # the engine may have forgotten the stream already
             logger.debug("%r: consume(%d, %d) failed", self, stream_id, n, exc_info=True)
 
-    def _connection_lost(self, reason: str) -> None:
+    def _connection_lost(self, reason: str, kind: str = "lost") -> None:
         # A dial or accept still waiting for the handshake hears that it failed.
         if self.authentication_error is None and not self.authenticated.is_set():
             self.authentication_error = DialError(f"connection ended in the handshake: {reason}")
         self.authenticated.set()
-        super()._connection_lost(reason)
+        super()._connection_lost(reason, kind)
 
     # --- the engine carries the streams (MuxedConnection's stream host calls) -------------------
 
@@ -204,12 +209,15 @@ class QuicConnection(MuxedConnection):
 
     def describe(self, max_streams: int = 30) -> str:
         """The connection's state and QUIC figures, then one line per stream (diagnostics)."""
+        engine = self._engine
         lines = [
             f"{self!r} closed={self._closed} reason={self._close_reason} "
-            f"unread={self._engine.unread_bytes()}\n  {self._engine.stats()}"
+            f"paused={engine.receive_paused} unread={engine.unread_bytes()}\n  {engine.stats()}"
         ]
         for stream_id, stream in list(self._streams.items())[:max_streams]:
             lines.append(f"  stream {stream_id}: {stream.describe()}")
+        if len(self._streams) > max_streams:
+            lines.append(f"  ... {len(self._streams) - max_streams} more streams")
         return "\n".join(lines)
 
     def handshake_phases(self) -> dict[str, float]:
@@ -232,13 +240,13 @@ class QuicConnection(MuxedConnection):
             raise
         except EngineError as error:
             raise MuxedConnUnavailable(f"cannot open a stream: {error}") from error
-        return self._add_stream(stream_id, is_initiator=True)
+        return self._opened_stream(stream_id)
 
     async def close(self) -> None:
         """CONNECTION_CLOSE (no error). Idempotent."""
         if self._closed:
             return
-        self._connection_lost("closed locally")
+        self._connection_lost("closed locally", "local")
         self._engine.close(_NO_ERROR, "closed")
         self._ep_conn.transmit_soon()
 

@@ -37,7 +37,7 @@ from .gating import Reservation
 from .handshake import resolve
 from .libp2p_tls import ALPN, make_certificate
 from .listener import _concrete_addresses, endpoint_options
-from .multiaddr import is_quic_multiaddr, parse_quic_multiaddr
+from .multiaddr import QuicAddress, is_quic_multiaddr, parse_quic_multiaddr
 from .quic_conn import BAD_CERTIFICATE, QuicConnection, quic_multiaddr
 from .transport_base import ListenerBase, TransportBase, pre_handshake_admission
 
@@ -116,6 +116,18 @@ class QuicTransport(TransportBase[QuicConnection], ITransport):
         except AddressError as error:
             raise DialError(str(error)) from error
         started = time.monotonic()
+        try:
+            conn = await self._handshake(addr, maddr)
+        except DialError as error:
+            if self.metrics is not None:
+                self.metrics.handshake_failed("quic", "outbound", error)
+            raise
+        self._connections.add(conn)  # until it closes
+        logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
+        return conn
+
+    async def _handshake(self, addr: QuicAddress, maddr: Multiaddr) -> QuicConnection:
+        """The dial's QUIC + TLS handshake: an authenticated connection, or a ``DialError``."""
         conn: QuicConnection | None = None
         try:
             with trio.fail_after(self.config.connect_timeout):
@@ -144,8 +156,6 @@ class QuicTransport(TransportBase[QuicConnection], ITransport):
             if type(failure) is DialError:  # the connection ended before it was authenticated
                 raise Unreachable(f"QUIC dial of {maddr} failed: {failure}") from failure
             raise failure
-        self._connections.add(conn)  # until it closes
-        logger.debug("dialed %s in %.1f ms", maddr, (time.monotonic() - started) * 1e3)
         return conn
 
 
@@ -195,6 +205,7 @@ class QuicListener(ListenerBase[QuicConnection], IListener):
             )
         except OSError as error:
             raise ListenError(f"cannot bind {addr.host}:{addr.port}: {error}") from error
+        self._transport.watch_endpoint(self._shared.endpoint, nursery)
         logger.info("QUIC listening on %s", ", ".join(map(str, self.get_addrs())))
 
     @property
@@ -238,12 +249,12 @@ class QuicListener(ListenerBase[QuicConnection], IListener):
         finally:
             self._pending -= 1
             self._settle(reservation, conn, accepted=conn.authentication_error is None)
-        if conn.authentication_error is not None or conn.is_closed:
-            logger.info(
-                "QUIC handshake from %s refused: %s",
-                conn.get_remote_address(),
-                conn.authentication_error,
-            )
+        failure = conn.authentication_error
+        if failure is not None or conn.is_closed:
+            logger.info("QUIC handshake from %s refused: %s", conn.get_remote_address(), failure)
+            metrics = self._transport.metrics
+            if failure is not None and metrics is not None:
+                metrics.handshake_failed("quic", "inbound", failure)
             return
         await self._serve(conn)  # the handler, until the connection closes
 

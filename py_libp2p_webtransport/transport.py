@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
-import trio
 from libp2p.abc import ITransport
 from libp2p.crypto.keys import PrivateKey
 from libp2p.custom_types import THandler
@@ -33,15 +31,11 @@ from . import multiaddr as wt_multiaddr
 from .certs import CertManager
 from .config import WebTransportConfig
 from .conn import WebTransportConnection
-from .endpoint import Endpoint
 from .engine.base import EngineConfig
 from .errors import DialError, ListenError, WebTransportError
 from .handshake import NOISE_PATH, authority, dial_session
 from .listener import WebTransportListener
 from .transport_base import TransportBase, default_engine
-
-if TYPE_CHECKING:
-    from .metrics import Metrics
 
 __all__ = ["NOISE_PATH", "WebTransportTransport", "default_engine"]
 
@@ -62,12 +56,7 @@ class WebTransportTransport(TransportBase[WebTransportConnection], ITransport):
             private_key, clock=self.config.clock
         )
         self._listeners: list[WebTransportListener] = []
-        self.metrics: Metrics | None = None
-        self._sampling = False  # the metrics' sampler of our connections is running
-        if self.config.metrics:
-            from .metrics import Metrics  # loaded only when asked for
-
-            self.metrics = Metrics.get()
+        if self.metrics is not None:
             self.metrics.watch_certificates(self.cert_manager)
 
     # --- TransportManager hooks ---------------------------------------------------------------
@@ -109,14 +98,6 @@ class WebTransportTransport(TransportBase[WebTransportConnection], ITransport):
             stateless_reset_secret=self.reset_secret,
         )
 
-    def watch_endpoint(self, endpoint: Endpoint, nursery: trio.Nursery) -> None:
-        """Metrics on: export ``endpoint``'s counters, and sample connections in ``nursery``."""
-        if self.metrics is not None:
-            self.metrics.watch_endpoint(endpoint)
-            if not self._sampling:
-                self._sampling = True
-                nursery.start_soon(self.metrics.sample_forever, self.connections)
-
     # --- listening ----------------------------------------------------------------------------
 
     def create_listener(self, handler_function: THandler) -> WebTransportListener:
@@ -150,7 +131,7 @@ class WebTransportTransport(TransportBase[WebTransportConnection], ITransport):
             )
         except DialError as error:
             if self.metrics is not None:
-                self.metrics.handshake_failed("outbound", error)
+                self.metrics.handshake_failed("webtransport", "outbound", error)
             raise
         conn = session.conn
         self._connections.add(conn)  # until it closes

@@ -1,5 +1,6 @@
 """What ``WebTransportTransport`` and ``QuicTransport`` (and their listeners) share: the
-background nursery, the client sockets, the set of open connections and shutdown.
+background nursery, the client sockets, the set of open connections, the metrics (their
+endpoints exported, their connections sampled) and shutdown.
 
 A connection is forgotten when it closes: it calls back (``on_close``) and leaves the sets it
 is in, and the task that runs the swarm's handler for it ends. py-libp2p's handler for a natively
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import trio
 from libp2p.crypto.keys import PrivateKey
@@ -33,6 +34,9 @@ from .gating import (
     configured_gate,
     configured_resource_manager,
 )
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = [
     "ClosableConnection",
@@ -54,6 +58,8 @@ class ClosableConnection(Protocol):
     def on_close(self, callback: Callable[[], None]) -> None: ...
 
     async def close(self) -> None: ...
+
+    def describe(self, max_streams: int = 30) -> str: ...
 
 
 C = TypeVar("C", bound=ClosableConnection)
@@ -125,6 +131,13 @@ class TransportBase(Generic[C]):
         self._listeners: list[Any] = []
         self._connections: ConnectionSet[C] = ConnectionSet()  # dialed, open
         self._closed = False
+        #: Prometheus metrics (``config.metrics``), else None.
+        self.metrics: Metrics | None = None
+        self._sampling = False  # the metrics' sampler of our connections is running
+        if self.config.metrics:
+            from .metrics import Metrics  # loaded only when asked for
+
+            self.metrics = Metrics.get()
 
     # --- TransportManager hooks ---------------------------------------------------------------
 
@@ -174,6 +187,8 @@ class TransportBase(Generic[C]):
         our listen port), else one shared client UDP endpoint per address family."""
         listening = shared_endpoint.dial_endpoint(self.local_peer, family)
         if listening is not None:
+            if self.metrics is not None:  # maybe another transport's listener: sample ours
+                self.watch_endpoint(listening, await self.get_nursery())
             return listening
         async with self._client_lock:
             endpoint = self._client_endpoints.get(family)
@@ -192,7 +207,13 @@ class TransportBase(Generic[C]):
             return endpoint
 
     def watch_endpoint(self, endpoint: Endpoint, nursery: trio.Nursery) -> None:
-        """A hook for metrics on a new endpoint (nothing here)."""
+        """Metrics on: export ``endpoint``'s counters (once, however many transports use it),
+        and sample our connections in ``nursery`` from the first endpoint on."""
+        if self.metrics is not None:
+            self.metrics.watch_endpoint(endpoint)
+            if not self._sampling:
+                self._sampling = True
+                nursery.start_soon(self.metrics.sample_forever, self.connections)
 
     # --- diagnostics (serve --stats, SIGUSR1) -------------------------------------------------
 

@@ -5,7 +5,7 @@
 ping, identify, ``/echo/1.0.0`` and ``/perf/1.0.0``, prints its full multiaddrs (one per line,
 ready to paste into a browser node) and runs until Ctrl-C or SIGTERM. ``--metrics`` serves
 Prometheus metrics over HTTP, ``--stats`` prints a line every few seconds, SIGUSR1 prints every
-connection's state.
+connection's state (WebTransport and ``/quic-v1`` alike).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ async def serve(args: argparse.Namespace) -> int:
     from . import deploy
     from .demo import check_demo, running_demo
     from .dht import dht_wanted, running_dht_from_args
-    from .stats import dump_on_sigusr1, print_stats
+    from .stats import dump_on_sigusr1, print_stats, transports_of
 
     check_demo(args)  # --demo without the built page: how to build it, exit 2
     dht_wanted(args)  # --no-dht with --dht-bootstrap: UsageError before anything starts
@@ -88,6 +88,7 @@ async def serve(args: argparse.Namespace) -> int:
         **deploy.host_options_from_args(args),  # --max-connections
     )
     transport = webtransport_of(host)
+    ours = transports_of(host)  # WebTransport and QUIC: the live views show both
     register_handlers(host)
     if args.metrics is not None:
         from prometheus_client import start_http_server
@@ -104,9 +105,9 @@ async def serve(args: argparse.Namespace) -> int:
             running_demo(host, args, dht),
             trio.open_nursery() as views,
         ):
-            await views.start(dump_on_sigusr1, transport)
+            await views.start(dump_on_sigusr1, ours)
             if args.stats is not None:
-                views.start_soon(print_stats, transport, args.stats)
+                views.start_soon(print_stats, ours, args.stats)
             peer = host.get_id()
             # WebTransport first (what a browser pastes), then QUIC (same UDP port), then TCP.
             texts = []

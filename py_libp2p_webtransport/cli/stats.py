@@ -1,25 +1,54 @@
 """``serve --stats``: one line every few seconds, and a per-connection dump on SIGUSR1.
 
-The line is computed from what the transport already counts (``EndpointStats`` of its
-endpoints, its open connections): nothing is counted for it, and it runs only when asked for.
+Both read every transport of ours the host runs (WebTransport and QUIC, ``transports_of``):
+their endpoints' ``EndpointStats`` (a socket the two share counted once) and their open
+connections. Nothing is counted for them, and they run only when asked for.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import trio
+from libp2p.abc import IHost
 
+from ..endpoint import Endpoint
 from ..endpoint.connection import EndpointStats
-from ..transport import WebTransportTransport
+from ..muxed_conn import MuxedConnection
+from ..transport_base import TransportBase
+
+#: The transports the views read (``WebTransportTransport``, ``QuicTransport``).
+Transports = Sequence[TransportBase[Any]]
+
+
+def transports_of(host: IHost) -> list[TransportBase[Any]]:
+    """Our transports in ``host`` (WebTransport first, as the host lists them)."""
+    manager = getattr(host.get_network(), "transport_manager", None)
+    found = manager.get_transports() if manager is not None else ()
+    return [transport for transport in found if isinstance(transport, TransportBase)]
+
+
+def endpoints(transports: Transports) -> list[Endpoint]:
+    """The transports' UDP endpoints, each once (a listening socket may serve both)."""
+    seen: dict[int, Endpoint] = {}
+    for transport in transports:
+        for endpoint in transport.endpoints():
+            seen.setdefault(id(endpoint), endpoint)
+    return list(seen.values())
+
+
+def connections(transports: Transports) -> list[MuxedConnection]:
+    """The transports' open connections, transport by transport."""
+    return [conn for transport in transports for conn in transport.connections()]
 
 
 @dataclass
 class Totals:
-    """The sums over a transport's endpoints that the line shows as rates."""
+    """The sums over the transports' endpoints that the line shows as rates."""
 
     bytes_in: int = 0
     bytes_out: int = 0
@@ -27,9 +56,9 @@ class Totals:
     dropped: int = 0
 
     @classmethod
-    def of(cls, transport: WebTransportTransport) -> Totals:
+    def of(cls, transports: Transports) -> Totals:
         totals = cls()
-        for endpoint in transport.endpoints():
+        for endpoint in endpoints(transports):
             stats: EndpointStats = endpoint.stats
             totals.bytes_in += stats.bytes_received
             totals.bytes_out += stats.bytes_sent
@@ -40,43 +69,46 @@ class Totals:
         return totals
 
 
-def stats_line(transport: WebTransportTransport, before: Totals, now: Totals, dt: float) -> str:
-    """``conns in=.. out=.. streams=.. | in .. MB/s out .. MB/s | handshakes/s .. | drops ..``."""
-    conns = transport.connections()
+def stats_line(transports: Transports, before: Totals, now: Totals, dt: float) -> str:
+    """``conns in=.. out=.. webtransport=.. quic=.. streams=.. | in .. MB/s out .. MB/s |
+    handshakes/s .. | drops ..``."""
+    conns = connections(transports)
     inbound = sum(not conn.is_initiator for conn in conns)
+    per_transport = {"webtransport": 0, "quic": 0}
+    for conn in conns:
+        per_transport[conn.TRANSPORT_LABEL] += 1
+    kinds = " ".join(f"{name}={count}" for name, count in per_transport.items())
     streams = sum(conn.stream_count for conn in conns)
     rate_in = (now.bytes_in - before.bytes_in) / dt / 1e6
     rate_out = (now.bytes_out - before.bytes_out) / dt / 1e6
     handshakes = (now.new_connections - before.new_connections) / dt
     return (
-        f"conns in={inbound} out={len(conns) - inbound} streams={streams} | "
+        f"conns in={inbound} out={len(conns) - inbound} {kinds} streams={streams} | "
         f"in {rate_in:.2f} MB/s out {rate_out:.2f} MB/s | handshakes/s {handshakes:.1f} | "
         f"drops {now.dropped - before.dropped}"
     )
 
 
-async def print_stats(
-    transport: WebTransportTransport, interval: float, out: TextIO = sys.stderr
-) -> None:
+async def print_stats(transports: Transports, interval: float, out: TextIO = sys.stderr) -> None:
     """Print ``stats_line`` every ``interval`` seconds, forever."""
-    before, then = Totals.of(transport), trio.current_time()
+    before, then = Totals.of(transports), trio.current_time()
     while True:
         await trio.sleep(interval)
-        now, at = Totals.of(transport), trio.current_time()
-        print(stats_line(transport, before, now, at - then), file=out, flush=True)
+        now, at = Totals.of(transports), trio.current_time()
+        print(stats_line(transports, before, now, at - then), file=out, flush=True)
         before, then = now, at
 
 
-def dump_connections(transport: WebTransportTransport) -> str:
+def dump_connections(transports: Transports) -> str:
     """Every open connection's ``describe()`` (peer, RTT, window, bytes, streams, paused)."""
-    conns = transport.connections()
+    conns = connections(transports)
     if not conns:
         return "no open connections"
     return "\n".join(conn.describe() for conn in conns)
 
 
 async def dump_on_sigusr1(
-    transport: WebTransportTransport,
+    transports: Transports,
     out: TextIO = sys.stderr,
     *,
     task_status: Any = trio.TASK_STATUS_IGNORED,
@@ -86,4 +118,4 @@ async def dump_on_sigusr1(
     with trio.open_signal_receiver(signal.SIGUSR1) as signals:
         task_status.started()
         async for _ in signals:
-            print(dump_connections(transport), file=out, flush=True)
+            print(dump_connections(transports), file=out, flush=True)

@@ -31,17 +31,16 @@ async def test_scrape_after_a_browser_session(engine: str) -> None:
                     assert isinstance(conn, WebTransportConnection)
                     await conn.closed_event.wait()
             after = await scrape(url)
-    assert delta(before, after, f"{P}_connections_opened_total", direction="inbound") == 1
+    wt = {"transport": "webtransport", "direction": "inbound"}
+    assert delta(before, after, f"{P}_connections_opened_total", **wt) == 1
     closed = [
-        delta(before, after, f"{P}_connections_closed_total", direction="inbound", reason=reason)
+        delta(before, after, f"{P}_connections_closed_total", **wt, reason=reason)
         for reason in ("local", "remote", "lost")
     ]
     assert sum(closed) == 1
     for phase in ("quic", "connect", "noise"):
         name = f"{P}_handshake_duration_seconds_count"
-        assert delta(before, after, name, direction="inbound", phase=phase) == 1
+        assert delta(before, after, name, **wt, phase=phase) == 1
     assert delta(before, after, f"{P}_udp_received_bytes_total") >= SIZE
     assert delta(before, after, f"{P}_udp_sent_bytes_total") >= SIZE
-    assert (
-        delta(before, after, f"{P}_streams_opened_total", direction="inbound") >= 2
-    )  # Noise, echo
+    assert delta(before, after, f"{P}_streams_opened_total", **wt) >= 2  # Noise, echo

@@ -51,28 +51,31 @@ async def test_scrape_after_a_transfer(engine: str, monkeypatch: pytest.MonkeyPa
             after = await scrape(url)
 
     # One connection each way, opened then closed (by the client: the server heard it).
+    wt = {"transport": "webtransport"}
     for direction in ("outbound", "inbound"):
-        assert delta(before, after, f"{P}_connections_opened_total", direction=direction) == 1
-        assert delta(before, during, f"{P}_connections_open", direction=direction) == 1
-        assert delta(before, after, f"{P}_connections_open", direction=direction) == 0
+        opened = f"{P}_connections_opened_total"
+        assert delta(before, after, opened, **wt, direction=direction) == 1
+        assert delta(before, after, opened, transport="quic", direction=direction) == 0
+        assert delta(before, during, f"{P}_connections_open", **wt, direction=direction) == 1
+        assert delta(before, after, f"{P}_connections_open", **wt, direction=direction) == 0
         for phase in ("quic", "connect", "noise"):
             name = f"{P}_handshake_duration_seconds_count"
-            assert delta(before, after, name, direction=direction, phase=phase) == 1
+            assert delta(before, after, name, **wt, direction=direction, phase=phase) == 1
     closed = f"{P}_connections_closed_total"
-    assert delta(before, after, closed, direction="outbound", reason="local") == 1
-    assert delta(before, after, closed, direction="inbound", reason="remote") == 1
+    assert delta(before, after, closed, **wt, direction="outbound", reason="local") == 1
+    assert delta(before, after, closed, **wt, direction="inbound", reason="remote") == 1
     # The sample saw both live connections: one RTT and one window each.
-    assert delta(before, during, f"{P}_rtt_seconds_count") == 2
-    assert delta(before, during, f"{P}_congestion_window_bytes_count") == 2
-    assert delta(before, during, f"{P}_rtt_seconds_sum") > 0
+    assert delta(before, during, f"{P}_rtt_seconds_count", **wt) == 2
+    assert delta(before, during, f"{P}_congestion_window_bytes_count", **wt) == 2
+    assert delta(before, during, f"{P}_rtt_seconds_sum", **wt) > 0
     # Both hosts' endpoints: the payload went out and came back, plus headers and handshakes.
     assert delta(before, after, f"{P}_udp_sent_bytes_total") >= 2 * SIZE
     assert delta(before, after, f"{P}_udp_received_bytes_total") >= 2 * SIZE
     assert delta(before, after, f"{P}_udp_datagrams_sent_total") >= 2 * SIZE / 1500
     # Streams: Noise, identify, echo... at least the echo stream each way; none left open.
-    assert delta(before, after, f"{P}_streams_opened_total", direction="outbound") >= 1
-    assert delta(before, after, f"{P}_streams_opened_total", direction="inbound") >= 1
-    assert value(after, f"{P}_streams_open") == value(before, f"{P}_streams_open")
+    assert delta(before, after, f"{P}_streams_opened_total", **wt, direction="outbound") >= 1
+    assert delta(before, after, f"{P}_streams_opened_total", **wt, direction="inbound") >= 1
+    assert value(after, f"{P}_streams_open", **wt) == value(before, f"{P}_streams_open", **wt)
     # Nothing dropped, and no failure counted, on a clean loopback exchange.
     for reason in ("malformed", "unknown_cid", "invalid_token", "half_open"):
         assert delta(before, after, f"{P}_packets_dropped_total", reason=reason) == 0
@@ -96,8 +99,9 @@ async def test_a_failed_dial_is_counted_by_reason(engine: str) -> None:
                 await transport_of(client).dial(wrong)
         after = await scrape(url)
     name = f"{P}_handshake_failures_total"
-    assert delta(before, after, name, direction="outbound", reason="CerthashMismatch") == 1
-    assert delta(before, after, f"{P}_connections_opened_total", direction="outbound") == 0
+    wt = {"transport": "webtransport", "direction": "outbound"}
+    assert delta(before, after, name, **wt, reason="CerthashMismatch") == 1
+    assert delta(before, after, f"{P}_connections_opened_total", **wt) == 0
 
 
 async def test_metrics_off_counts_nothing(engine: str) -> None:
@@ -109,7 +113,8 @@ async def test_metrics_off_counts_nothing(engine: str) -> None:
             await client.disconnect(server.get_id())
         after = await scrape(url)
     for direction in ("outbound", "inbound"):
-        assert delta(before, after, f"{P}_connections_opened_total", direction=direction) == 0
+        name = f"{P}_connections_opened_total"
+        assert delta(before, after, name, transport="webtransport", direction=direction) == 0
     assert delta(before, after, f"{P}_udp_sent_bytes_total") == 0
 
 
@@ -120,11 +125,13 @@ async def test_the_sampler_runs_while_connections_live(
     ``sample()`` (the interval shortened so the test need not wait 5 s)."""
     monkeypatch.setattr(metrics_module, "SAMPLE_INTERVAL", 0.05)
 
+    wt = {"transport": "webtransport"}
+
     def rtt_samples() -> float:
-        return REGISTRY.get_sample_value(f"{P}_rtt_seconds_count") or 0.0
+        return REGISTRY.get_sample_value(f"{P}_rtt_seconds_count", wt) or 0.0
 
     def window_samples() -> float:
-        return REGISTRY.get_sample_value(f"{P}_congestion_window_bytes_count") or 0.0
+        return REGISTRY.get_sample_value(f"{P}_congestion_window_bytes_count", wt) or 0.0
 
     with trio.fail_after(60):
         async with wt_host(engine, metrics=True) as server, wt_host(engine, metrics=True) as client:

@@ -1,4 +1,5 @@
-"""``serve --metrics --stats`` and SIGUSR1, as a real subprocess, dialed by a py-libp2p host."""
+"""``serve --metrics --stats`` and SIGUSR1, as a real subprocess, dialed by py-libp2p hosts over
+WebTransport and over ``/quic-v1``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
+from support.quic_helpers import quic_host
 from support.scrape import scrape, value
 from support.wt_helpers import read_to_end, wt_host
 
@@ -59,23 +61,36 @@ async def test_serve_metrics_stats_and_sigusr1(engine: str) -> None:
         with trio.fail_after(60):
             url = (await err.until(r"metrics on (http://127\.0\.0\.1:\d+/metrics)")).group(1)
             info = info_from_p2p_addr(Multiaddr(await out.next()))
-            async with wt_host(engine) as client:
+            quic_text = await out.next()  # the same UDP port, /quic-v1
+            assert "/quic-v1/p2p/" in quic_text and "webtransport" not in quic_text
+            async with wt_host(engine) as client, quic_host(engine, ()) as quic_client:
                 await client.connect(info)
-                stream = await client.new_stream(info.peer_id, [ECHO_PROTOCOL])
-                await stream.write(payload)
-                await stream.close_write()
-                assert await read_to_end(stream) == payload
-                # The live line sees the connection, then SIGUSR1 dumps it.
-                await err.until(r"^conns in=1 out=0 streams=\d+ \| in [\d.]+ MB/s out [\d.]+ MB/s")
+                await quic_client.connect(info_from_p2p_addr(Multiaddr(quic_text)))
+                for dialer in (client, quic_client):
+                    stream = await dialer.new_stream(info.peer_id, [ECHO_PROTOCOL])
+                    await stream.write(payload)
+                    await stream.close_write()
+                    assert await read_to_end(stream) == payload
+                # The live line sees both connections, then SIGUSR1 dumps them.
+                await err.until(
+                    r"^conns in=2 out=0 webtransport=1 quic=1 streams=\d+ \| "
+                    r"in [\d.]+ MB/s out [\d.]+ MB/s"
+                )
                 proc.send_signal(signal.SIGUSR1)
                 dump = await err.until(r"<WebTransportConnection server peer=(\S+) remote=")
                 assert dump.group(1) == str(client.get_id())
                 assert "rtt=" in await err.next()  # the QUIC figures under it
+                dump = await err.until(r"<QuicConnection server peer=(\S+) remote=")
+                assert dump.group(1) == str(quic_client.get_id())
+                assert "rtt=" in await err.next()
                 samples = await scrape(url)
-            assert value(samples, f"{P}_connections_opened_total", direction="inbound") == 1
-            assert value(samples, f"{P}_connections_open", direction="inbound") == 1
-            assert value(samples, f"{P}_udp_received_bytes_total") >= len(payload)
-            assert value(samples, f"{P}_udp_sent_bytes_total") >= len(payload)
+            for transport in ("webtransport", "quic"):
+                labels = {"transport": transport, "direction": "inbound"}
+                assert value(samples, f"{P}_connections_opened_total", **labels) == 1
+                assert value(samples, f"{P}_connections_open", **labels) == 1
+            # Both echoes went through the serve node's one socket.
+            assert value(samples, f"{P}_udp_received_bytes_total") >= 2 * len(payload)
+            assert value(samples, f"{P}_udp_sent_bytes_total") >= 2 * len(payload)
             # prometheus_client's default registry (its GC collector is there): py-libp2p's.
             assert any(name.startswith("python_gc_") for name, _ in samples)
     finally:
