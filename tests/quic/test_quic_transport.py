@@ -4,64 +4,31 @@ ping, concurrent streams, and one UDP port for ``/quic-v1`` and ``/quic-v1/webtr
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
-from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.host.ping import PingService
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
+from support.quic_helpers import QUIC_V4, WT_V4, quic_host, quic_of
 from support.wt_helpers import read_to_end
 
 from py_libp2p_webtransport import shared_endpoint
-from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL, register_handlers
-from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
 from py_libp2p_webtransport.engine.base import EngineConfig
 from py_libp2p_webtransport.errors import DialError, PeerIdMismatch
 from py_libp2p_webtransport.quic_conn import BAD_CERTIFICATE, QuicConnection
-from py_libp2p_webtransport.quic_transport import QuicTransport
-from py_libp2p_webtransport.transport import WebTransportTransport
 
-QUIC_V4 = "/ip4/127.0.0.1/udp/0/quic-v1"
-WT_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
-
-
-@asynccontextmanager
-async def host(
-    engine: str, listen: Sequence[str] = (QUIC_V4,), *, webtransport: bool = False
-) -> AsyncIterator[IHost]:
-    """A running host with our QUIC transport (and WebTransport), serving echo and perf."""
-    kp = create_new_key_pair()
-    config = WebTransportConfig(engine=engine)
-    transports: list[Any] = [QuicTransport(kp.private_key, config)]
-    if webtransport:
-        transports.insert(0, WebTransportTransport(kp.private_key, config))
-    addrs = [Multiaddr(a) for a in listen]
-    h = new_host(key_pair=kp, transports=transports, listen_addrs=addrs)
-    register_handlers(h)
-    async with h.run(listen_addrs=addrs):
-        try:
-            yield h
-        finally:
-            for t in transports:
-                await t.close()
+# The host helper lives in tests/support (the metrics tests use it too); ``host`` here.
+host = quic_host
 
 
 def addrs_of(h: IHost, webtransport: bool = False) -> list[Multiaddr]:
     return [a for a in h.get_transport_addrs() if ("webtransport" in str(a)) == webtransport]
-
-
-def quic_of(h: IHost) -> QuicTransport:
-    for t in h.get_network().transport_manager.get_transports():  # type: ignore[attr-defined]
-        if isinstance(t, QuicTransport):
-            return t
-    raise LookupError("no QuicTransport")
 
 
 async def echo(client: IHost, server: IHost, payload: bytes) -> bytes:
