@@ -7,7 +7,6 @@ mode): it sends FIND_NODE / GET_PROVIDERS to node A and dials what the answer sa
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +21,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
-from support.wt_helpers import LISTEN_V4, packaged_host, peer_info, transport_of
+from support.wt_helpers import LISTEN_V4, FakeClock, packaged_host, peer_info, transport_of
 
 from py_libp2p_webtransport.apps.bitswap import running_bitswap
 from py_libp2p_webtransport.apps.dht import DHT, PROTOCOL, own_addrs, running_dht
@@ -71,9 +70,28 @@ def find_node(key: ID) -> Message:
     return message
 
 
-def listed(answer: Message) -> dict[ID, list[Multiaddr]]:
+def get_providers(cid: CID) -> Message:
+    message = Message()
+    message.type = Message.MessageType.GET_PROVIDERS
+    message.key = cid.multihash
+    return message
+
+
+def listed(answer: Message, providers: bool = False) -> dict[ID, list[Multiaddr]]:
     """closerPeers (or providerPeers) of an answer: id -> addresses."""
-    return {ID(p.id): [Multiaddr(a) for a in p.addrs] for p in answer.closerPeers}
+    peers = answer.providerPeers if providers else answer.closerPeers
+    return {ID(p.id): [Multiaddr(a) for a in p.addrs] for p in peers}
+
+
+def rotate(host: IHost, clock: FakeClock) -> list[bytes]:
+    """Move ``clock`` past ``host``'s next certificate rotation; the certhashes it advertises
+    now (they changed)."""
+    manager = transport_of(host).cert_manager
+    before = manager.advertised_certhashes()
+    clock.now = manager.next_rotation + 1
+    after = manager.advertised_certhashes()
+    assert after != before
+    return after
 
 
 async def dials(host: IHost, peer: ID, addrs: list[Multiaddr]) -> None:
@@ -162,24 +180,14 @@ async def test_the_node_lists_itself_with_the_certhashes_of_now(engine: str) -> 
     """After a certificate rotation, A's answer carries the new pair (its peerstore's copy of
     its own addresses, if it had one, would not)."""
 
-    class Clock:
-        now = time.time()
-
-        def __call__(self) -> float:
-            return self.now
-
-    clock = Clock()
+    clock = FakeClock()
     async with (
         packaged_host(engine, clock=clock, listen=(LISTEN_V4,)) as a,
         packaged_host(engine, listen=(LISTEN_V4,)) as client,
         running_dht(a),
     ):
         await client.connect(peer_info(a))
-        manager = transport_of(a).cert_manager
-        before = manager.advertised_certhashes()
-        clock.now = manager.next_rotation + 1
-        after = manager.advertised_certhashes()
-        assert after != before
+        after = rotate(a, clock)
         answer = await ask(client, a.get_id(), find_node(a.get_id()))
     (addr,) = [x for x in listed(answer)[a.get_id()] if "/webtransport" in str(x)]
     assert list(parse_webtransport_multiaddr(addr).certhashes) == after
@@ -189,13 +197,7 @@ async def test_the_node_provides_with_the_certhashes_of_now(engine: str) -> None
     """A provides a CID, then its certificates rotate: GET_PROVIDERS lists A with the new pair
     (py-libp2p's provider record holds the addresses of the moment A provided)."""
 
-    class Clock:
-        now = time.time()
-
-        def __call__(self) -> float:
-            return self.now
-
-    clock = Clock()
+    clock = FakeClock()
     root = import_file(b"provided before a rotation", BlockStore())
     async with (
         packaged_host(engine, clock=clock, listen=(LISTEN_V4,)) as a,
@@ -204,17 +206,10 @@ async def test_the_node_provides_with_the_certhashes_of_now(engine: str) -> None
     ):
         await dht_a.provide_cid(root.cid)
         await client.connect(peer_info(a))
-        manager = transport_of(a).cert_manager
-        before = manager.advertised_certhashes()
-        clock.now = manager.next_rotation + 1
-        after = manager.advertised_certhashes()
-        assert after != before
-        message = Message()
-        message.type = Message.MessageType.GET_PROVIDERS
-        message.key = root.cid.multihash
-        answer = await ask(client, a.get_id(), message)
+        after = rotate(a, clock)
+        answer = await ask(client, a.get_id(), get_providers(root.cid))
         addrs_now = own_addrs(a)
-    providers = {ID(p.id): [Multiaddr(x) for x in p.addrs] for p in answer.providerPeers}
+    providers = listed(answer, providers=True)
     assert list(providers) == [a.get_id()]
     assert providers[a.get_id()] == addrs_now
     (addr,) = [x for x in providers[a.get_id()] if "/webtransport" in str(x)]
@@ -250,11 +245,8 @@ async def test_providers_of_a_second_node_are_found_and_fetched_from(engine: str
     ):
         assert await dht_b.provide_cid(root.cid)
         await client.connect(peer_info(a))
-        message = Message()
-        message.type = Message.MessageType.GET_PROVIDERS
-        message.key = root.cid.multihash
-        answer = await ask(client, a.get_id(), message)
-        providers = {ID(p.id): [Multiaddr(x) for x in p.addrs] for p in answer.providerPeers}
+        answer = await ask(client, a.get_id(), get_providers(root.cid))
+        providers = listed(answer, providers=True)
         assert list(providers) == [b.get_id()]
         await dials(client, b.get_id(), providers[b.get_id()])
 

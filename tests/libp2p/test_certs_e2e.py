@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from multiaddr import Multiaddr
-from support.wt_helpers import peer_info, transport_of, wt_addrs, wt_host
+from support.wt_helpers import FakeClock, peer_info, transport_of, wt_addrs, wt_host
 
 from py_libp2p_webtransport import multiaddr as wt_multiaddr
 from py_libp2p_webtransport.apps.services import ECHO_PROTOCOL
-
-
-class FakeClock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_rotation_keeps_previous_next_dialable(engine: str) -> None:

@@ -24,7 +24,7 @@ from libp2p.peer.peerinfo import PeerInfo
 from libp2p.utils import varint
 from multiaddr import Multiaddr
 from support.endpoint_helpers import wait_until
-from support.wt_helpers import LISTEN_V4, packaged_host, read_to_end, transport_of
+from support.wt_helpers import LISTEN_V4, FakeClock, packaged_host, read_to_end, transport_of
 
 from py_libp2p_webtransport.apps.identify import IDENTIFY_PROTOCOL
 from py_libp2p_webtransport.certs import CertManager
@@ -32,16 +32,6 @@ from py_libp2p_webtransport.multiaddr import is_webtransport_multiaddr, parse_we
 
 NAT_IP = "203.0.113.9"  # what NAT'd observers report (TEST-NET-3: never routed)
 DNS_ADDR = "/dns4/node.example.com/udp/443/quic-v1/webtransport"
-
-
-class FakeClock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def wt_pairs(addrs: Sequence[Multiaddr]) -> dict[str, list[bytes]]:

@@ -36,6 +36,16 @@ LISTEN_TCP = "/ip4/127.0.0.1/tcp/0"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @asynccontextmanager
 async def wt_host(
     engine: str,
