@@ -12,7 +12,9 @@ its handshake phases can be read); ``ours-{qh3,aioquic}-transport`` is our trans
 listener that keeps every connection and nothing else (the transport's own memory, no
 py-libp2p host); ``ours-{qh3,aioquic}-quic`` and ``-quic-transport`` are the same over
 ``/quic-v1`` (our ``QuicTransport``: libp2p TLS, no CONNECT, no Noise; the ``serve`` node listens
-on both on one port); ``libp2p-tcp`` is a py-libp2p host on TCP (Noise + Yamux). Both hosts get
+on both on one port); ``ours-qh3-stock-tasks`` is ``serve --stock-task-lookup``: py-libp2p's own
+task parent lookup, a walk over every connection's task per accept (``task_lookup.py``);
+``libp2p-tcp`` is a py-libp2p host on TCP (Noise + Yamux). Both hosts get
 ``--max-connections`` room for every connection (py-libp2p keeps 256 inbound by default).
 The client is one more process, a lightweight dialer: no py-libp2p host, just our
 endpoint and handshake (``handshake.dial_session``; TCP: py-libp2p's TCP transport and
@@ -72,6 +74,7 @@ CASES = (
     "ours-aioquic-quic",
     "ours-qh3-quic-transport",
     "ours-aioquic-quic-transport",
+    "ours-qh3-stock-tasks",
     "libp2p-tcp",
 )
 DEFAULT_CASES = ("ours-qh3", "ours-qh3-transport", "libp2p-tcp")
@@ -206,6 +209,8 @@ class Server:
             cmd = [sys.executable, "-m", "py_libp2p_webtransport.cli", "serve", "--engine", engine]
             # --ephemeral: a throwaway identity, no key file written
             cmd += ["--metrics", "127.0.0.1:0", "--ephemeral", "--max-connections", str(limit)]
+            if case.endswith("-stock-tasks"):
+                cmd.append("--stock-task-lookup")
         if profile is not None:  # the same server under cProfile (written at its exit)
             cmd = [sys.executable, "-m", "cProfile", "-o", profile, *cmd[1:]]
         # The server's log (warnings, the metrics address) goes to a file: a pipe nobody reads

@@ -41,6 +41,7 @@ from .addresses import AddrsFactory, compose_addrs_factory
 from .apps.identify import install_identify
 from .config import WebTransportConfig
 from .quic_transport import QuicTransport
+from .task_lookup import index_task_parents
 from .transport import WebTransportTransport
 
 __all__ = [
@@ -155,6 +156,7 @@ def new_host(
     tcp: bool = True,
     quic: bool = True,
     extra_transports: Sequence[ITransport] = (),
+    index_tasks: bool = True,
     **host_options: Any,
 ) -> IHost:
     """A py-libp2p host with TCP, our WebTransport and our QUIC transports, ready for browsers
@@ -170,6 +172,11 @@ def new_host(
 
     ``quic`` adds our ``QuicTransport`` (``/quic-v1``, on the WebTransport socket of the same
     address). The host's ``WebTransportTransport`` is ``webtransport_of(host)``.
+
+    ``index_tasks`` installs ``task_lookup.index_task_parents()`` (process-wide): py-libp2p's
+    swarm then finds a new task's parent in O(1), where it walked every open connection's task
+    on each accept. ``False`` leaves py-libp2p as it is (for comparison; it does not undo an
+    earlier install).
     """
     clash = sorted(set(_OURS) & set(host_options))
     if clash:
@@ -177,6 +184,8 @@ def new_host(
             f"new_host() sets {', '.join(clash)} itself: use announce= for announced addresses "
             "and extra_transports= for more transports"
         )
+    if index_tasks:
+        index_task_parents()
     key_pair = key_pair or create_new_key_pair()
     wt, *others = transports(key_pair, config, tcp=tcp, quic=quic)
     assert isinstance(wt, WebTransportTransport)

@@ -77,6 +77,12 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
         "without it py-libp2p prunes to 100 above 300 and refuses inbound beyond 256)",
     )
     g.add_argument(
+        "--stock-task-lookup",
+        action="store_true",
+        help="leave py-libp2p's task parent lookup as it is: a walk over every open "
+        "connection's task on each accept (for comparison; see task_lookup.py)",
+    )
+    g.add_argument(
         "--print-certhashes",
         action="store_true",
         help="print the certhash pair of each period of the next --days days as JSON, and exit",

@@ -85,6 +85,7 @@ async def serve(args: argparse.Namespace) -> int:
         listen,
         announce=announce,
         config=config_from_args(args),
+        index_tasks=not args.stock_task_lookup,
         **deploy.host_options_from_args(args),  # --max-connections
     )
     transport = webtransport_of(host)

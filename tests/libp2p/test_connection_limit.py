@@ -7,47 +7,13 @@ import argparse
 
 import pytest
 import trio
-from libp2p.crypto.ed25519 import create_new_key_pair
-from multiaddr import Multiaddr
-from support.wt_helpers import LISTEN_V4, client_endpoint, packaged_host, wt_addrs
+from support.wt_helpers import LISTEN_V4, client_endpoint, dial_many, packaged_host, wt_addrs
 
 from py_libp2p_webtransport.cli.deploy import host_options_from_args
 from py_libp2p_webtransport.cli.main import build_parser
-from py_libp2p_webtransport.config import WebTransportConfig
-from py_libp2p_webtransport.conn import WebTransportConnection
-from py_libp2p_webtransport.handshake import EndpointFor, dial_session
-from py_libp2p_webtransport.multiaddr import parse_webtransport_multiaddr
 
 #: More than py-libp2p's default of 256 established inbound connections.
 PEERS = 280
-
-
-async def dial_many(
-    endpoint_for: EndpointFor, engine: str, addr: Multiaddr, count: int
-) -> list[WebTransportConnection]:
-    """``count`` connections from fresh identities (no py-libp2p host per client)."""
-    target = parse_webtransport_multiaddr(addr)
-    config = WebTransportConfig(engine=engine)
-    engine_config = config.engine_config(is_client=True, server_name=target.sni, certificate=None)
-    conns: list[WebTransportConnection] = []
-    gate = trio.Semaphore(32)
-
-    async def one() -> None:
-        async with gate:
-            session = await dial_session(
-                endpoint_for,
-                target,
-                private_key=create_new_key_pair().private_key,
-                config=config,
-                engine_config=engine_config,
-                engine=engine,
-            )
-            conns.append(session.conn)
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(count):
-            nursery.start_soon(one)
-    return conns
 
 
 @pytest.mark.slow

@@ -142,3 +142,55 @@ async def test_the_sampler_runs_while_connections_live(
             await client.disconnect(server.get_id())
     # The samplers ended with their hosts; every sample took both figures.
     assert window_samples() - window_start == rtt_samples() - start >= 4
+
+
+def test_sampled_histograms_read_as_prometheus_client_histograms() -> None:
+    """RTT and window samples are counted by hand (``metrics._Buckets``, one lock per sample
+    instead of one per bucket): a scrape shows exactly what ``prometheus_client.Histogram`` fed
+    the same values shows, bucket by bucket, bounds included."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from py_libp2p_webtransport.engine.base import EngineStats
+
+    class Sampled:  # what ``sample()`` reads of a connection
+        TRANSPORT_LABEL = "quic"
+        is_closed = False
+        stalls_broken = 0
+        receive_paused = False
+
+        def __init__(self, rtt: float, cwnd: int) -> None:
+            self.stats = EngineStats(rtt, cwnd, 0, 0, 0, 0, 0, 0)
+
+        def quic_stats(self) -> EngineStats:
+            return self.stats
+
+    # On bounds, between them, below the first and above the last.
+    rtts = [0.0, 0.0001, 0.0003, 0.001, 0.0049, 0.5, 1.0, 1.5, 0.02]
+    cwnds = [0, 2904, 3000, 14520, 1452 * 2**13, 1452 * 2**14, 50_000, 100_000, 2904]
+    ours_registry, reference_registry = CollectorRegistry(), CollectorRegistry()
+    metrics = Metrics(ours_registry)
+    metrics.sample([Sampled(r, c) for r, c in zip(rtts, cwnds, strict=True)])
+    for name, values, buckets in (
+        (f"{P}_rtt_seconds", rtts, metrics_module._RTT_BUCKETS),
+        (f"{P}_congestion_window_bytes", cwnds, metrics_module._CWND_BUCKETS),
+    ):
+        reference = Histogram(name, "", ["transport"], buckets=buckets, registry=reference_registry)
+        for v in values:
+            reference.labels("quic").observe(v)
+
+    def samples(
+        registry: CollectorRegistry,
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect()
+            if family.name in (f"{P}_rtt_seconds", f"{P}_congestion_window_bytes")
+            for s in family.samples
+            if s.labels.get("transport") == "quic" and not s.name.endswith("_created")
+        }
+
+    ours, reference_samples = samples(ours_registry), samples(reference_registry)
+    # Per histogram: each bound and +Inf, then _count and _sum.
+    expected = sum(len(b) + 3 for b in (metrics_module._RTT_BUCKETS, metrics_module._CWND_BUCKETS))
+    assert len(reference_samples) == expected
+    assert ours == reference_samples

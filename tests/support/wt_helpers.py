@@ -25,9 +25,11 @@ from multiaddr import Multiaddr
 
 from py_libp2p_webtransport.apps.services import register_handlers
 from py_libp2p_webtransport.config import WebTransportConfig
+from py_libp2p_webtransport.conn import WebTransportConnection
 from py_libp2p_webtransport.endpoint import Endpoint, EndpointOptions
-from py_libp2p_webtransport.handshake import EndpointFor
+from py_libp2p_webtransport.handshake import EndpointFor, dial_session
 from py_libp2p_webtransport.host import new_host as packaged_new_host
+from py_libp2p_webtransport.multiaddr import parse_webtransport_multiaddr
 from py_libp2p_webtransport.transport import WebTransportTransport
 
 LISTEN_V4 = "/ip4/127.0.0.1/udp/0/quic-v1/webtransport"
@@ -147,6 +149,34 @@ async def client_endpoint(engine: str, host: str = "127.0.0.1") -> AsyncIterator
             endpoint.close()
     if error is not None:
         raise error
+
+
+async def dial_many(
+    endpoint_for: EndpointFor, engine: str, addr: Multiaddr, count: int
+) -> list[WebTransportConnection]:
+    """``count`` connections from fresh identities (no py-libp2p host per client)."""
+    target = parse_webtransport_multiaddr(addr)
+    config = WebTransportConfig(engine=engine)
+    engine_config = config.engine_config(is_client=True, server_name=target.sni, certificate=None)
+    conns: list[WebTransportConnection] = []
+    gate = trio.Semaphore(32)
+
+    async def one() -> None:
+        async with gate:
+            session = await dial_session(
+                endpoint_for,
+                target,
+                private_key=create_new_key_pair().private_key,
+                config=config,
+                engine_config=engine_config,
+                engine=engine,
+            )
+            conns.append(session.conn)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    return conns
 
 
 def wt_addrs(host: IHost) -> list[Multiaddr]:
