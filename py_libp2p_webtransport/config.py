@@ -42,7 +42,9 @@ class WebTransportConfig:
     idle_timeout: float = EngineConfig.idle_timeout
     #: Keepalive: a QUIC PING after this many seconds without anything received (at most half
     #: ``idle_timeout``), so idle connections stay up, py<->py included (browsers ping by
-    #: themselves); 15 s as go-libp2p. ``None`` switches it off.
+    #: themselves); 15 s as go-libp2p. A server's PING waits two slots (``keepalive_slot``)
+    #: longer, so a pinging client's PING comes first and the server sends none. ``None``
+    #: switches it off.
     keepalive_interval: float | None = EngineConfig.keepalive_interval
     #: Listener: stateless reset (RFC 9000 §10.3). The reset tokens of our connection ids are
     #: derived from the host key, so after a restart (same key, same port) a peer that still

@@ -73,7 +73,14 @@ def keepalive_slot(interval: float) -> float:
     """Keepalive deadlines are rounded up to a multiple of this (a tenth of the interval, at
     most ``KEEPALIVE_SLOT``), so that the PINGs of many idle connections fall due together and
     go out in one pump turn and one ``sendmmsg``, and their ACKs come back together: with 5,000
-    idle connections a PING each every 15 s was ~330 separate wakeups a second."""
+    idle connections a PING each every 15 s was ~330 separate wakeups a second.
+
+    A server's PING waits two slots more than a client's (``AdapterBase._arm_keepalive``): when
+    both ends keep alive, the client's PING always comes first and re-arms the server's, so one
+    PING and one ACK cross per interval, not two of each (the rounding made both ends fall due
+    in the same slot). Two, not one: the client re-arms on the ACK of its PING, up to an ACK
+    delay and a one-way trip after the server re-armed on the PING, and that may cross a slot
+    boundary. A client that never pings (a browser) gets the server's two slots later."""
     return min(KEEPALIVE_SLOT, interval / 10)
 
 
@@ -155,6 +162,8 @@ class AdapterBase:
         interval = config.keepalive_interval
         self._keepalive = None if interval is None else min(interval, config.idle_timeout / 2)
         self._keepalive_slot = 1.0 if self._keepalive is None else keepalive_slot(self._keepalive)
+        # The server yields to the client's PING (see ``keepalive_slot``).
+        self._keepalive_lag = 0.0 if config.is_client else 2 * self._keepalive_slot
         self._keepalive_at: float | None = None  # armed by datagrams after the handshake
         self._handshake_done = False
         self._ping_uid = 0
@@ -196,11 +205,11 @@ class AdapterBase:
             self._arm_keepalive(now)
 
     def _arm_keepalive(self, now: float) -> None:
-        """The next PING, ``keepalive`` after ``now`` rounded up to the slot (see
-        ``keepalive_slot``)."""
+        """The next PING, ``keepalive`` after ``now`` rounded up to the slot, two slots later on
+        a server (see ``keepalive_slot``)."""
         assert self._keepalive is not None
         slot = self._keepalive_slot
-        self._keepalive_at = math.ceil((now + self._keepalive) / slot) * slot
+        self._keepalive_at = math.ceil((now + self._keepalive) / slot) * slot + self._keepalive_lag
 
     def handle_timer(self, now: float) -> None:
         """Run whatever was due at ``get_timer()`` (loss recovery, idle timeout, acks, and the

@@ -84,3 +84,67 @@ def test_keepalives_fall_due_on_shared_slots(
         assert abs(due / slot - round(due / slot)) < 1e-6  # on a slot boundary
         dues.append(due)
     assert dues[0] == dues[1] == dues[2]
+
+
+def count_datagrams(pair: EnginePair) -> dict[str, int]:
+    """Datagrams each side sends from now on (counted as the pair moves them)."""
+    counts = {"client": 0, "server": 0}
+    record = pair._record
+
+    def counting(sender: str, datagrams: list[bytes]) -> None:
+        counts[sender] += len(datagrams)
+        record(sender, datagrams)
+
+    pair._record = counting  # type: ignore[method-assign]
+    return counts
+
+
+def test_when_both_ends_keep_alive_only_the_client_pings(
+    engine_pair: tuple[str, str], cert: ServerCertificate
+) -> None:
+    """One PING and its ACK per interval, not a PING from each end (both ends' deadlines used
+    to fall due in the same slot): the server's waits two slots longer, so the client's PING
+    arrives first and re-arms it."""
+    interval = IDLE / 2
+    pair = EnginePair(
+        *engine_pair,
+        cert,
+        client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=interval),
+        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=interval),
+    )
+    pair.handshake()
+    pair.settle(horizon=keepalive_slot(interval))
+    sent = count_datagrams(pair)
+    intervals = 20
+    run_idle(pair, intervals * interval)
+    assert not pair.client.of_type(ConnectionTerminated)
+    assert not pair.srv.of_type(ConnectionTerminated)
+    # About one each per interval (a PING one way, its ACK the other); both pinging was two.
+    assert intervals * 0.8 <= sent["client"] <= intervals + 1
+    assert sent["server"] <= intervals + 1
+
+
+def test_a_server_keeps_a_client_that_never_pings_alive(
+    engine_pair: tuple[str, str], cert: ServerCertificate
+) -> None:
+    """A browser sends no keepalive of its own: the server's PINGs (two slots later than a
+    client's would be) keep both ends' idle timers from expiring."""
+    interval = IDLE / 2
+    pair = EnginePair(
+        *engine_pair,
+        cert,
+        client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=None),
+        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=interval),
+    )
+    pair.handshake()
+    pair.settle(horizon=keepalive_slot(interval))
+    quiet_since = pair.now
+    due = pair.srv.engine.get_timer()
+    slot = keepalive_slot(interval)
+    assert due is not None
+    assert quiet_since + interval + 2 * slot - 1e-6 <= due <= quiet_since + interval + 3 * slot
+    sent = count_datagrams(pair)
+    run_idle(pair, 20 * IDLE)
+    assert not pair.client.of_type(ConnectionTerminated)
+    assert not pair.srv.of_type(ConnectionTerminated)
+    assert 20 <= sent["server"] <= 60
