@@ -122,7 +122,7 @@ async def test_the_sampler_runs_while_connections_live(
     engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each transport runs a sampler: RTT and window samples appear without a manual
-    ``sample()`` (the interval shortened so the test need not wait 5 s)."""
+    ``sample()`` (the interval shortened so the test need not wait 15 s)."""
     monkeypatch.setattr(metrics_module, "SAMPLE_INTERVAL", 0.05)
 
     wt = {"transport": "webtransport"}
