@@ -12,15 +12,20 @@ IDLE = 2.0
 
 
 def idle_pair(
-    engine_pair: tuple[str, str], cert: ServerCertificate, keepalive: float | None
+    engine_pair: tuple[str, str],
+    cert: ServerCertificate,
+    keepalive: float | None,
+    server_keepalive: float | None = None,
 ) -> EnginePair:
     pair = EnginePair(
         *engine_pair,
         cert,
-        # Only the client pings: the server's idle timer must be kept alive by the PINGs, the
-        # client's by their ACKs.
+        # By default only the client pings: the server's idle timer must be kept alive by the
+        # PINGs, the client's by their ACKs.
         client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=keepalive),
-        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=None),
+        server_config=EngineConfig(
+            is_client=False, idle_timeout=IDLE, keepalive_interval=server_keepalive
+        ),
     )
     pair.handshake()
     return pair
@@ -106,13 +111,7 @@ def test_when_both_ends_keep_alive_only_the_client_pings(
     to fall due in the same slot): the server's waits two slots longer, so the client's PING
     arrives first and re-arms it."""
     interval = IDLE / 2
-    pair = EnginePair(
-        *engine_pair,
-        cert,
-        client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=interval),
-        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=interval),
-    )
-    pair.handshake()
+    pair = idle_pair(engine_pair, cert, interval, server_keepalive=interval)
     pair.settle(horizon=keepalive_slot(interval))
     sent = count_datagrams(pair)
     intervals = 20
@@ -130,13 +129,7 @@ def test_a_server_keeps_a_client_that_never_pings_alive(
     """A browser sends no keepalive of its own: the server's PINGs (two slots later than a
     client's would be) keep both ends' idle timers from expiring."""
     interval = IDLE / 2
-    pair = EnginePair(
-        *engine_pair,
-        cert,
-        client_config=EngineConfig(is_client=True, idle_timeout=IDLE, keepalive_interval=None),
-        server_config=EngineConfig(is_client=False, idle_timeout=IDLE, keepalive_interval=interval),
-    )
-    pair.handshake()
+    pair = idle_pair(engine_pair, cert, None, server_keepalive=interval)
     pair.settle(horizon=keepalive_slot(interval))
     quiet_since = pair.now
     due = pair.srv.engine.get_timer()
