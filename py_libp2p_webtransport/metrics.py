@@ -357,11 +357,15 @@ class _Buckets:
         return other
 
 
+#: How prometheus_client writes a bucket's bound in its ``le`` label (untyped there).
+_le: Callable[[float], str] = floatToGoString
+
+
 def _histogram(name: str, help_text: str, by_transport: dict[str, _Buckets]) -> Any:
     family = HistogramMetricFamily(name, help_text, labels=["transport"])
     for transport, buckets in by_transport.items():
         cumulative = list(accumulate(buckets.counts))
-        les = [floatToGoString(bound) for bound in buckets.bounds] + ["+Inf"]
+        les = [_le(bound) for bound in buckets.bounds] + ["+Inf"]
         family.add_metric([transport], list(zip(les, cumulative, strict=True)), buckets.sum)
     return family
 
