@@ -35,7 +35,8 @@ Workloads, in order, on one server:
   connection is open; median and p99 (the ``-transport`` cases have no host, so no ping).
 - ``burst``: ``--burst`` more dials started at once, each bounded by ``--dial-timeout``; how many
   connected, were refused (by error) or hung; meanwhile one ping every 20 ms on an old
-  connection: the worst round trip and the failures show whether the node stayed responsive.
+  connection from a process of its own (``_prober``: the burst saturates the dialer's event
+  loop): the worst round trip and the failures show whether the node stayed responsive.
 
 JSON (``--json PATH``), schema ``py-libp2p-webtransport/scale/1``:
 ``{"schema", "started", "machine": {"python", "platform", "cpus"}, "config": {...the options},
@@ -101,7 +102,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "burst_refused": ("", "burst dials refused with an error"),
     "burst_hung": ("", "burst dials still pending at --dial-timeout"),
     "burst_seconds": ("s", "time until every burst dial ended"),
-    "burst_ping_max_ms": ("ms", "worst ping round trip during the burst"),
+    "burst_ping_max_ms": ("ms", "worst ping round trip during the burst (from another process)"),
     "failed_dials": ("", "accept-phase dials that failed"),
     "closed_while_idle": ("", "connections that ended during the idle window (should be 0)"),
 }
@@ -535,6 +536,75 @@ class Pinger:
         return (time.perf_counter() - started) * 1e3
 
 
+async def run_prober(args: argparse.Namespace) -> None:
+    """``_prober``: one connection from a process of its own, pinged every 20 ms from the
+    ``go`` line on stdin to the ``stop`` line; then the round trips as JSON on stdout. The burst
+    runs in the dialer process and saturates its event loop: pings sent from there measured the
+    dialer, not the server."""
+    import trio
+
+    rtts: list[float] = []
+    failures = 0
+    async with trio.open_nursery() as nursery:
+        dialer = Dialer(args.case, args.addr, 1)
+        await dialer.start(nursery)
+        pinger = await Pinger.open(await dialer.dial())
+        await pinger.ping()
+        stdin = trio.wrap_file(sys.stdin)
+        print("ready", flush=True)
+        if (await stdin.readline()).strip() != "go":
+            raise RuntimeError("the prober expected 'go'")
+        stop = trio.Event()
+
+        async def ping_until_stopped() -> None:
+            nonlocal failures
+            while True:  # at least one ping after "go", however short the burst
+                try:
+                    with trio.fail_after(10):
+                        rtts.append(await pinger.ping())
+                except Exception:  # noqa: BLE001 - counted
+                    failures += 1
+                    return
+                if stop.is_set():
+                    return
+                await trio.sleep(0.02)
+
+        async with trio.open_nursery() as pings:
+            pings.start_soon(ping_until_stopped)
+            await stdin.readline()  # "stop" (or the end of stdin)
+            stop.set()
+        await dialer.close()
+        nursery.cancel_scope.cancel()
+    print(json.dumps({"rtts_ms": rtts, "failures": failures}), flush=True)
+
+
+class Prober:
+    """The ``_prober`` process of a case, driven over its stdin (see ``run_prober``)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        cmd = [sys.executable, os.path.abspath(__file__), "_prober", "--case", args.case]
+        cmd += ["--addr", args.addr]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        if self.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the prober did not start (exit {self.proc.wait()})")
+
+    def say(self, line: str) -> None:
+        self.stdin.write(line + "\n")
+        self.stdin.flush()
+
+    def result(self) -> dict[str, Any]:
+        self.say("stop")
+        out: dict[str, Any] = json.loads(self.stdout.readline())
+        self.stdin.close()
+        self.proc.wait(timeout=30)
+        return out
+
+
 async def run_client(args: argparse.Namespace) -> dict[str, Any]:
     """Every workload against one server; figures as a dict (the ``METRICS`` keys and more)."""
     import trio
@@ -615,10 +685,6 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
 
         burst: Counter[str] = Counter()
         messages: dict[str, str] = {}  # one example message per refusal type
-        burst_pings: list[float] = []
-        ping_failures = 0
-        gate = trio.Semaphore(args.burst or 1)
-        done = trio.Event()
 
         async def burst_dial() -> None:
             try:
@@ -634,32 +700,28 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
             burst["connected"] += 1
             dialer.conns.append(conn)
 
-        async def ping_during_burst() -> None:
-            nonlocal ping_failures
-            while not done.is_set() and pinger is not None:
-                try:
-                    with trio.fail_after(10):
-                        burst_pings.append(await pinger.ping())
-                except Exception:  # noqa: BLE001 - counted
-                    ping_failures += 1
-                    return
-                await trio.sleep(0.02)
-
+        # Pings on an old connection while the burst lasts, from another process (see
+        # ``run_prober``): whether the node stayed responsive.
+        prober = None
+        if pinger is not None:
+            prober = await trio.to_thread.run_sync(Prober, args)
+            prober.say("go")
         started = time.perf_counter()
-        async with trio.open_nursery() as dials:
-            dials.start_soon(ping_during_burst)
-            async with trio.open_nursery() as burst_nursery:
-                for _ in range(args.burst):
-                    burst_nursery.start_soon(burst_dial)
-            done.set()
+        async with trio.open_nursery() as burst_nursery:
+            for _ in range(args.burst):
+                burst_nursery.start_soon(burst_dial)
         out["burst_seconds"] = time.perf_counter() - started
         out["burst_connected"] = burst["connected"]
         out["burst_hung"] = burst["hung"]
         out["burst_refused"] = sum(v for k, v in burst.items() if k.startswith("refused"))
         out["burst_outcomes"] = dict(burst)
         out["burst_refusal_examples"] = messages
+        probed = await trio.to_thread.run_sync(prober.result) if prober is not None else None
+        burst_pings = probed["rtts_ms"] if probed is not None else []
         out["burst_ping_max_ms"] = max(burst_pings) if burst_pings else None
-        out["burst_ping_failures"] = ping_failures
+        out["burst_ping_p99_ms"] = percentile(burst_pings, 0.99)
+        out["burst_pings"] = len(burst_pings)
+        out["burst_ping_failures"] = probed["failures"] if probed is not None else 0
         progress(f"  burst: {dict(burst)} in {out['burst_seconds']:.1f} s")
         await dialer.close()
         nursery.cancel_scope.cancel()
@@ -779,6 +841,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     client.add_argument("--case", required=True, choices=CASES)
     client.add_argument("--addr", required=True)
     client.add_argument("--server-pid", type=int, required=True)
+    prober = sub.add_parser("_prober", help="(internal) pings during the burst")
+    prober.add_argument("--case", required=True, choices=CASES)
+    prober.add_argument("--addr", required=True)
     server = sub.add_parser("_transport_server", help="(internal) our transport alone")
     server.add_argument("engine", choices=("qh3", "aioquic"))
     server.add_argument("--quic", action="store_true", help="/quic-v1 instead of WebTransport")
@@ -824,6 +889,11 @@ def main(argv: list[str] | None = None) -> int:
         import trio
 
         trio.run(tcp_server, args.limit)
+        return 0
+    if args.command == "_prober":
+        import trio
+
+        trio.run(run_prober, args)
         return 0
     if args.command == "_client":
         import trio

@@ -42,6 +42,10 @@ def test_a_small_run_holds_every_connection_and_reports_every_figure(tmp_path: P
         assert outcomes == 10, raw["burst_outcomes"]
         has_host = not case.endswith("-transport")
         assert (figures["ping_median_ms"] is not None) == has_host, case
+        # During the burst a process of its own pinged the node (hosts only: they answer pings).
+        assert (raw["burst_pings"] >= 1) == has_host, case
+        assert (figures["burst_ping_max_ms"] is not None) == has_host, case
+        assert raw["burst_ping_failures"] == 0, case
     phases = report["cases"]["ours-qh3"]["metrics"]
     assert all(phases[f"phase_{p}_ms"] > 0 for p in ("quic", "connect", "noise"))
     # The Markdown table went to stdout, one row per case.
