@@ -165,3 +165,18 @@ def test_codec_rejects_garbage_and_dynamic_references() -> None:
     # Required Insert Count 1: references a dynamic table we never allowed.
     with pytest.raises(RemoteProtocolError):
         codec.decode(4, b"\x02\x00\x80")
+
+
+def test_connections_share_the_codecs_and_a_bad_block_spoils_nothing() -> None:
+    """The codecs are stateless at capacity 0, so connections share them: a peer's
+    undecodable block on one connection leaves every other connection's decoding intact."""
+    first, second = HeaderCodec(), HeaderCodec()
+    assert first._decoder is second._decoder and first._encoder is second._encoder
+    peer = pylsqpack.Encoder()
+    _, block = peer.encode(0, CHROMIUM_CONNECT)
+    for bad in (b"\x02\x00\x80", b"\x00\x00\xff\xff\xff", block[:-3]):
+        with pytest.raises(RemoteProtocolError):
+            first.decode(0, bad)
+        # The same stream id on the other connection, and the one that failed, still decode.
+        assert second.decode(0, block) == (b"", CHROMIUM_CONNECT)
+        assert first.decode(0, block) == (b"", CHROMIUM_CONNECT)
